@@ -1,0 +1,9 @@
+//! Development automation for berth: `cargo xtask <task>`. Not shipped.
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some(other) => anyhow::bail!("unknown task {other:?}"),
+        None => anyhow::bail!("usage: cargo xtask <test|lint|bench|demo>"),
+    }
+}
