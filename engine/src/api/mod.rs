@@ -1,0 +1,141 @@
+//! The Engine API router: version prefix handling, Docker's common headers, dispatch.
+
+mod images;
+mod system;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{Method, Request, StatusCode};
+
+use crate::daemon::Daemon;
+use crate::error::ApiError;
+use crate::http::{error_reply, Query, Reply};
+use crate::version::{self, API_VERSION, MIN_API_VERSION};
+
+/// Split `/v1.41/images/json` into (`Some("1.41")`, `/images/json`).
+fn split_version(path: &str) -> (Option<&str>, &str) {
+    if let Some(rest) = path.strip_prefix("/v") {
+        if let Some(i) = rest.find('/') {
+            let v = &rest[..i];
+            if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                return (Some(v), &rest[i..]);
+            }
+        }
+    }
+    (None, path)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Serve one request. Never fails at the HTTP level: errors become Docker's JSON errors.
+pub async fn handle(daemon: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Infallible> {
+    let (version, path) = {
+        let (v, p) = split_version(req.uri().path());
+        (v.map(str::to_owned), percent_decode(p))
+    };
+    let mut reply = match check_version(version.as_deref()) {
+        Err(e) => error_reply(&e),
+        Ok(()) => match route(daemon, req, &path).await {
+            Ok(r) => r,
+            Err(e) => error_reply(&e),
+        },
+    };
+    let h = reply.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    if let Ok(v) = HeaderValue::from_str(&format!("berth/{} (linux)", version::VERSION)) {
+        h.insert("Server", v);
+    }
+    Ok(reply)
+}
+
+fn check_version(v: Option<&str>) -> Result<(), ApiError> {
+    let Some(v) = v else { return Ok(()) };
+    if version::cmp(v, API_VERSION).is_gt() {
+        return Err(ApiError::bad_request(format!(
+            "client version {v} is too new. Maximum supported API version is {API_VERSION}"
+        )));
+    }
+    if version::cmp(v, MIN_API_VERSION).is_lt() {
+        return Err(ApiError::bad_request(format!(
+            "client version {v} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+        )));
+    }
+    Ok(())
+}
+
+async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Reply, ApiError> {
+    let q = Query::parse(req.uri().query());
+    let m = req.method().clone();
+    let not_found = || ApiError::not_found(format!("page not found: {} {path}", req.method()));
+    match (&m, path) {
+        (&Method::GET | &Method::HEAD, "/_ping") => Ok(system::ping(&m)),
+        (&Method::GET, "/version") => Ok(system::version()),
+        (&Method::GET, "/info") => system::info(&d).await,
+        (&Method::GET, "/system/df") => system::df(&d).await,
+        (&Method::POST, "/berth/check") => system::check(&d).await,
+        (&Method::GET, "/images/json") => images::list(&d, &q).await,
+        (&Method::POST, "/images/load") => images::load(d, &q, req.into_body()).await,
+        (&Method::GET, "/images/get") => images::save(d, q.all("names")).await,
+        (&Method::POST, "/images/create") => images::create(d, &q, req.into_body()).await,
+        (&Method::POST, "/images/prune") => images::prune(&d, &q).await,
+        _ => {
+            if let Some(rest) = path.strip_prefix("/images/") {
+                let (name, op) = match rest.rsplit_once('/') {
+                    Some((n, op)) if !n.is_empty() => (n, op),
+                    _ => (rest, ""),
+                };
+                return match (&m, op) {
+                    (&Method::GET, "json") => images::inspect(&d, name).await,
+                    (&Method::POST, "tag") => images::tag(&d, name, &q).await,
+                    (&Method::GET, "get") => images::save(d, vec![name.to_owned()]).await,
+                    (&Method::GET, "history") => images::history(&d, name).await,
+                    (&Method::DELETE, _) => images::remove(&d, rest, &q).await,
+                    _ => Err(not_found()),
+                };
+            }
+            if m == Method::OPTIONS {
+                return Ok(crate::http::status(StatusCode::OK));
+            }
+            Err(not_found())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prefix() {
+        assert_eq!(split_version("/v1.41/images/json"), (Some("1.41"), "/images/json"));
+        assert_eq!(split_version("/images/json"), (None, "/images/json"));
+        assert_eq!(split_version("/version"), (None, "/version"));
+        assert!(check_version(Some("1.41")).is_ok());
+        assert!(check_version(Some("1.24")).is_ok());
+        let e = check_version(Some("1.50")).unwrap_err();
+        assert_eq!(e.message, "client version 1.50 is too new. Maximum supported API version is 1.41");
+        assert!(check_version(Some("1.12")).unwrap_err().message.contains("too old"));
+        assert_eq!(percent_decode("127.0.0.1%3A5000%2Fa"), "127.0.0.1:5000/a");
+    }
+}

@@ -1,0 +1,128 @@
+//! The daemon: open the store, listen on the unix socket, serve until SIGTERM/SIGINT.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use image_store::Store;
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// How the daemon was started.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub data_root: PathBuf,
+    /// Path of the unix socket to listen on.
+    pub socket: PathBuf,
+}
+
+/// Errors that stop the daemon from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("opening the image store at {path}: {source}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: image_store::StoreError,
+    },
+    #[error("another daemon is already listening on {0}")]
+    AlreadyRunning(PathBuf),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Shared daemon state, handed to every request.
+#[derive(Debug)]
+pub struct Daemon {
+    pub config: DaemonConfig,
+    pub store: Arc<Store>,
+    pub id: String,
+}
+
+fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> DaemonError + 'p {
+    move |source| DaemonError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl Daemon {
+    pub fn open(config: DaemonConfig) -> Result<Self, DaemonError> {
+        let store = Store::open(&config.data_root).map_err(|source| DaemonError::Store {
+            path: config.data_root.clone(),
+            source,
+        })?;
+        let id_path = config.data_root.join("engine-id");
+        let id = match std::fs::read_to_string(&id_path) {
+            Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
+            _ => {
+                let id = image_store::Digest::of_bytes(
+                    format!("{:?}{}", std::time::SystemTime::now(), std::process::id()).as_bytes(),
+                )
+                .hex()[..32]
+                    .to_owned();
+                std::fs::write(&id_path, &id).map_err(io_err("write", &id_path))?;
+                id
+            }
+        };
+        Ok(Self {
+            config,
+            store: Arc::new(store),
+            id,
+        })
+    }
+
+    /// Bind the socket (mode 0660) and serve until SIGTERM or SIGINT; then remove the socket.
+    pub async fn serve(self) -> Result<(), DaemonError> {
+        let sock = self.config.socket.clone();
+        if sock.exists() {
+            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+                return Err(DaemonError::AlreadyRunning(sock));
+            }
+            std::fs::remove_file(&sock).map_err(io_err("remove stale socket", &sock))?;
+        }
+        if let Some(dir) = sock.parent() {
+            std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        }
+        let listener = UnixListener::bind(&sock).map_err(io_err("listen on", &sock))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o660)).map_err(io_err("chmod", &sock))?;
+        }
+        tracing::info!("berth daemon {} listening on unix://{}", crate::version::VERSION, sock.display());
+        let daemon = Arc::new(self);
+        let mut term = signal(SignalKind::terminate()).map_err(io_err("signal", &sock))?;
+        let mut int = signal(SignalKind::interrupt()).map_err(io_err("signal", &sock))?;
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, _) = match accepted {
+                        Ok(s) => s,
+                        Err(e) => { tracing::warn!("accept: {e}"); continue; }
+                    };
+                    let d = daemon.clone();
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req| crate::api::handle(d.clone(), req));
+                        let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).with_upgrades();
+                        if let Err(e) = conn.await {
+                            tracing::debug!("connection: {e}");
+                        }
+                    });
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        tracing::info!("shutting down");
+        let _ = std::fs::remove_file(&sock);
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! Small HTTP helpers: query strings, JSON replies, streamed bodies in both directions.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{combinators::BoxBody, BodyExt, BodyStream, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use crate::error::ApiError;
+
+pub type Body = BoxBody<Bytes, Infallible>;
+pub type Reply = Response<Body>;
+
+/// Parsed query parameters; repeated keys keep every value.
+#[derive(Debug, Default)]
+pub struct Query(HashMap<String, Vec<String>>);
+
+impl Query {
+    pub fn parse(q: Option<&str>) -> Self {
+        let mut m: HashMap<String, Vec<String>> = HashMap::new();
+        for (k, v) in form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
+            m.entry(k.into_owned()).or_default().push(v.into_owned());
+        }
+        Self(m)
+    }
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).and_then(|v| v.first()).map(String::as_str)
+    }
+    pub fn all(&self, k: &str) -> Vec<String> {
+        self.0.get(k).cloned().unwrap_or_default()
+    }
+    /// Docker's boolean query values: `1`, `true`, `True` (anything but `0`/`false`/empty).
+    pub fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some(v) if !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+    }
+    /// The `filters` parameter: `{"key": {"value": true}}` or `{"key": ["value"]}`.
+    pub fn filters(&self) -> Result<HashMap<String, Vec<String>>, ApiError> {
+        let Some(raw) = self.get("filters").filter(|s| !s.is_empty()) else {
+            return Ok(HashMap::new());
+        };
+        let v: serde_json::Value = serde_json::from_str(raw)
+            .map_err(|e| ApiError::bad_request(format!("invalid filter {raw:?}: {e}")))?;
+        let mut out = HashMap::new();
+        if let serde_json::Value::Object(m) = v {
+            for (k, vals) in m {
+                let list = match vals {
+                    serde_json::Value::Object(o) => o.into_iter().filter(|(_, b)| b.as_bool().unwrap_or(true)).map(|(s, _)| s).collect(),
+                    serde_json::Value::Array(a) => a.into_iter().filter_map(|s| s.as_str().map(str::to_owned)).collect(),
+                    _ => return Err(ApiError::bad_request(format!("invalid filter {raw:?}"))),
+                };
+                out.insert(k, list);
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
+    let body = serde_json::to_vec(value).unwrap_or_else(|e| format!("{{\"message\":\"{e}\"}}").into_bytes());
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+pub fn error_reply(e: &ApiError) -> Reply {
+    json(e.status, &serde_json::json!({ "message": e.message }))
+}
+
+pub fn status(code: StatusCode) -> Reply {
+    let mut r = Response::new(empty());
+    *r.status_mut() = code;
+    r
+}
+
+/// A request body as a blocking `Read`, for use inside `spawn_blocking`.
+pub fn blocking_reader(body: Incoming) -> impl io::Read + Send {
+    let stream = BodyStream::new(body).map(|frame| {
+        frame
+            .map(|f| f.into_data().unwrap_or_default())
+            .map_err(io::Error::other)
+    });
+    SyncIoBridge::new(StreamReader::new(stream))
+}
+
+/// A streamed reply fed from a blocking writer (for `save`) or from JSON progress lines.
+pub fn channel_body(content_type: &'static str) -> (ChannelWriter, Reply) {
+    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(16);
+    let stream = ReceiverStream::new(rx);
+    let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    (ChannelWriter { tx }, r)
+}
+
+/// The sending half of a streamed reply. Writes block (call it from blocking threads).
+pub struct ChannelWriter {
+    tx: mpsc::Sender<Result<Frame<Bytes>, Infallible>>,
+}
+
+impl ChannelWriter {
+    /// One JSON object per line, as Docker's progress streams.
+    pub fn json_line<T: Serialize>(&mut self, v: &T) -> io::Result<()> {
+        let mut b = serde_json::to_vec(v).map_err(io::Error::other)?;
+        b.push(b'\n');
+        io::Write::write_all(self, &b)
+    }
+}
+
+impl io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(Frame::data(Bytes::copy_from_slice(buf))))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,18 @@
+//! berth's engine: the daemon behind the Docker Engine API 1.41.
+//!
+//! It owns the API server (hyper on a unix socket), maps API calls onto the lower crates, and
+//! keeps the daemon's state. It never parses command lines or prints for a terminal: that is
+//! the `cli` crate's job; and it does no filesystem-layout work of its own for images: that
+//! is `image-store`'s.
+
+#![recursion_limit = "256"]
+
+pub mod api;
+mod changes;
+pub mod daemon;
+pub mod error;
+mod http;
+pub mod version;
+
+pub use daemon::{Daemon, DaemonConfig};
+pub use error::ApiError;
