@@ -5,4 +5,5 @@
 //! a container: reading the file, fetching images and running steps belong to the engine,
 //! which consumes the values this crate produces.
 
+pub mod dockerfile;
 pub mod shell;
