@@ -6,4 +6,5 @@
 //! which consumes the values this crate produces.
 
 pub mod dockerfile;
+pub mod resolve;
 pub mod shell;

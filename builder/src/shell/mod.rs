@@ -103,6 +103,7 @@ pub struct Lexer {
     raw_quotes: bool,
     raw_escapes: bool,
     skip_unset: bool,
+    skip_quotes: bool,
 }
 
 impl Lexer {
@@ -114,7 +115,15 @@ impl Lexer {
             raw_quotes: false,
             raw_escapes: false,
             skip_unset: false,
+            skip_quotes: false,
         }
+    }
+
+    /// Treat quote characters as ordinary text (for heredoc bodies, where quotes belong to
+    /// the file being written, not to the Dockerfile).
+    pub fn skip_quotes(mut self, on: bool) -> Lexer {
+        self.skip_quotes = on;
+        self
     }
 
     /// Keep quote characters in the output instead of removing them.
@@ -259,12 +268,12 @@ impl State<'_> {
                     words.plain_str(&v);
                     out.push_str(&v);
                 }
-                '\'' => {
+                '\'' if !self.lex.skip_quotes => {
                     let v = self.single_quote()?;
                     words.raw_str(&v);
                     out.push_str(&v);
                 }
-                '"' => {
+                '"' if !self.lex.skip_quotes => {
                     let v = self.double_quote()?;
                     words.raw_str(&v);
                     out.push_str(&v);
