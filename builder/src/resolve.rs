@@ -32,10 +32,11 @@ pub type Vars = Vec<(String, String)>;
 /// Why a Dockerfile could not be resolved with the given args.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
-    #[error("line {line}: {instruction}: {source}")]
+    #[error("line {line}: {instruction} {word:?}: {source}")]
     Expand {
         line: usize,
         instruction: &'static str,
+        word: String,
         source: ExpandError,
     },
     #[error("line {line}: VOLUME path {index} expands to an empty string, expected a path")]
@@ -192,7 +193,7 @@ pub fn resolve(
                 Instruction::Expose(ports) => {
                     let mut out = Vec::new();
                     for p in ports {
-                        out.extend(lex.process(p, &scope).map_err(err("EXPOSE"))?.words);
+                        out.extend(words(&lex, p, &scope).map_err(err("EXPOSE"))?);
                     }
                     Instruction::Expose(out)
                 }
@@ -265,11 +266,19 @@ fn stage_start_env(stages: &[ResolvedStage], i: usize, image_env: &dyn Fn(&str) 
     }
 }
 
-fn expand_error(line: usize, instruction: &'static str, source: ExpandError) -> ResolveError {
+/// An expansion failure on one word.
+#[derive(Debug)]
+struct WordError {
+    word: String,
+    source: ExpandError,
+}
+
+fn expand_error(line: usize, instruction: &'static str, e: WordError) -> ResolveError {
     ResolveError::Expand {
         line,
         instruction,
-        source,
+        word: e.word,
+        source: e.source,
     }
 }
 
@@ -281,8 +290,22 @@ fn set(vars: &mut Vars, name: &str, value: String) {
     }
 }
 
-fn word(lex: &Lexer, w: &str, scope: &Vars) -> Result<String, ExpandError> {
-    lex.process(w, scope).map(|e| e.word)
+fn word(lex: &Lexer, w: &str, scope: &Vars) -> Result<String, WordError> {
+    lex.process(w, scope)
+        .map(|e| e.word)
+        .map_err(|source| WordError {
+            word: w.to_string(),
+            source,
+        })
+}
+
+fn words(lex: &Lexer, w: &str, scope: &Vars) -> Result<Vec<String>, WordError> {
+    lex.process(w, scope)
+        .map(|e| e.words)
+        .map_err(|source| WordError {
+            word: w.to_string(),
+            source,
+        })
 }
 
 /// The value an ARG gets: the build arg, else its default (expanded against `scope`), else
@@ -294,7 +317,7 @@ fn arg_value(
     build_args: &BTreeMap<String, String>,
     scope: &Vars,
     fallbacks: &[&Vars],
-) -> Result<Option<String>, ExpandError> {
+) -> Result<Option<String>, WordError> {
     if let Some(v) = build_args.get(&decl.name) {
         return Ok(Some(v.clone()));
     }
@@ -310,7 +333,7 @@ fn arg_value(
 }
 
 /// ENV and LABEL pairs, expanded against one snapshot: `ENV a=b c=$a` sees the old `a`.
-fn key_values(lex: &Lexer, kvs: &[KeyValue], scope: &Vars) -> Result<Vec<KeyValue>, ExpandError> {
+fn key_values(lex: &Lexer, kvs: &[KeyValue], scope: &Vars) -> Result<Vec<KeyValue>, WordError> {
     kvs.iter()
         .map(|kv| {
             Ok(KeyValue {
@@ -322,7 +345,7 @@ fn key_values(lex: &Lexer, kvs: &[KeyValue], scope: &Vars) -> Result<Vec<KeyValu
         .collect()
 }
 
-fn copy(lex: &Lexer, c: &Copy, scope: &Vars) -> Result<Copy, ExpandError> {
+fn copy(lex: &Lexer, c: &Copy, scope: &Vars) -> Result<Copy, WordError> {
     let opt = |v: &Option<String>| v.as_ref().map(|v| word(lex, v, scope)).transpose();
     let mut sources = Vec::with_capacity(c.sources.len());
     for s in &c.sources {
