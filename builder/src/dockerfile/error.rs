@@ -23,8 +23,8 @@ pub enum ParseErrorKind {
     MissingValue(String),
     #[error("can't find = in {word:?}, {instruction} expects name=value")]
     MissingEquals { instruction: String, word: String },
-    #[error("when using JSON array syntax, arrays must be comprised of strings only")]
-    NotStringArray,
+    #[error("{0}: when using JSON array syntax, arrays must be comprised of strings only")]
+    NotStringArray(String),
     #[error("unterminated heredoc {0:?}, expected a line with only {0}")]
     UnterminatedHeredoc(String),
     #[error("invalid heredoc {word:?}: {reason}")]

@@ -161,6 +161,7 @@ pub(crate) fn node_from_line(
         flag_pos,
     };
     let err = |kind| args_pos.error(kind);
+    let err_at = |(off, kind): (usize, ParseErrorKind)| abs(args_start + off).error(kind);
     match keyword.to_ascii_lowercase().as_str() {
         "run" | "cmd" | "entrypoint" | "shell" => maybe_json(&mut node, rest).map_err(err)?,
         "add" | "copy" | "volume" => {
@@ -169,8 +170,8 @@ pub(crate) fn node_from_line(
             }
         }
         "from" | "expose" => node.args = split_ws(rest),
-        "arg" => node.args = parse_words(rest, escape),
-        "env" | "label" => node.args = name_values(keyword, rest, escape).map_err(err)?,
+        "arg" => node.args = parse_words(rest, escape).into_iter().map(|w| w.1).collect(),
+        "env" | "label" => node.args = name_values(keyword, rest, escape).map_err(err_at)?,
         "user" | "workdir" | "maintainer" | "stopsignal" => {
             if !rest.is_empty() {
                 node.args = vec![rest.to_string()];
@@ -259,7 +260,11 @@ fn json_args(node: &mut Node, rest: &str) -> Result<bool, ParseErrorKind> {
     for item in items {
         match item {
             serde_json::Value::String(s) => args.push(s),
-            _ => return Err(ParseErrorKind::NotStringArray),
+            _ => {
+                return Err(ParseErrorKind::NotStringArray(
+                    node.keyword.to_ascii_uppercase(),
+                ))
+            }
         }
     }
     node.args.extend(args);
@@ -276,29 +281,34 @@ fn maybe_json(node: &mut Node, rest: &str) -> Result<(), ParseErrorKind> {
 }
 
 /// Words separated by whitespace, where quotes group and the escape character protects the
-/// next character; quotes and escapes are kept in the words.
-pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<String> {
+/// next character; quotes and escapes are kept in the words. Each word comes with the byte
+/// offset where it starts.
+pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(usize, String)> {
     let mut words = Vec::new();
     let mut word = String::new();
+    let mut start = 0;
     let mut blank_ok = false;
     let mut quote: Option<char> = None;
-    let mut chars = rest.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut chars = rest.char_indices();
+    while let Some((i, c)) = chars.next() {
         match quote {
             None if c.is_whitespace() => {
                 if blank_ok || !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
+                    words.push((start, std::mem::take(&mut word)));
                 }
                 blank_ok = false;
             }
             None => {
+                if word.is_empty() && !blank_ok {
+                    start = i;
+                }
                 if c == '\'' || c == '"' {
                     quote = Some(c);
                     blank_ok = true;
                 }
                 if c == escape {
                     // An escape at the very end escapes nothing and is dropped.
-                    let Some(n) = chars.next() else { break };
+                    let Some((_, n)) = chars.next() else { break };
                     word.push(c);
                     word.push(n);
                 } else {
@@ -310,7 +320,7 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<String> {
                     quote = None;
                 }
                 if c == escape && q != '\'' {
-                    let Some(n) = chars.next() else {
+                    let Some((_, n)) = chars.next() else {
                         quote = None;
                         continue;
                     };
@@ -323,32 +333,43 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<String> {
         }
     }
     if blank_ok || !word.is_empty() {
-        words.push(word);
+        words.push((start, word));
     }
     words
 }
 
 /// ENV and LABEL: `name value...` (legacy, one pair, separator "") or `name=value ...`
-/// (separator "="), as `[name, value, separator]` triples.
-fn name_values(keyword: &str, rest: &str, escape: char) -> Result<Vec<String>, ParseErrorKind> {
+/// (separator "="), as `[name, value, separator]` triples. Errors carry the offset of the
+/// offending word.
+fn name_values(
+    keyword: &str,
+    rest: &str,
+    escape: char,
+) -> Result<Vec<String>, (usize, ParseErrorKind)> {
     let words = parse_words(rest, escape);
-    let Some(first) = words.first() else {
+    let Some((_, first)) = words.first() else {
         return Ok(Vec::new());
     };
     if !first.contains('=') {
         let Some((name, value)) = rest.split_once(is_ws) else {
-            return Err(ParseErrorKind::MissingValue(keyword.to_ascii_uppercase()));
+            return Err((
+                0,
+                ParseErrorKind::MissingValue(keyword.to_ascii_uppercase()),
+            ));
         };
         let value = value.trim_start_matches(is_ws);
         return Ok(vec![name.to_string(), value.to_string(), String::new()]);
     }
     let mut out = Vec::with_capacity(words.len() * 3);
-    for word in words {
+    for (offset, word) in words {
         let Some((name, value)) = word.split_once('=') else {
-            return Err(ParseErrorKind::MissingEquals {
-                instruction: keyword.to_ascii_uppercase(),
-                word,
-            });
+            return Err((
+                offset,
+                ParseErrorKind::MissingEquals {
+                    instruction: keyword.to_ascii_uppercase(),
+                    word,
+                },
+            ));
         };
         out.extend([name.to_string(), value.to_string(), "=".to_string()]);
     }
