@@ -360,16 +360,12 @@ impl State<'_> {
                     // Inside double quotes the escape only quotes `"`, `$` and itself;
                     // before anything else it is an ordinary character (`"a\tb"` stays).
                     match self.peek() {
-                        None => {}
                         Some(n) if n == '"' || n == '$' || n == self.lex.escape => {
                             self.pos += 1;
                             out.push(n);
                         }
-                        Some(_) => {
-                            if !self.raw_escapes {
-                                out.push(c);
-                            }
-                        }
+                        Some(_) if !self.raw_escapes => out.push(c),
+                        _ => {}
                     }
                 }
                 Some(c) => {
