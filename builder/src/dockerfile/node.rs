@@ -115,13 +115,17 @@ pub(crate) fn is_ws(c: char) -> bool {
     matches!(c, '\t' | '\u{b}' | '\u{c}' | '\r' | ' ')
 }
 
-/// Splits `line` (which starts at `base` in the logical line) into a node. Line numbers and
-/// heredocs are filled in by the caller.
+/// How many ONBUILDs deep the raw parse follows (Docker only allows one).
+const MAX_ONBUILD_NESTING: usize = 8;
+
+/// Splits `line` (which starts at `base` in the logical line, `depth` ONBUILDs deep) into a
+/// node. Line numbers and heredocs are filled in by the caller.
 pub(crate) fn node_from_line(
     line: &str,
     base: usize,
     map: &LineMap,
     escape: char,
+    depth: usize,
 ) -> Result<Node, ParseError> {
     let lead = line.len() - line.trim_start().len();
     let trimmed = line.trim();
@@ -186,8 +190,10 @@ pub(crate) fn node_from_line(
             }
         }
         "onbuild" => {
-            if !rest.is_empty() {
-                let child = node_from_line(rest, base + lead + args_start, map, escape)?;
+            // `ONBUILD ONBUILD ...` is rejected later; stop nesting early so a hostile line
+            // of thousands of ONBUILDs cannot recurse deeply.
+            if !rest.is_empty() && depth < MAX_ONBUILD_NESTING {
+                let child = node_from_line(rest, base + lead + args_start, map, escape, depth + 1)?;
                 node.child = Some(Box::new(child));
             }
         }

@@ -156,7 +156,7 @@ pub fn parse_ast(src: &str) -> Result<Ast, ParseError> {
                     .to_string(),
             });
         }
-        let mut node = node_from_line(map.logical(), 0, &map, escape)?;
+        let mut node = node_from_line(map.logical(), 0, &map, escape, 0)?;
         node.start_line = start_line;
         if let Some(target) = heredoc_target(&mut node) {
             let pos = target.args_pos;

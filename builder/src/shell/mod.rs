@@ -76,6 +76,8 @@ pub enum ExpandError {
         name: String,
         message: String,
     },
+    #[error("column {column}: substitutions nested more than {MAX_DEPTH} deep")]
+    TooDeep { column: usize },
     #[error("column {column}: invalid pattern {pattern:?}: cannot escape {escaped:?}")]
     InvalidPattern {
         column: usize,
@@ -83,6 +85,9 @@ pub enum ExpandError {
         escaped: char,
     },
 }
+
+/// How deep `${a:-${b:-...}}` may nest: far beyond real use, well within any thread's stack.
+pub const MAX_DEPTH: usize = 64;
 
 /// The result of expanding one word.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -153,6 +158,7 @@ impl Lexer {
             chars: word.chars().collect(),
             pos: 0,
             raw_escapes: self.raw_escapes,
+            depth: 0,
         };
         let (word, words) = st.until(None, self.raw_escapes)?;
         Ok(Expansion { word, words })
@@ -221,6 +227,7 @@ struct State<'a> {
     chars: Vec<char>,
     pos: usize,
     raw_escapes: bool,
+    depth: usize,
 }
 
 impl State<'_> {
@@ -403,6 +410,18 @@ impl State<'_> {
     }
 
     fn dollar(&mut self) -> Result<String, ExpandError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(ExpandError::TooDeep {
+                column: Self::column(self.pos),
+            });
+        }
+        self.depth += 1;
+        let r = self.dollar_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn dollar_inner(&mut self) -> Result<String, ExpandError> {
         let start = self.pos;
         self.pos += 1;
         if self.peek() != Some('{') {
