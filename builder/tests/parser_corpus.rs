@@ -54,6 +54,9 @@ fn negative_cases_are_rejected() {
     let mut failures = Vec::new();
     for case in &cases {
         let src = std::fs::read_to_string(case.join("Dockerfile")).expect("read Dockerfile");
+        if dockerfile::parse(&src).is_ok() {
+            failures.push(format!("{}: accepted by the typed parse", name(case)));
+        }
         if let Ok(ast) = dockerfile::parse_ast(&src) {
             failures.push(format!(
                 "{}: accepted, dumped as\n{}",
@@ -63,4 +66,21 @@ fn negative_cases_are_rejected() {
         }
     }
     common::report("parser-negative", cases.len(), &failures);
+}
+
+/// The typed layer is stricter than Docker's raw parser, as BuildKit's instruction layer is:
+/// this pins which golden files it accepts, and why it refuses the others.
+#[test]
+fn positive_cases_through_the_typed_parse() {
+    let dir = common::corpus().join("parser");
+    let mut summary = String::new();
+    for case in cases(&dir) {
+        let src = std::fs::read_to_string(case.join("Dockerfile")).expect("read Dockerfile");
+        let verdict = match dockerfile::parse(&src) {
+            Ok(df) => format!("ok, {} stage(s)", df.stages.len()),
+            Err(e) => format!("rejected: {e}"),
+        };
+        summary.push_str(&format!("{}: {verdict}\n", name(&case)));
+    }
+    expect_test::expect_file!["snapshots/corpus_typed.txt"].assert_eq(&summary);
 }
