@@ -26,6 +26,19 @@ pub const PROXY_ARGS: [&str; 10] = [
     "all_proxy",
 ];
 
+/// BuildKit's automatic platform args: when the caller passes them, FROM lines may use them
+/// without an ARG line; inside a stage they still need `ARG NAME` (without a value).
+pub const PLATFORM_ARGS: [&str; 8] = [
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+];
+
 /// A variable list in order of definition; later entries win on lookup.
 pub type Vars = Vec<(String, String)>;
 
@@ -90,7 +103,8 @@ pub struct Resolved {
     /// Meta ARGs with their final values (declared ones without a value are absent).
     pub meta_args: Vars,
     pub stages: Vec<ResolvedStage>,
-    /// Build args that no ARG declared and that are not proxy args; Docker warns about them.
+    /// Build args that no ARG declared and that are neither proxy nor platform args; Docker
+    /// warns about them.
     pub unused_build_args: Vec<String>,
 }
 
@@ -104,7 +118,10 @@ pub fn resolve(
     let lex = Lexer::new(dockerfile.directives.escape);
     let mut declared: Vec<&str> = Vec::new();
 
-    let mut meta = Vars::new();
+    let mut meta: Vars = PLATFORM_ARGS
+        .iter()
+        .filter_map(|k| build_args.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect();
     for decls in &dockerfile.meta_args {
         for decl in &decls.value {
             declared.push(&decl.name);
@@ -242,7 +259,10 @@ pub fn resolve(
 
     let unused_build_args = build_args
         .keys()
-        .filter(|k| !declared.contains(&k.as_str()) && !PROXY_ARGS.contains(&k.as_str()))
+        .filter(|k| {
+            let k = k.as_str();
+            !declared.contains(&k) && !PROXY_ARGS.contains(&k) && !PLATFORM_ARGS.contains(&k)
+        })
         .cloned()
         .collect();
     Ok(Resolved {
@@ -374,4 +394,91 @@ fn copy(lex: &Lexer, c: &Copy, scope: &Vars) -> Result<Copy, WordError> {
             .collect::<Result<_, _>>()?,
         ..c.clone()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dockerfile::parse;
+
+    fn run(src: &str, args: &[(&str, &str)]) -> Resolved {
+        let df = parse(src).unwrap();
+        let args = args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        resolve(&df, &args, &|_| vec![("HOME".into(), "/root".into())]).unwrap()
+    }
+
+    fn step(r: &Resolved, stage: usize, step: usize) -> &ResolvedStep {
+        &r.stages[stage].steps[step]
+    }
+
+    #[test]
+    fn meta_args_serve_from_lines_and_build_args_override_them() {
+        let r = run(
+            "ARG V=1\nFROM img:$V\nFROM img:${V}-b AS two\n",
+            &[("V", "2")],
+        );
+        assert_eq!(r.stages[0].base, Base::Image("img:2".into()));
+        assert_eq!(r.stages[1].base, Base::Image("img:2-b".into()));
+    }
+
+    #[test]
+    fn undeclared_build_args_do_not_reach_from_but_platform_args_do() {
+        let src = "FROM --platform=$BUILDPLATFORM img:${V:-none}\n";
+        let r = run(src, &[("V", "2"), ("BUILDPLATFORM", "linux/amd64")]);
+        assert_eq!(r.stages[0].base, Base::Image("img:none".into()));
+        assert_eq!(r.stages[0].platform.as_deref(), Some("linux/amd64"));
+        assert_eq!(r.unused_build_args, ["V"]);
+    }
+
+    #[test]
+    fn arg_scope_starts_at_its_line_and_ends_with_the_stage() {
+        let src = "ARG A=meta\nFROM x\nUSER u$A\nARG A\nUSER u$A\nFROM y\nUSER u$A\n";
+        let r = run(src, &[]);
+        assert_eq!(step(&r, 0, 0).instruction, Instruction::User("u".into()));
+        assert_eq!(
+            step(&r, 0, 2).instruction,
+            Instruction::User("umeta".into())
+        );
+        assert_eq!(step(&r, 1, 0).instruction, Instruction::User("u".into()));
+    }
+
+    #[test]
+    fn env_beats_arg_and_sees_one_snapshot() {
+        let src = "FROM x\nARG A=arg\nENV A=env B=$A\nWORKDIR /$A/$B/$HOME\n";
+        let r = run(src, &[]);
+        assert_eq!(
+            step(&r, 0, 2).instruction,
+            Instruction::Workdir("/env/arg//root".into())
+        );
+        assert_eq!(step(&r, 0, 2).args, [("A".to_string(), "arg".to_string())]);
+    }
+
+    #[test]
+    fn proxy_args_need_no_declaration() {
+        let r = run("FROM x\nUSER $http_proxy\n", &[("http_proxy", "p:1")]);
+        assert_eq!(step(&r, 0, 0).instruction, Instruction::User("p:1".into()));
+        assert!(r.unused_build_args.is_empty());
+    }
+
+    #[test]
+    fn stages_inherit_from_their_base_stage() {
+        let src = "FROM x AS a\nARG A=1\nENV E=2\nFROM a\nUSER $A$E\nFROM x\nUSER $A$E\n";
+        let r = run(src, &[]);
+        assert_eq!(r.stages[1].base, Base::Stage(0));
+        assert_eq!(step(&r, 1, 0).instruction, Instruction::User("12".into()));
+        assert_eq!(step(&r, 2, 0).instruction, Instruction::User("".into()));
+    }
+
+    #[test]
+    fn expansion_errors_name_line_instruction_and_word() {
+        let df = parse("FROM x\n\nUSER ${NOPE:?is required}\n").unwrap();
+        let e = resolve(&df, &BTreeMap::new(), &|_| Vec::new()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 3: USER \"${NOPE:?is required}\": column 1: NOPE: is required"
+        );
+    }
 }
