@@ -303,3 +303,94 @@ pub(crate) fn heredoc_marker(word: &str) -> Result<Option<Heredoc>, ParseErrorKi
         fd: word[..digits].parse().unwrap_or(0),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heredoc_markers() {
+        for w in [
+            "<<EOF",
+            "<<'EOF'",
+            "<<\"EOF\"",
+            "<<-EOF",
+            "<<-'EOF'",
+            "<<-\"EOF\"",
+        ] {
+            let doc = heredoc_marker(w).unwrap().unwrap();
+            assert_eq!(doc.name, "EOF", "{w}");
+            assert_eq!(doc.expand, !w.contains(['\'', '"']), "{w}");
+            assert_eq!(doc.chomp, w.starts_with("<<-"), "{w}");
+        }
+        for w in ["<<'EOF", "<<\"EOF", "<<EOF'", "<<EOF\""] {
+            assert!(heredoc_marker(w).is_err(), "{w}");
+        }
+        for w in ["", "EOF", "<<", "<<-", "<EOF", "<<<EOF", "'<<EOF'"] {
+            assert_eq!(heredoc_marker(w), Ok(None), "{w}");
+        }
+        assert_eq!(heredoc_marker("12<<E").unwrap().unwrap().fd, 12);
+        assert!(!heredoc_marker("<<E'O'F").unwrap().unwrap().expand);
+    }
+
+    #[test]
+    fn heredocs_in_lines() {
+        let names = |line: &str| -> Vec<String> {
+            heredocs_in(line)
+                .unwrap()
+                .into_iter()
+                .map(|d| d.name)
+                .collect()
+        };
+        assert_eq!(names("RUN <<EOF"), ["EOF"]);
+        assert_eq!(names("RUN <<-EOF"), ["EOF"]);
+        assert_eq!(names("RUN <<'EOF'"), ["EOF"]);
+        assert_eq!(names("RUN 4<<EOF"), ["EOF"]);
+        assert_eq!(names("RUN <<EOF <<EOF2"), ["EOF", "EOF2"]);
+        assert!(names("RUN '<<EOF'").is_empty());
+        assert!(names("RUN \"<<EOF\"").is_empty());
+    }
+
+    #[test]
+    fn directives() {
+        assert_eq!(directive("# escape=`"), Some(("escape", "`")));
+        assert_eq!(directive("#escape = \\  "), Some(("escape", "\\")));
+        assert_eq!(
+            directive("# Syntax=docker/dockerfile:1"),
+            Some(("Syntax", "docker/dockerfile:1"))
+        );
+        assert_eq!(directive("# escape="), None);
+        assert_eq!(directive("# 1x=y"), None);
+        assert_eq!(directive("# just a comment"), None);
+        let ast = parse_ast("# syntax=a\n# escape=`\nFROM x\n").unwrap();
+        assert_eq!(ast.directives.escape, '`');
+        assert_eq!(ast.directives.syntax.as_deref(), Some("a"));
+        assert_eq!(ast.warnings.len(), 1);
+        // A directive after an ordinary comment is just a comment.
+        let ast = parse_ast("# hi\n# escape=`\nFROM x\n").unwrap();
+        assert_eq!(ast.directives.escape, '\\');
+    }
+
+    #[test]
+    fn continuation_rules() {
+        assert_eq!(trim_continuation("a \\", '\\'), ("a ", false));
+        assert_eq!(trim_continuation("a \\ \t", '\\'), ("a ", false));
+        assert_eq!(trim_continuation("\\", '\\'), ("", false));
+        assert_eq!(trim_continuation("a \\\\", '\\'), ("a \\\\", true));
+        assert_eq!(trim_continuation("a `", '`'), ("a ", false));
+        assert_eq!(trim_continuation("a \\", '`'), ("a \\", true));
+    }
+
+    #[test]
+    fn line_numbers_cover_continuations_and_heredocs() {
+        let ast =
+            parse_ast("FROM x\nRUN a \\\n  b\nCOPY <<A <<B /d\n1\nA\n2\nB\nUSER u\n").unwrap();
+        let lines: Vec<(usize, usize)> = ast
+            .nodes
+            .iter()
+            .map(|n| (n.start_line, n.end_line))
+            .collect();
+        assert_eq!(lines, [(1, 1), (2, 3), (4, 8), (9, 9)]);
+        assert_eq!(ast.nodes[2].heredocs[1].content, "2\n");
+    }
+}
