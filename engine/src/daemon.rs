@@ -95,9 +95,14 @@ impl Daemon {
         let listener = UnixListener::bind(&sock).map_err(io_err("listen on", &sock))?;
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o660)).map_err(io_err("chmod", &sock))?;
+            std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o660))
+                .map_err(io_err("chmod", &sock))?;
         }
-        tracing::info!("berth daemon {} listening on unix://{}", crate::version::VERSION, sock.display());
+        tracing::info!(
+            "berth daemon {} listening on unix://{}",
+            crate::version::VERSION,
+            sock.display()
+        );
         let daemon = Arc::new(self);
         let mut term = signal(SignalKind::terminate()).map_err(io_err("signal", &sock))?;
         let mut int = signal(SignalKind::interrupt()).map_err(io_err("signal", &sock))?;

@@ -32,9 +32,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let status = match &e {
             StoreError::ImageNotFound(_) | StoreError::BlobNotFound(_) => StatusCode::NOT_FOUND,
-            StoreError::InvalidReference { .. } | StoreError::AmbiguousId(_) | StoreError::InvalidDigest(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            StoreError::InvalidReference { .. }
+            | StoreError::AmbiguousId(_)
+            | StoreError::InvalidDigest(_) => StatusCode::BAD_REQUEST,
             StoreError::MultipleRefs { .. } | StoreError::InUse { .. } => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

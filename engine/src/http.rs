@@ -53,8 +53,15 @@ impl Query {
         if let serde_json::Value::Object(m) = v {
             for (k, vals) in m {
                 let list = match vals {
-                    serde_json::Value::Object(o) => o.into_iter().filter(|(_, b)| b.as_bool().unwrap_or(true)).map(|(s, _)| s).collect(),
-                    serde_json::Value::Array(a) => a.into_iter().filter_map(|s| s.as_str().map(str::to_owned)).collect(),
+                    serde_json::Value::Object(o) => o
+                        .into_iter()
+                        .filter(|(_, b)| b.as_bool().unwrap_or(true))
+                        .map(|(s, _)| s)
+                        .collect(),
+                    serde_json::Value::Array(a) => a
+                        .into_iter()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect(),
                     _ => return Err(ApiError::bad_request(format!("invalid filter {raw:?}"))),
                 };
                 out.insert(k, list);
@@ -73,10 +80,12 @@ pub fn empty() -> Body {
 }
 
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
-    let body = serde_json::to_vec(value).unwrap_or_else(|e| format!("{{\"message\":\"{e}\"}}").into_bytes());
+    let body = serde_json::to_vec(value)
+        .unwrap_or_else(|e| format!("{{\"message\":\"{e}\"}}").into_bytes());
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -105,7 +114,8 @@ pub fn channel_body(content_type: &'static str) -> (ChannelWriter, Reply) {
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(16);
     let stream = ReceiverStream::new(rx);
     let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     (ChannelWriter { tx }, r)
 }
 

@@ -17,11 +17,19 @@ fn created_unix(rec: &ImageRecord) -> i64 {
 }
 
 fn created_time(rec: &ImageRecord) -> Option<chrono::DateTime<chrono::FixedOffset>> {
-    rec.config.created().as_deref().and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+    rec.config
+        .created()
+        .as_deref()
+        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
 }
 
 fn labels(rec: &ImageRecord) -> Value {
-    match rec.config.config().as_ref().and_then(|c| c.labels().clone()) {
+    match rec
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.labels().clone())
+    {
         Some(l) => json!(l),
         None => Value::Null,
     }
@@ -48,10 +56,19 @@ pub(crate) fn summary(rec: &ImageRecord) -> Value {
 fn matches_filters(rec: &ImageRecord, f: &HashMap<String, Vec<String>>) -> Result<bool, ApiError> {
     for (k, vals) in f {
         let ok = match k.as_str() {
-            "dangling" => vals.iter().all(|v| (v == "true" || v == "1") == rec.refs.is_empty()),
-            "reference" => vals.iter().any(|pat| rec.refs.iter().any(|r| reference_matches(pat, r))),
+            "dangling" => vals
+                .iter()
+                .all(|v| (v == "true" || v == "1") == rec.refs.is_empty()),
+            "reference" => vals
+                .iter()
+                .any(|pat| rec.refs.iter().any(|r| reference_matches(pat, r))),
             "label" => vals.iter().all(|l| {
-                let labels = rec.config.config().as_ref().and_then(|c| c.labels().clone()).unwrap_or_default();
+                let labels = rec
+                    .config
+                    .config()
+                    .as_ref()
+                    .and_then(|c| c.labels().clone())
+                    .unwrap_or_default();
                 match l.split_once('=') {
                     Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
                     None => labels.contains_key(l),
@@ -110,7 +127,10 @@ pub async fn inspect(d: &Daemon, name: &str) -> Result<Reply, ApiError> {
         "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "", "Entrypoint": null,
         "OnBuild": null, "Labels": null,
     });
-    if let (Some(c), Some(src)) = (config.as_object_mut(), raw.get("config").and_then(Value::as_object)) {
+    if let (Some(c), Some(src)) = (
+        config.as_object_mut(),
+        raw.get("config").and_then(Value::as_object),
+    ) {
         for (k, v) in src {
             c.insert(k.clone(), v.clone());
         }
@@ -156,9 +176,17 @@ pub async fn history(d: &Daemon, name: &str) -> Result<Reply, ApiError> {
             0
         } else {
             layer -= 1;
-            d.store.layers().meta(&rec.chain_ids[layer]).map(|m| m.size).unwrap_or(0)
+            d.store
+                .layers()
+                .meta(&rec.chain_ids[layer])
+                .map(|m| m.size)
+                .unwrap_or(0)
         };
-        let created = h.created().as_deref().and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok()).map_or(0, |t| t.timestamp());
+        let created = h
+            .created()
+            .as_deref()
+            .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+            .map_or(0, |t| t.timestamp());
         out.push(json!({
             "Id": if i + 1 == hist.len() { rec.id.to_string() } else { "<missing>".to_owned() },
             "Created": created,
@@ -203,7 +231,9 @@ fn removed_json(removed: &[Removed]) -> Vec<Value> {
 
 pub async fn prune(d: &Daemon, q: &Query) -> Result<Reply, ApiError> {
     let filters = q.filters()?;
-    let all = filters.get("dangling").is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
+    let all = filters
+        .get("dangling")
+        .is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
     let store = d.store.clone();
     let (removed, reclaimed) = tokio::task::spawn_blocking(move || store.prune(all, &|_| false))
         .await
@@ -233,7 +263,9 @@ pub async fn load(d: Arc<Daemon>, _q: &Query, body: Incoming) -> Result<Reply, A
                 }
                 json!({ "stream": text })
             }
-            Err(e) => json!({ "errorDetail": { "message": e.to_string() }, "error": e.to_string() }),
+            Err(e) => {
+                json!({ "errorDetail": { "message": e.to_string() }, "error": e.to_string() })
+            }
         };
         let _ = w.json_line(&line);
     });
@@ -242,7 +274,12 @@ pub async fn load(d: Arc<Daemon>, _q: &Query, body: Incoming) -> Result<Reply, A
 
 /// `GET /images/get`: the archive streams out as it is written.
 pub async fn save(d: Arc<Daemon>, names: Vec<String>) -> Result<Reply, ApiError> {
-    let names: Vec<String> = names.iter().flat_map(|n| n.split(',')).filter(|n| !n.is_empty()).map(str::to_owned).collect();
+    let names: Vec<String> = names
+        .iter()
+        .flat_map(|n| n.split(','))
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
     if names.is_empty() {
         return Err(ApiError::bad_request("no image names given"));
     }
@@ -278,17 +315,30 @@ pub async fn create(d: Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply, 
         if let Some(t) = q.get("tag").filter(|t| !t.is_empty()) {
             r = r.with_tag(t)?;
         }
-        refs.push(if r.tag().is_none() { r.with_tag("latest")? } else { r });
+        refs.push(if r.tag().is_none() {
+            r.with_tag("latest")?
+        } else {
+            r
+        });
     }
     let config = crate::changes::apply(&q.all("changes"))?;
-    let comment = q.get("message").filter(|m| !m.is_empty()).map(str::to_owned);
+    let comment = q
+        .get("message")
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned);
     let (mut w, reply) = channel_body("application/json");
     let reader = blocking_reader(body);
     tokio::task::spawn_blocking(move || {
-        let opts = ImportOptions { config: Some(config), comment, refs };
+        let opts = ImportOptions {
+            config: Some(config),
+            comment,
+            refs,
+        };
         let line = match d.store.import(reader, opts) {
             Ok(rec) => json!({ "status": rec.id.as_str() }),
-            Err(e) => json!({ "errorDetail": { "message": e.to_string() }, "error": e.to_string() }),
+            Err(e) => {
+                json!({ "errorDetail": { "message": e.to_string() }, "error": e.to_string() })
+            }
         };
         let _ = w.json_line(&line);
     });

@@ -33,9 +33,10 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
                 i += 3;
                 continue;
             }
@@ -128,14 +129,24 @@ mod tests {
 
     #[test]
     fn version_prefix() {
-        assert_eq!(split_version("/v1.41/images/json"), (Some("1.41"), "/images/json"));
+        assert_eq!(
+            split_version("/v1.41/images/json"),
+            (Some("1.41"), "/images/json")
+        );
         assert_eq!(split_version("/images/json"), (None, "/images/json"));
         assert_eq!(split_version("/version"), (None, "/version"));
         assert!(check_version(Some("1.41")).is_ok());
         assert!(check_version(Some("1.24")).is_ok());
         let e = check_version(Some("1.50")).unwrap_err();
-        assert_eq!(e.message, "client version 1.50 is too new. Maximum supported API version is 1.41");
-        assert!(check_version(Some("1.12")).unwrap_err().message.contains("too old"));
+        assert_eq!(
+            e.message,
+            "client version 1.50 is too new. Maximum supported API version is 1.41"
+        );
+        assert!(check_version(Some("1.12"))
+            .unwrap_err()
+            .message
+            .contains("too old"));
         assert_eq!(percent_decode("127.0.0.1%3A5000%2Fa"), "127.0.0.1:5000/a");
+        assert_eq!(percent_decode("é%zz%"), "é%zz%");
     }
 }

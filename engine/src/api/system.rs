@@ -10,12 +10,22 @@ use crate::http::{empty, full, json as reply_json, Reply};
 use crate::version::{API_VERSION, MIN_API_VERSION, VERSION};
 
 pub fn ping(m: &Method) -> Reply {
-    let mut r = Response::new(if m == Method::HEAD { empty() } else { full("OK") });
+    let mut r = Response::new(if m == Method::HEAD {
+        empty()
+    } else {
+        full("OK")
+    });
     let h = r.headers_mut();
     h.insert("Builder-Version", HeaderValue::from_static("1"));
-    h.insert("Cache-Control", HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(
+        "Cache-Control",
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
     h.insert("Pragma", HeaderValue::from_static("no-cache"));
-    h.insert("Content-Type", HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        "Content-Type",
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -84,7 +94,10 @@ fn cgroup_version() -> &'static str {
 
 pub async fn info(d: &Daemon) -> Result<Reply, ApiError> {
     let (os, os_version) = os_release();
-    let hostname = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    let hostname = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
     let body = json!({
         "ID": d.id,
         "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
@@ -136,9 +149,10 @@ pub async fn info(d: &Daemon) -> Result<Reply, ApiError> {
 
 pub async fn df(d: &Daemon) -> Result<Reply, ApiError> {
     let store = d.store.clone();
-    let (usage, images) = tokio::task::spawn_blocking(move || (store.usage(&|_| false), store.list()))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let (usage, images) =
+        tokio::task::spawn_blocking(move || (store.usage(&|_| false), store.list()))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
     let usage = usage?;
     let imgs: Vec<Value> = images
         .iter()

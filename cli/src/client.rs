@@ -1,0 +1,146 @@
+//! The Engine API client: HTTP/1.1 over the daemon's unix socket, one connection per call.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, BodyStream, Empty, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+
+type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A client bound to one daemon socket.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub socket: PathBuf,
+}
+
+/// Where a request body comes from.
+pub enum Payload {
+    None,
+    /// Streamed from a file or stdin.
+    Reader(Box<dyn tokio::io::AsyncRead + Send + Unpin>, &'static str),
+}
+
+impl Client {
+    pub fn new(socket: impl Into<PathBuf>) -> Self {
+        Self {
+            socket: socket.into(),
+        }
+    }
+
+    pub async fn connect(path: &Path) -> std::io::Result<UnixStream> {
+        UnixStream::connect(path).await
+    }
+
+    /// Send a request; the path is relative to the API version (`/images/json`).
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Payload,
+    ) -> Result<Response<Incoming>> {
+        let stream = Self::connect(&self.socket).await.with_context(|| {
+            format!(
+                "cannot connect to the berth daemon at unix://{}",
+                self.socket.display()
+            )
+        })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let uri = format!("/v{}{path}", engine::version::API_VERSION);
+        let builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("Host", "berth");
+        let req = match payload {
+            Payload::None => builder.body(Empty::new().map_err(|e| match e {}).boxed_unsync())?,
+            Payload::Reader(r, ct) => {
+                let stream = tokio_util::io::ReaderStream::new(r).map(|r| r.map(Frame::data));
+                let body: Body = BodyExt::boxed_unsync(StreamBody::new(stream));
+                builder.header("Content-Type", ct).body(body)?
+            }
+        };
+        Ok(sender.send_request(req).await?)
+    }
+
+    /// A request whose reply is JSON; non-2xx replies become errors with Docker's message.
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Payload,
+    ) -> Result<serde_json::Value> {
+        let resp = self.request(method, path, payload).await?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            bail!("{}", error_message(status, &bytes));
+        }
+        if bytes.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&bytes).context("daemon sent invalid JSON")
+    }
+
+    /// Check the status of a reply, turning errors into messages.
+    pub async fn ok(resp: Response<Incoming>) -> Result<Response<Incoming>> {
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        bail!("{}", error_message(status, &bytes))
+    }
+}
+
+fn error_message(status: StatusCode, body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| {
+            format!(
+                "daemon answered {status}: {}",
+                String::from_utf8_lossy(body).trim()
+            )
+        })
+}
+
+/// Print a JSON progress stream (`stream`, `status`, `error` lines); fail on an error line.
+pub async fn print_json_stream(
+    resp: Response<Incoming>,
+    mut on_line: impl FnMut(&serde_json::Value),
+) -> Result<()> {
+    let resp = Client::ok(resp).await?;
+    let mut body = BodyStream::new(resp.into_body());
+    let mut buf = Vec::new();
+    let mut handle = |line: &[u8]| -> Result<()> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(line).context("daemon sent an invalid progress line")?;
+        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+            bail!("{e}");
+        }
+        on_line(&v);
+        Ok(())
+    };
+    while let Some(frame) = body.next().await {
+        if let Ok(data) = frame?.into_data() {
+            buf.extend_from_slice(&data);
+            while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=i).collect();
+                handle(&line)?;
+            }
+        }
+    }
+    handle(&buf)
+}

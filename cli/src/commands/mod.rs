@@ -1,0 +1,4 @@
+//! One module per command group; each turns arguments into API calls and prints the result.
+
+pub mod images;
+pub mod system;
