@@ -24,11 +24,15 @@ pub async fn client(host: Option<&str>) -> Result<Client> {
     if let Some(h) = host {
         return Ok(Client::new(socket_path(h)?));
     }
-    let sock = PathBuf::from(DEFAULT_SOCKET);
+    // The defaults can be moved (tests, unprivileged users) without naming a host.
+    let sock = std::env::var_os("BERTH_DEFAULT_SOCKET")
+        .map_or_else(|| PathBuf::from(DEFAULT_SOCKET), PathBuf::from);
     if Client::connect(&sock).await.is_ok() {
         return Ok(Client::new(sock));
     }
-    start_daemon(&sock, Path::new(DEFAULT_DATA_ROOT)).await?;
+    let root = std::env::var_os("BERTH_DATA_ROOT")
+        .map_or_else(|| PathBuf::from(DEFAULT_DATA_ROOT), PathBuf::from);
+    start_daemon(&sock, &root).await?;
     Ok(Client::new(sock))
 }
 

@@ -33,7 +33,7 @@ enum Cmd {
     /// Run the berth daemon
     Daemon {
         /// Root of persistent state (images, containers)
-        #[arg(long, default_value = DEFAULT_DATA_ROOT)]
+        #[arg(long, env = "BERTH_DATA_ROOT", default_value = DEFAULT_DATA_ROOT)]
         data_root: PathBuf,
     },
     /// Show the client and daemon versions
@@ -47,6 +47,8 @@ enum Cmd {
     Image(commands::images::ImageCmd),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag { source: String, target: String },
+    /// Show the history of an image
+    History { image: String },
     /// Remove one or more images
     Rmi(commands::images::RmiArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -94,6 +96,7 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Images(a) => images::list(&c, a).await,
         Cmd::Image(i) => images::image(&c, i).await,
         Cmd::Tag { source, target } => images::tag(&c, &source, &target).await,
+        Cmd::History { image } => images::image(&c, images::ImageCmd::History { image }).await,
         Cmd::Rmi(a) => images::rmi(&c, a).await,
         Cmd::Import(a) => images::import(&c, a).await,
         Cmd::Save(a) => images::save(&c, a).await,

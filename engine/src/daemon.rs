@@ -98,6 +98,9 @@ impl Daemon {
             std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o660))
                 .map_err(io_err("chmod", &sock))?;
         }
+        let pidfile = self.config.data_root.join("daemon.pid");
+        std::fs::write(&pidfile, format!("{}\n", std::process::id()))
+            .map_err(io_err("write", &pidfile))?;
         tracing::info!(
             "berth daemon {} listening on unix://{}",
             crate::version::VERSION,
@@ -128,6 +131,7 @@ impl Daemon {
         }
         tracing::info!("shutting down");
         let _ = std::fs::remove_file(&sock);
+        let _ = std::fs::remove_file(&pidfile);
         Ok(())
     }
 }

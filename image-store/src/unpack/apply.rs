@@ -242,11 +242,12 @@ impl Applier<'_> {
         let xattrs = read_xattrs(entry)?;
         let header = entry.header().clone();
         let header = &header;
-        let mode = header.mode().map_err(UnpackError::Read)? & 0o7777;
-        let uid = header.uid().map_err(UnpackError::Read)?;
-        let gid = header.gid().map_err(UnpackError::Read)?;
+        let old = header.as_old();
+        let mode = numeric(header.mode().map(u64::from), &old.mode)? as u32 & 0o7777;
+        let uid = numeric(header.uid(), &old.uid)?;
+        let gid = numeric(header.gid(), &old.gid)?;
         let mtime = Timespec {
-            tv_sec: header.mtime().map_err(UnpackError::Read)? as i64,
+            tv_sec: numeric(header.mtime(), &old.mtime)? as i64,
             tv_nsec: 0,
         };
         let times = Timestamps {
@@ -488,6 +489,15 @@ impl Applier<'_> {
             rfs::futimens(&fd, &t).map_err(fs_err("utimes", &rel))?;
         }
         Ok(())
+    }
+}
+
+/// A numeric header field; an empty one (all NUL or spaces) reads as 0, as Go's archive/tar does.
+fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> Result<u64, UnpackError> {
+    match parsed {
+        Ok(v) => Ok(v),
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        Err(e) => Err(UnpackError::Read(e)),
     }
 }
 

@@ -1,0 +1,234 @@
+//! The end-to-end test host: a berth daemon on a scratch data root and socket, driven through
+//! the real `berth` binary, the real docker CLI, and skopeo. As root the daemon runs in
+//! fresh mount and network namespaces, so nothing it does can touch the host.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Fail loudly (never skip silently) when a tool the suite needs is missing.
+pub fn require(tool: &str) -> PathBuf {
+    for dir in ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
+        let p = Path::new(dir).join(tool);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{tool} is not installed: run the suite through `cargo xtask test`, which installs it");
+}
+
+pub struct TestDaemon {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub data_root: PathBuf,
+    child: Option<Child>,
+}
+
+impl TestDaemon {
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e-")
+            .tempdir()
+            .unwrap();
+        let socket = dir.path().join("berth.sock");
+        let data_root = dir.path().join("data");
+        let mut d = Self {
+            dir,
+            socket,
+            data_root,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    /// Start (or restart) the daemon process on the same data root.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .unwrap();
+        let mut cmd = if is_root() {
+            let mut c = Command::new("unshare");
+            c.args([
+                "--mount",
+                "--net",
+                "--propagation",
+                "private",
+                "--fork",
+                "--kill-child=SIGKILL",
+                "--",
+            ]);
+            c.arg(BERTH);
+            c
+        } else {
+            Command::new(BERTH)
+        };
+        cmd.arg("daemon")
+            .arg("--data-root")
+            .arg(&self.data_root)
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .env("BERTH_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        self.child = Some(cmd.spawn().expect("start berth daemon"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not start: {}",
+                self.log()
+            );
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("daemon exited with {st}: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL the daemon (and, as root, its namespaces with it).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // unshare's child dies through PDEATHSIG; wait until the socket stops answering.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_ok()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// `berth -H ... args`
+    pub fn berth(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BERTH);
+        c.arg("-H").arg(self.host()).args(args);
+        c
+    }
+
+    /// The real docker CLI pointed at this daemon, with its own config dir.
+    pub fn docker(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(require("docker"));
+        c.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .args(args);
+        c
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Run and require success; returns stdout.
+#[track_caller]
+pub fn ok(mut cmd: impl std::borrow::BorrowMut<Command>) -> String {
+    let cmd = cmd.borrow_mut();
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run and require failure; returns stderr.
+#[track_caller]
+pub fn fails(mut cmd: impl std::borrow::BorrowMut<Command>) -> String {
+    let cmd = cmd.borrow_mut();
+    let out = run(cmd);
+    assert!(
+        !out.status.success(),
+        "{cmd:?} should have failed:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().expect("spawn")
+}
+
+/// A busybox root filesystem tarball made from Debian's busybox-static.
+pub fn busybox_rootfs_tar(extra: &[(&str, &[u8])]) -> Vec<u8> {
+    let busybox = require("busybox");
+    let bin = std::fs::read(&busybox).unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let dir = |b: &mut tar::Builder<Vec<u8>>, p: &str| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, p, &[][..]).unwrap();
+    };
+    for d in ["bin", "etc", "tmp", "root"] {
+        dir(&mut b, d);
+    }
+    let file = |b: &mut tar::Builder<Vec<u8>>, p: &str, data: &[u8], mode: u32| {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, p, data).unwrap();
+    };
+    file(&mut b, "bin/busybox", &bin, 0o755);
+    file(
+        &mut b,
+        "etc/passwd",
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+        0o644,
+    );
+    file(&mut b, "etc/group", b"root:x:0:\nnogroup:x:65534:\n", 0o644);
+    for (p, data) in extra {
+        file(&mut b, p, data, 0o644);
+    }
+    for applet in [
+        "sh", "ls", "cat", "echo", "true", "false", "sleep", "id", "hostname", "env", "ps", "wget",
+        "head", "top",
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
