@@ -1,12 +1,32 @@
 //! Development automation for berth: `cargo xtask <task>`. Not shipped.
+//!
+//! Every task installs the Debian packages it needs itself (we run as root on CI), so a
+//! fresh machine needs nothing but `cargo xtask demo` and `cargo xtask test`.
 
+mod bench;
+mod demo;
 mod dockerfile;
+mod sys;
+mod test;
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  demo                 build berth and run its main job against a scratch daemon
+  test                 lint, unit tests, end-to-end tests (privileged ones when root)
+  lint                 cargo fmt --check and cargo clippy -D warnings
+  bench <name>         benchmarks against the peers: store
+  dockerfile dump PATH | expand [--env K=V]... WORD";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("demo") => demo::run(),
+        Some("test") => test::run(&args[1..]),
+        Some("lint") => test::lint(),
+        Some("bench") => bench::run(&args[1..]),
         Some("dockerfile") => dockerfile::run(&args[1..]),
-        Some(other) => anyhow::bail!("unknown task {other:?}"),
-        None => anyhow::bail!("usage: cargo xtask <test|lint|bench|demo>"),
+        Some(other) => anyhow::bail!("unknown task {other:?}\n{USAGE}"),
+        None => anyhow::bail!("{USAGE}"),
     }
 }

@@ -1,0 +1,187 @@
+//! `cargo xtask bench <name>`: berth next to its peers, measured in the same run, interleaved,
+//! reported as medians and ratios.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::sys::{build_release, busybox_rootfs, ensure_packages, output, workspace_root};
+
+pub fn run(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("store") => store(),
+        Some(other) => bail!("unknown bench {other:?}: available: store"),
+        None => bail!("usage: cargo xtask bench store"),
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn timed(cmd: &mut Command) -> Result<Duration> {
+    let t = Instant::now();
+    let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+    let d = t.elapsed();
+    if !out.status.success() {
+        bail!("{} failed: {}", crate::sys::show(cmd), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(d)
+}
+
+/// xorshift: fast incompressible filler, reproducible.
+fn fill(buf: &mut [u8], seed: u64) {
+    let mut x = seed | 1;
+    for chunk in buf.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let b = x.to_le_bytes();
+        chunk.copy_from_slice(&b[..chunk.len()]);
+    }
+}
+
+fn layer_tar(seed: u64, files: usize, size: usize) -> Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut data = vec![0u8; size];
+    for i in 0..files {
+        fill(&mut data, seed * 1_000_003 + i as u64);
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(size as u64);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, format!("data{seed}/dir{}/file{i}", i % 16), &data[..])?;
+    }
+    Ok(b.into_inner()?)
+}
+
+fn hex_sha(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// A 5-layer docker-archive of about 200 MB: busybox plus four layers of 50 MB in 200 files.
+fn make_archive(dir: &Path) -> Result<(PathBuf, Vec<PathBuf>)> {
+    let base = std::fs::read(busybox_rootfs(dir)?)?;
+    let mut layers = vec![base];
+    for seed in 1..=4 {
+        layers.push(layer_tar(seed, 200, 256 << 10)?);
+    }
+    let mut files = Vec::new();
+    let mut ar = tar::Builder::new(std::fs::File::create(dir.join("bench.tar"))?);
+    let mut diff_ids = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let hex = hex_sha(l);
+        let p = dir.join(format!("layer{i}.tar"));
+        std::fs::write(&p, l)?;
+        files.push(p);
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(l.len() as u64);
+        ar.append_data(&mut h, format!("{hex}.tar"), &l[..])?;
+        diff_ids.push(format!("sha256:{hex}"));
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
+        "config": { "Cmd": ["/bin/sh"] },
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+    });
+    let config = serde_json::to_vec(&config)?;
+    let chex = hex_sha(&config);
+    let manifest = serde_json::json!([{
+        "Config": format!("{chex}.json"),
+        "RepoTags": ["bench/store:latest"],
+        "Layers": diff_ids.iter().map(|d| format!("{}.tar", &d[7..])).collect::<Vec<_>>(),
+    }]);
+    let manifest = serde_json::to_vec(&manifest)?;
+    for (name, bytes) in [(format!("{chex}.json"), config), ("manifest.json".to_owned(), manifest)] {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(bytes.len() as u64);
+        ar.append_data(&mut h, name, &bytes[..])?;
+    }
+    ar.into_inner()?;
+    Ok((dir.join("bench.tar"), files))
+}
+
+fn store() -> Result<()> {
+    ensure_packages(&["podman", "busybox-static", "coreutils", "tar"])?;
+    let berth = build_release()?;
+    let dir = workspace_root().join("target/bench-store");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let (archive, layer_files) = make_archive(&dir)?;
+    let size = std::fs::metadata(&archive)?.len();
+    println!("archive: {} ({:.0} MB, 5 layers)", archive.display(), size as f64 / 1e6);
+
+    let socket = dir.join("berth.sock");
+    let host = format!("unix://{}", socket.display());
+    let mut daemon = Command::new(&berth)
+        .args(["daemon", "--data-root"])
+        .arg(dir.join("berth-data"))
+        .args(["-H", &host])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("daemon.log"))?)
+        .spawn()
+        .context("starting the berth daemon")?;
+    let t0 = Instant::now();
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        if t0.elapsed() > Duration::from_secs(10) {
+            let _ = daemon.kill();
+            bail!("berth daemon did not start");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let result = (|| -> Result<()> {
+        let (mut b, mut p, mut f) = (Vec::new(), Vec::new(), Vec::new());
+        let runs = 5;
+        for i in 0..runs {
+            // berth: load into an empty store (previous image removed and collected)
+            let _ = output(Command::new(&berth).args(["-H", &host, "rmi", "bench/store"]));
+            b.push(timed(Command::new(&berth).args(["-H", &host, "load", "-i"]).arg(&archive))?);
+
+            let proot = dir.join("podman-root");
+            let _ = std::fs::remove_dir_all(&proot);
+            p.push(timed(
+                Command::new("podman")
+                    .arg("--root")
+                    .arg(&proot)
+                    .arg("--runroot")
+                    .arg(dir.join("podman-run"))
+                    .args(["--storage-driver", "overlay", "load", "-i"])
+                    .arg(&archive),
+            )?);
+
+            // floor: hash and extract every layer with coreutils and GNU tar
+            let out = dir.join("floor");
+            let _ = std::fs::remove_dir_all(&out);
+            std::fs::create_dir_all(&out)?;
+            let mut script = String::new();
+            for (n, l) in layer_files.iter().enumerate() {
+                script.push_str(&format!(
+                    "sha256sum {l} >/dev/null && mkdir -p {o}/{n} && tar -xf {l} -C {o}/{n} && ",
+                    l = l.display(),
+                    o = out.display()
+                ));
+            }
+            script.push_str("true");
+            f.push(timed(Command::new("sh").arg("-c").arg(&script))?);
+            eprintln!("run {}/{runs}: berth {:?}, podman {:?}, floor {:?}", i + 1, b[i], p[i], f[i]);
+        }
+        let (mb, mp, mf) = (median(b), median(p), median(f));
+        println!("\nbench store: load of a {:.0} MB, 5-layer docker-archive (median of {runs})", size as f64 / 1e6);
+        println!("  berth load         {:>8.1} ms", mb.as_secs_f64() * 1e3);
+        println!("  podman load        {:>8.1} ms", mp.as_secs_f64() * 1e3);
+        println!("  sha256sum + tar -x {:>8.1} ms (floor)", mf.as_secs_f64() * 1e3);
+        println!("  podman / berth = {:.2}x faster (goal >= 2x)", mp.as_secs_f64() / mb.as_secs_f64());
+        println!("  berth / floor  = {:.2}x (goal <= 1.3x)", mb.as_secs_f64() / mf.as_secs_f64());
+        Ok(())
+    })();
+    let _ = Command::new("kill").arg(daemon.id().to_string()).status();
+    let _ = daemon.wait();
+    let _ = std::fs::remove_dir_all(dir.join("podman-root"));
+    result
+}

@@ -1,0 +1,105 @@
+//! The one place where xtask runs external programs, plus Debian package installation.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+pub fn is_root() -> bool {
+    // xtask keeps to std: the effective uid is in /proc/self/status.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        .unwrap_or(false)
+}
+
+/// Run a command, echoing it; fail with its exit status.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {}", show(cmd));
+    let st = cmd.status().with_context(|| format!("spawning {}", show(cmd)))?;
+    if !st.success() {
+        bail!("{} failed: {st}", show(cmd));
+    }
+    Ok(())
+}
+
+/// Run quietly and return stdout.
+pub fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("spawning {}", show(cmd)))?;
+    if !out.status.success() {
+        bail!("{} failed: {}\n{}", show(cmd), out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+fn installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+/// Install missing Debian packages (as root); otherwise say what is missing.
+pub fn ensure_packages(pkgs: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = pkgs.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!("missing Debian packages {missing:?}: run as root so xtask can install them, or apt-get install them");
+    }
+    eprintln!("xtask: installing {missing:?}");
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
+
+/// Build the release binaries and return the path of `berth`.
+pub fn build_release() -> Result<PathBuf> {
+    run(cargo().args(["build", "--release", "-p", "cli"]))?;
+    Ok(workspace_root().join("target/release/berth"))
+}
+
+/// Lay out a busybox root filesystem (Debian's busybox-static + applet links) and tar it.
+pub fn busybox_rootfs(dir: &Path) -> Result<PathBuf> {
+    ensure_packages(&["busybox-static"])?;
+    let root = dir.join("rootfs");
+    let _ = std::fs::remove_dir_all(&root);
+    for d in ["bin", "etc", "tmp", "root", "proc", "sys", "dev"] {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).context("copying /bin/busybox")?;
+    for applet in output(Command::new("/bin/busybox").arg("--list"))?.lines() {
+        if applet != "busybox" && !applet.is_empty() {
+            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+        }
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")?;
+    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
+    let tarball = dir.join("busybox-rootfs.tar");
+    run(Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tarball).arg("."))?;
+    Ok(tarball)
+}
