@@ -63,7 +63,8 @@ impl Client {
         let req = match payload {
             Payload::None => builder.body(Empty::new().map_err(|e| match e {}).boxed_unsync())?,
             Payload::Reader(r, ct) => {
-                let stream = tokio_util::io::ReaderStream::new(r).map(|r| r.map(Frame::data));
+                let stream = tokio_util::io::ReaderStream::with_capacity(r, 256 << 10)
+                    .map(|r| r.map(Frame::data));
                 let body: Body = BodyExt::boxed_unsync(StreamBody::new(stream));
                 builder.header("Content-Type", ct).body(body)?
             }

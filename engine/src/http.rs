@@ -106,7 +106,41 @@ pub fn blocking_reader(body: Incoming) -> impl io::Read + Send {
             .map(|f| f.into_data().unwrap_or_default())
             .map_err(io::Error::other)
     });
-    SyncIoBridge::new(StreamReader::new(stream))
+    Coalesce {
+        inner: SyncIoBridge::new(StreamReader::new(stream)),
+        pending: None,
+    }
+}
+
+/// Clients send bodies in chunks as small as 4 KiB; each read of the bridge is a trip through
+/// the async runtime. Fill the caller's buffer from several chunks before returning.
+struct Coalesce<R> {
+    inner: R,
+    /// An error met after some bytes were read: returned by the next call.
+    pending: Option<io::Error>,
+}
+
+impl<R: io::Read> io::Read for Coalesce<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(e) = self.pending.take() {
+            return Err(e);
+        }
+        let want = buf.len().min(256 << 10);
+        let mut n = 0;
+        while n < want {
+            match self.inner.read(&mut buf[n..want]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if n > 0 => {
+                    self.pending = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// A streamed reply fed from a blocking writer (for `save`) or from JSON progress lines.

@@ -45,40 +45,90 @@ fn layer_err(source: UnpackError) -> StoreError {
     }
 }
 
+/// The sending half of the blob writer thread: copies of what the unpacker reads.
+struct ChunkSender(std::sync::mpsc::SyncSender<Vec<u8>>);
+
+impl Write for ChunkSender {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .send(buf.to_vec())
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "blob writer stopped"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl LayerIngest {
+    /// Store `reader` as a blob and unpack it, on two threads: one hashes and writes the raw
+    /// bytes (then fsyncs and renames the blob), the other decompresses and unpacks.
     pub(crate) fn run(store: &Store, reader: impl Read, opts: UnpackOptions) -> Result<Self> {
-        let mut blob: BlobWriter<'_> = store.blobs.writer()?;
         let staged = store.layers.stage()?;
-        let mut tee = TeeReader {
-            inner: reader,
-            out: &mut blob,
-        };
-        let (kind, stats, diff_id, tar_size) = {
-            let (kind, dec) = unpack::decompressed(&mut tee).map_err(layer_err)?;
-            let mut hashing = HashingReader::new(dec);
-            let stats = unpack::unpack(&mut hashing, &staged.diff(), opts).map_err(layer_err)?;
-            let (diff_id, tar_size, _) = hashing
-                .finish()
-                .map_err(|e| layer_err(UnpackError::Read(e)))?;
-            (kind, stats, diff_id, tar_size)
-        };
-        // Whatever follows the compressed stream still belongs to the blob.
-        io::copy(&mut tee, &mut io::sink()).map_err(|e| layer_err(UnpackError::Read(e)))?;
-        let blob_size = blob.written();
-        let blob_digest = blob.commit(None)?;
-        let media_type = match kind {
-            Compression::None => MediaType::ImageLayer,
-            Compression::Gzip => MediaType::ImageLayerGzip,
-            Compression::Zstd => MediaType::ImageLayerZstd,
-        };
-        Ok(Self {
-            blob: blob_digest,
-            blob_size,
-            media_type,
-            diff_id,
-            size: stats.bytes,
-            tar_size,
-            staged,
+        let abort = std::sync::atomic::AtomicBool::new(false);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| -> Result<(Digest, u64)> {
+                let mut blob: BlobWriter<'_> = store.blobs.writer()?;
+                for chunk in rx {
+                    blob.write_all(&chunk)
+                        .map_err(|e| layer_err(UnpackError::Read(e)))?;
+                }
+                if abort.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(StoreError::InvalidArchive("layer ingest aborted".into()));
+                }
+                let size = blob.written();
+                Ok((blob.commit(None)?, size))
+            });
+            let unpacked = (|| -> Result<_> {
+                let mut tee = TeeReader {
+                    inner: reader,
+                    out: ChunkSender(tx),
+                };
+                let (kind, stats, hashed) = {
+                    let (kind, dec) = unpack::decompressed(&mut tee).map_err(layer_err)?;
+                    if kind == Compression::None {
+                        // The blob *is* the tar: its digest (computed by the writer) is the diff ID.
+                        let stats = unpack::unpack(dec, &staged.diff(), opts).map_err(layer_err)?;
+                        (kind, stats, None)
+                    } else {
+                        let mut hashing = HashingReader::new(dec);
+                        let stats = unpack::unpack(&mut hashing, &staged.diff(), opts)
+                            .map_err(layer_err)?;
+                        let (diff_id, tar_size, _) = hashing
+                            .finish()
+                            .map_err(|e| layer_err(UnpackError::Read(e)))?;
+                        (kind, stats, Some((diff_id, tar_size)))
+                    }
+                };
+                // Whatever follows the tar or compressed stream still belongs to the blob.
+                io::copy(&mut tee, &mut io::sink()).map_err(|e| layer_err(UnpackError::Read(e)))?;
+                Ok((kind, stats, hashed))
+            })();
+            if unpacked.is_err() {
+                abort.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            // The sender was moved into the tee, dropped above: the writer sees the end.
+            let written = writer
+                .join()
+                .map_err(|_| StoreError::InvalidArchive("blob writer thread panicked".into()))?;
+            let (kind, stats, hashed) = unpacked?;
+            let (blob, blob_size) = written?;
+            let (diff_id, tar_size) = hashed.unwrap_or_else(|| (blob.clone(), blob_size));
+            let media_type = match kind {
+                Compression::None => MediaType::ImageLayer,
+                Compression::Gzip => MediaType::ImageLayerGzip,
+                Compression::Zstd => MediaType::ImageLayerZstd,
+            };
+            Ok(Self {
+                blob,
+                blob_size,
+                media_type,
+                diff_id,
+                size: stats.bytes,
+                tar_size,
+                staged,
+            })
         })
     }
 }

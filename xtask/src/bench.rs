@@ -28,7 +28,11 @@ fn timed(cmd: &mut Command) -> Result<Duration> {
     let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
     let d = t.elapsed();
     if !out.status.success() {
-        bail!("{} failed: {}", crate::sys::show(cmd), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{} failed: {}",
+            crate::sys::show(cmd),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(d)
 }
@@ -54,7 +58,11 @@ fn layer_tar(seed: u64, files: usize, size: usize) -> Result<Vec<u8>> {
         h.set_mode(0o644);
         h.set_size(size as u64);
         h.set_mtime(1_700_000_000);
-        b.append_data(&mut h, format!("data{seed}/dir{}/file{i}", i % 16), &data[..])?;
+        b.append_data(
+            &mut h,
+            format!("data{seed}/dir{}/file{i}", i % 16),
+            &data[..],
+        )?;
     }
     Ok(b.into_inner()?)
 }
@@ -97,7 +105,10 @@ fn make_archive(dir: &Path) -> Result<(PathBuf, Vec<PathBuf>)> {
         "Layers": diff_ids.iter().map(|d| format!("{}.tar", &d[7..])).collect::<Vec<_>>(),
     }]);
     let manifest = serde_json::to_vec(&manifest)?;
-    for (name, bytes) in [(format!("{chex}.json"), config), ("manifest.json".to_owned(), manifest)] {
+    for (name, bytes) in [
+        (format!("{chex}.json"), config),
+        ("manifest.json".to_owned(), manifest),
+    ] {
         let mut h = tar::Header::new_gnu();
         h.set_mode(0o644);
         h.set_size(bytes.len() as u64);
@@ -115,7 +126,11 @@ fn store() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let (archive, layer_files) = make_archive(&dir)?;
     let size = std::fs::metadata(&archive)?.len();
-    println!("archive: {} ({:.0} MB, 5 layers)", archive.display(), size as f64 / 1e6);
+    println!(
+        "archive: {} ({:.0} MB, 5 layers)",
+        archive.display(),
+        size as f64 / 1e6
+    );
 
     let socket = dir.join("berth.sock");
     let host = format!("unix://{}", socket.display());
@@ -141,7 +156,11 @@ fn store() -> Result<()> {
         for i in 0..runs {
             // berth: load into an empty store (previous image removed and collected)
             let _ = output(Command::new(&berth).args(["-H", &host, "rmi", "bench/store"]));
-            b.push(timed(Command::new(&berth).args(["-H", &host, "load", "-i"]).arg(&archive))?);
+            b.push(timed(
+                Command::new(&berth)
+                    .args(["-H", &host, "load", "-i"])
+                    .arg(&archive),
+            )?);
 
             let proot = dir.join("podman-root");
             let _ = std::fs::remove_dir_all(&proot);
@@ -169,15 +188,33 @@ fn store() -> Result<()> {
             }
             script.push_str("true");
             f.push(timed(Command::new("sh").arg("-c").arg(&script))?);
-            eprintln!("run {}/{runs}: berth {:?}, podman {:?}, floor {:?}", i + 1, b[i], p[i], f[i]);
+            eprintln!(
+                "run {}/{runs}: berth {:?}, podman {:?}, floor {:?}",
+                i + 1,
+                b[i],
+                p[i],
+                f[i]
+            );
         }
         let (mb, mp, mf) = (median(b), median(p), median(f));
-        println!("\nbench store: load of a {:.0} MB, 5-layer docker-archive (median of {runs})", size as f64 / 1e6);
+        println!(
+            "\nbench store: load of a {:.0} MB, 5-layer docker-archive (median of {runs})",
+            size as f64 / 1e6
+        );
         println!("  berth load         {:>8.1} ms", mb.as_secs_f64() * 1e3);
         println!("  podman load        {:>8.1} ms", mp.as_secs_f64() * 1e3);
-        println!("  sha256sum + tar -x {:>8.1} ms (floor)", mf.as_secs_f64() * 1e3);
-        println!("  podman / berth = {:.2}x faster (goal >= 2x)", mp.as_secs_f64() / mb.as_secs_f64());
-        println!("  berth / floor  = {:.2}x (goal <= 1.3x)", mb.as_secs_f64() / mf.as_secs_f64());
+        println!(
+            "  sha256sum + tar -x {:>8.1} ms (floor)",
+            mf.as_secs_f64() * 1e3
+        );
+        println!(
+            "  podman / berth = {:.2}x faster (goal >= 2x)",
+            mp.as_secs_f64() / mb.as_secs_f64()
+        );
+        println!(
+            "  berth / floor  = {:.2}x (goal <= 1.3x)",
+            mb.as_secs_f64() / mf.as_secs_f64()
+        );
         Ok(())
     })();
     let _ = Command::new("kill").arg(daemon.id().to_string()).status();

@@ -20,7 +20,9 @@ struct Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         // SIGTERM via kill(1): xtask stays free of libc bindings.
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.socket.exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
@@ -46,7 +48,10 @@ pub fn run() -> Result<()> {
     let host = format!("unix://{}", socket.display());
     let rootfs = busybox_rootfs(&dir)?;
 
-    println!("$ berth daemon --data-root {} -H {host} &", dir.join("data").display());
+    println!(
+        "$ berth daemon --data-root {} -H {host} &",
+        dir.join("data").display()
+    );
     let log = std::fs::File::create(dir.join("daemon.log"))?;
     let child = Command::new(&berth)
         .args(["daemon", "--data-root"])
@@ -58,10 +63,16 @@ pub fn run() -> Result<()> {
         .spawn()
         .context("starting the daemon")?;
     let started = Instant::now();
-    let _daemon = Daemon { child, socket: socket.clone() };
+    let _daemon = Daemon {
+        child,
+        socket: socket.clone(),
+    };
     while std::os::unix::net::UnixStream::connect(&socket).is_err() {
         if started.elapsed() > Duration::from_secs(10) {
-            bail!("daemon did not start; see {}", dir.join("daemon.log").display());
+            bail!(
+                "daemon did not start; see {}",
+                dir.join("daemon.log").display()
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -71,7 +82,15 @@ pub fn run() -> Result<()> {
     let id = step(
         &berth,
         &host,
-        &["import", "-c", "CMD [\"/bin/sh\"]", "-c", "ENV PATH=/bin", &rootfs.display().to_string(), "busybox"],
+        &[
+            "import",
+            "-c",
+            "CMD [\"/bin/sh\"]",
+            "-c",
+            "ENV PATH=/bin",
+            &rootfs.display().to_string(),
+            "busybox",
+        ],
     )?;
     let images = step(&berth, &host, &["images"])?;
     if !images.contains("busybox") || !images.contains(&id.trim()[7..19]) {

@@ -17,7 +17,9 @@ pub fn is_root() -> bool {
 /// Run a command, echoing it; fail with its exit status.
 pub fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {}", show(cmd));
-    let st = cmd.status().with_context(|| format!("spawning {}", show(cmd)))?;
+    let st = cmd
+        .status()
+        .with_context(|| format!("spawning {}", show(cmd)))?;
     if !st.success() {
         bail!("{} failed: {st}", show(cmd));
     }
@@ -26,9 +28,16 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 
 /// Run quietly and return stdout.
 pub fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("spawning {}", show(cmd)))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("spawning {}", show(cmd)))?;
     if !out.status.success() {
-        bail!("{} failed: {}\n{}", show(cmd), out.status, String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{} failed: {}\n{}",
+            show(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -68,7 +77,10 @@ pub fn ensure_packages(pkgs: &[&str]) -> Result<()> {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 pub fn cargo() -> Command {
@@ -97,9 +109,17 @@ pub fn busybox_rootfs(dir: &Path) -> Result<PathBuf> {
             let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
         }
     }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")?;
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )?;
     std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
     let tarball = dir.join("busybox-rootfs.tar");
-    run(Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tarball).arg("."))?;
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg("."))?;
     Ok(tarball)
 }

@@ -5,11 +5,25 @@ use anyhow::Result;
 use crate::sys::{self, cargo, ensure_packages, is_root};
 
 /// What the end-to-end suite drives besides berth itself.
-pub const TEST_PACKAGES: &[&str] = &["busybox-static", "skopeo", "umoci", "curl", "util-linux", "tar"];
+pub const TEST_PACKAGES: &[&str] = &[
+    "busybox-static",
+    "skopeo",
+    "umoci",
+    "curl",
+    "util-linux",
+    "tar",
+];
 
 pub fn lint() -> Result<()> {
     sys::run(cargo().args(["fmt", "--all", "--check"]))?;
-    sys::run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+    sys::run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
 }
 
 /// Lint, then every test: unprivileged first, then (as root) the privileged ones, which

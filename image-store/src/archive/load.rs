@@ -81,7 +81,9 @@ impl Store {
     pub fn load(&self, reader: impl Read) -> Result<Vec<LoadedImage>> {
         let _writer = self.gc_lock.read().unwrap_or_else(|p| p.into_inner());
         let mut c = Contents::default();
-        let mut archive = tar::Archive::new(reader);
+        // Large reads: the tar reader asks for 512-byte headers, each of which would otherwise
+        // be a round trip to the (async) request body.
+        let mut archive = tar::Archive::new(std::io::BufReader::with_capacity(1 << 20, reader));
         let opts = UnpackOptions::for_overlay();
         for entry in archive
             .entries()
