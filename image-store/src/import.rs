@@ -28,6 +28,14 @@ fn spec_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::InvalidArchive(e.to_string())
 }
 
+/// Go's `time.RFC3339Nano` (trailing zeros of the fraction dropped). Tools written in Go
+/// re-encode configs this way: writing the same form keeps image IDs stable through them.
+pub fn go_rfc3339_nano(t: chrono::DateTime<chrono::Utc>) -> String {
+    let s = t.format("%Y-%m-%dT%H:%M:%S%.9f").to_string();
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}Z")
+}
+
 pub(crate) fn host_arch() -> Arch {
     match std::env::consts::ARCH {
         "x86_64" => Arch::Amd64,
@@ -46,7 +54,7 @@ impl Store {
         let meta =
             self.layers
                 .commit(layer.staged, &diff_id, &diff_id, layer.size, layer.tar_size)?;
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let now = go_rfc3339_nano(chrono::Utc::now());
         let history = HistoryBuilder::default()
             .created(now.clone())
             .comment(opts.comment.unwrap_or_else(|| "Imported from -".to_owned()))
@@ -118,4 +126,19 @@ pub(crate) fn manifest_bytes(
         .build()
         .map_err(spec_err)?;
     serde_json::to_vec(&manifest).map_err(spec_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    #[test]
+    fn timestamps_match_go() {
+        let t = chrono::Utc
+            .timestamp_opt(1_700_000_000, 120_000_000)
+            .unwrap();
+        assert_eq!(super::go_rfc3339_nano(t), "2023-11-14T22:13:20.12Z");
+        let t = chrono::Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        assert_eq!(super::go_rfc3339_nano(t), "2023-11-14T22:13:20Z");
+    }
 }

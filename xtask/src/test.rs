@@ -1,6 +1,9 @@
 //! `cargo xtask test` and `cargo xtask lint`.
 
-use anyhow::Result;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Result};
 
 use crate::sys::{self, cargo, ensure_packages, is_root};
 
@@ -26,22 +29,57 @@ pub fn lint() -> Result<()> {
     ]))
 }
 
-/// Lint, then every test: unprivileged first, then (as root) the privileged ones, which
-/// each make their own namespaces and scratch data roots.
+/// Lint, then every test: as root the privileged ones (`#[ignore]`d in a plain `cargo test`)
+/// run too, each making its own namespaces and scratch data roots. Ends with one summary line.
 pub fn run(extra: &[String]) -> Result<()> {
     ensure_packages(TEST_PACKAGES)?;
     lint()?;
-    run_tests(&[], extra)?;
+    let mut c = cargo();
+    c.args(["test", "--workspace", "--"]);
     if is_root() {
-        run_tests(&["--ignored"], extra)?;
+        c.arg("--include-ignored");
     } else {
-        eprintln!("xtask: SKIPPED the privileged tests (marked #[ignore]): they need root");
+        eprintln!("xtask: not root: the privileged tests are SKIPPED (they show as ignored)");
+    }
+    c.args(extra);
+    let (passed, failed, ignored, ok) = run_counting(&mut c)?;
+    println!("xtask test: {passed} passed, {failed} failed, {ignored} skipped");
+    if !ok || failed > 0 {
+        bail!("tests failed");
     }
     Ok(())
 }
 
-fn run_tests(mode: &[&str], extra: &[String]) -> Result<()> {
-    let mut c = cargo();
-    c.args(["test", "--workspace", "--"]).args(mode).args(extra);
-    sys::run(&mut c)
+/// Run cargo test, echoing its output, and add up its `test result:` lines.
+fn run_counting(c: &mut Command) -> Result<(u64, u64, u64, bool)> {
+    eprintln!("$ {}", sys::show(c));
+    let mut child = c.stdout(Stdio::piped()).spawn()?;
+    let mut totals = (0, 0, 0);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let num = |key: &str| {
+                    rest.split(';')
+                        .find_map(|part| {
+                            part.trim().strip_suffix(key).map(|n| {
+                                n.trim()
+                                    .trim_start_matches("ok.")
+                                    .trim_start_matches("FAILED.")
+                                    .trim()
+                                    .parse::<u64>()
+                                    .unwrap_or(0)
+                            })
+                        })
+                        .unwrap_or(0)
+                };
+                totals.0 += num(" passed");
+                totals.1 += num(" failed");
+                totals.2 += num(" ignored");
+            }
+        }
+    }
+    let ok = child.wait()?.success();
+    Ok((totals.0, totals.1, totals.2, ok))
 }
