@@ -172,3 +172,130 @@ fn check_finds_corruption() {
         rep.problems
     );
 }
+
+/// Build a docker-archive in memory from layer tarballs (bottom-most first).
+fn archive_of(layers: &[Vec<u8>], tag: &str) -> Vec<u8> {
+    let mut diff_ids = Vec::new();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    for l in layers {
+        let d = image_store::Digest::of_bytes(l);
+        add(&mut b, &format!("{}.tar", d.hex()), l);
+        diff_ids.push(d.to_string());
+    }
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let cfg = image_store::Digest::of_bytes(&config);
+    add(&mut b, &format!("{}.json", cfg.hex()), &config);
+    let layers: Vec<String> = diff_ids
+        .iter()
+        .map(|d| format!("{}.tar", &d[7..]))
+        .collect();
+    let manifest = serde_json::json!([{"Config": format!("{}.json", cfg.hex()), "RepoTags": [tag], "Layers": layers}]);
+    add(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    b.into_inner().unwrap()
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn overlay_mount_of_many_layers_with_whiteouts() {
+    assert!(common::is_root(), "this test needs root");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("root")).unwrap();
+    // 70 layers: the plain lowerdir list is too long and the short links must be used.
+    let mut layers = vec![RawTar::new()
+        .file("gone", b"deleted by a whiteout")
+        .dir("opaque")
+        .file("opaque/old", b"hidden by the opaque dir")
+        .finish()];
+    for i in 1..69 {
+        layers.push(
+            RawTar::new()
+                .file(&format!("f{i}"), format!("{i}").as_bytes())
+                .finish(),
+        );
+    }
+    layers.push(
+        RawTar::new()
+            .file(".wh.gone", b"")
+            .dir("opaque")
+            .file("opaque/.wh..wh..opq", b"")
+            .file("opaque/new", b"n")
+            .finish(),
+    );
+    let loaded = store.load(&archive_of(&layers, "many:1")[..]).unwrap();
+    let cdir = dir.path().join("c1");
+    let m = store.overlay(&loaded[0].id, &cdir).unwrap();
+    assert!(
+        m.chdir.is_some(),
+        "70 layers should need short links: {} bytes",
+        m.options().len()
+    );
+    let target = cdir.join("merged");
+    std::fs::create_dir_all(&target).unwrap();
+    // Mount in a throwaway mount namespace: nothing is left mounted on the host.
+    let script = format!(
+        "cd {} && mount -t overlay overlay -o {} {} && ls {t} && cat {t}/f1 {t}/f68 && echo && ls {t}/opaque",
+        m.chdir.as_ref().unwrap().display(),
+        m.options(),
+        target.display(),
+        t = target.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let names: Vec<&str> = text.lines().collect();
+    assert!(
+        !names.contains(&"gone"),
+        "the whiteout hides the lower file: {text}"
+    );
+    assert!(names.contains(&"f1") && names.contains(&"f68"));
+    assert!(text.contains("168"), "{text}");
+    assert_eq!(
+        names.last(),
+        Some(&"new"),
+        "the opaque dir hides opaque/old: {text}"
+    );
+    assert!(!text.contains("old"));
+}
+
+#[test]
+fn pax_xattrs_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([("SCHILY.xattr.user.berth", &b"yes"[..])])
+        .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_size(1);
+    b.append_data(&mut h, "x", &b"x"[..]).unwrap();
+    let tar = b.into_inner().unwrap();
+    let opts = image_store::unpack::UnpackOptions {
+        whiteouts: image_store::unpack::WhiteoutStyle::Keep,
+        allow_devices: false,
+        preserve_owner: false,
+    };
+    image_store::unpack::unpack(&tar[..], dir.path(), opts).unwrap();
+    let mut buf = [0u8; 8];
+    let n = rustix::fs::getxattr(dir.path().join("x"), "user.berth", &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"yes");
+}
