@@ -177,7 +177,7 @@ fn check_finds_corruption() {
 fn archive_of(layers: &[Vec<u8>], tag: &str) -> Vec<u8> {
     let mut diff_ids = Vec::new();
     let mut b = tar::Builder::new(Vec::new());
-    let mut add = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
+    let add = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
         let mut h = tar::Header::new_gnu();
         h.set_mode(0o644);
         h.set_size(data.len() as u64);
