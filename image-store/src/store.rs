@@ -303,7 +303,14 @@ impl Store {
     }
 
     fn resolve_in<'s>(st: &'s State, name: &str) -> Result<&'s Arc<ImageRecord>> {
-        let not_found = || StoreError::ImageNotFound(name.to_owned());
+        // Docker names a missing image by its familiar form with tag: `nosuch:latest`.
+        let not_found = || {
+            StoreError::ImageNotFound(
+                Reference::parse(name)
+                    .map(|r| r.familiar())
+                    .unwrap_or_else(|_| name.to_owned()),
+            )
+        };
         if let Ok(r) = Reference::parse(name) {
             if let Some(d) = r.digest() {
                 if let Some(rec) = st.images.values().find(|rec| {
@@ -360,9 +367,22 @@ impl Store {
         force: bool,
         in_use: &dyn Fn(&Digest) -> Option<String>,
     ) -> Result<Vec<Removed>> {
-        let out = self.remove_refs(name, force, in_use)?;
+        let chains = self
+            .resolve(name)
+            .map(|r| r.chain_ids.clone())
+            .unwrap_or_default();
+        let mut out = self.remove_refs(name, force, in_use)?;
         if out.iter().any(|r| matches!(r, Removed::Deleted(_))) {
-            self.gc()?;
+            // As Docker: the image's layers that went with it are listed too, top-most first.
+            let (_, gone) = self.collect()?;
+            out.extend(
+                chains
+                    .iter()
+                    .rev()
+                    .filter(|c| gone.contains(c))
+                    .cloned()
+                    .map(Removed::Deleted),
+            );
         }
         Ok(out)
     }
@@ -435,6 +455,11 @@ impl Store {
     /// Delete every blob and layer that no image references. Returns the unpacked layer bytes
     /// freed (what Docker reports as space reclaimed).
     pub fn gc(&self) -> Result<u64> {
+        Ok(self.collect()?.0)
+    }
+
+    /// `gc`, also returning the chain IDs of the layers it removed.
+    pub(crate) fn collect(&self) -> Result<(u64, Vec<Digest>)> {
         let _excl = self.gc_lock.write().unwrap_or_else(|p| p.into_inner());
         let (keep_blobs, keep_layers) = {
             let st = self.lock();
@@ -453,6 +478,7 @@ impl Store {
             (blobs, layers)
         };
         let mut reclaimed = 0;
+        let mut removed = Vec::new();
         for d in self.blobs.list()?.into_iter().flatten() {
             if !keep_blobs.contains(&d) {
                 self.blobs.remove(&d)?;
@@ -462,9 +488,10 @@ impl Store {
             if !keep_layers.contains(&c) {
                 reclaimed += self.layers.meta(&c).map(|m| m.size).unwrap_or(0);
                 self.layers.remove(&c)?;
+                removed.push(c);
             }
         }
-        Ok(reclaimed)
+        Ok((reclaimed, removed))
     }
 }
 

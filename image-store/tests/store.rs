@@ -94,9 +94,14 @@ fn rmi_untags_then_deletes_and_gc_frees_blobs() {
         .unwrap_err();
     assert!(err.to_string().contains("container abc"), "{err}");
     let out = store.remove("two", false, &|_| None).unwrap();
+    let layer = image_store::Digest::of_bytes(&rootfs());
     assert_eq!(
         out,
-        vec![Removed::Untagged("two:latest".into()), Removed::Deleted(id)]
+        vec![
+            Removed::Untagged("two:latest".into()),
+            Removed::Deleted(id),
+            Removed::Deleted(layer)
+        ]
     );
     assert_eq!(
         fs::read_dir(a.path().join("blobs/sha256")).unwrap().count(),

@@ -15,6 +15,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "curl",
     "util-linux",
     "tar",
+    "docker.io",
 ];
 
 pub fn lint() -> Result<()> {

@@ -110,16 +110,37 @@ pub async fn list(d: &Daemon, q: &Query) -> Result<Reply, ApiError> {
     let mut out = Vec::new();
     let mut recs = d.store.list();
     recs.sort_by_key(|r| std::cmp::Reverse(created_unix(r)));
+    let patterns = filters.get("reference");
     for rec in recs {
-        if matches_filters(&rec, &filters)? {
-            out.push(summary(&rec));
+        if !matches_filters(&rec, &filters)? {
+            continue;
         }
+        let mut s = summary(&rec);
+        if let Some(pats) = patterns {
+            let tags: Vec<String> = rec
+                .refs
+                .iter()
+                .filter(|r| pats.iter().any(|p| reference_matches(p, r)))
+                .map(Reference::familiar)
+                .collect();
+            if tags.is_empty() {
+                continue;
+            }
+            s["RepoTags"] = json!(tags);
+        }
+        out.push(s);
     }
     Ok(reply_json(StatusCode::OK, &out))
 }
 
 pub async fn inspect(d: &Daemon, name: &str) -> Result<Reply, ApiError> {
-    let rec = d.store.resolve(name)?;
+    let rec = d.store.resolve(name).map_err(|e| {
+        let mut e = ApiError::from(e);
+        if e.status == StatusCode::NOT_FOUND {
+            e.message = format!("no such image: {name}: {}", e.message);
+        }
+        e
+    })?;
     let raw: Value = serde_json::from_slice(&d.store.config_bytes(&rec.id)?).unwrap_or(Value::Null);
     let mut config = json!({
         "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false, "AttachStdout": false,
