@@ -25,7 +25,10 @@ pub enum RuntimeError {
     #[error("container {id} already exists")]
     Exists { id: String },
     #[error("bundle {path}: {source}")]
-    Bundle { path: PathBuf, source: std::io::Error },
+    Bundle {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config.json: {0}")]
     Spec(#[from] SpecError),
     #[error(transparent)]
@@ -75,7 +78,10 @@ fn cleanup_note(c: &[String]) -> String {
     }
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RuntimeError + 'a {
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> RuntimeError + 'a {
     move |source| RuntimeError::Io {
         op,
         path: path.to_path_buf(),
@@ -134,7 +140,9 @@ fn check_id(id: &str) -> Result<(), RuntimeError> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'))
     {
-        return Err(bad("only letters, digits, '_', '-', '.' and '+' are allowed"));
+        return Err(bad(
+            "only letters, digits, '_', '-', '.' and '+' are allowed",
+        ));
     }
     Ok(())
 }
@@ -146,7 +154,12 @@ impl Container {
         Self::create_inner(id, bundle, opts, true)
     }
 
-    fn create_inner(id: &str, bundle: &Path, opts: CreateOpts, gate: bool) -> Result<Container, RuntimeError> {
+    fn create_inner(
+        id: &str,
+        bundle: &Path,
+        opts: CreateOpts,
+        gate: bool,
+    ) -> Result<Container, RuntimeError> {
         check_id(id)?;
         let bundle = std::fs::canonicalize(bundle).map_err(|source| RuntimeError::Bundle {
             path: bundle.to_path_buf(),
@@ -252,11 +265,17 @@ impl Container {
         self.state.save(&self.dir)?;
         let fifo = self.dir.join("exec.fifo");
         if gate {
-            nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622)).map_err(|e| RuntimeError::Io {
-                op: "mkfifo",
-                path: fifo.clone(),
-                source: e.into(),
+            nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622)).map_err(|e| {
+                RuntimeError::Io {
+                    op: "mkfifo",
+                    path: fifo.clone(),
+                    source: e.into(),
+                }
             })?;
+            // mkfifo honours the umask; the init may write as any user once it dropped root.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o622))
+                .map_err(io_err("chmod", &fifo))?;
         }
         let fs = RealCgroupFs;
         let mut cgroup_err = None;
@@ -280,15 +299,20 @@ impl Container {
         let pid = match spawned {
             Ok(pid) => pid,
             Err(SpawnError::Cgroup(_)) if cgroup_err.is_some() => {
-                return Err(cgroup_err.take().map(RuntimeError::Cgroup).unwrap_or_else(|| {
-                    RuntimeError::Spawn(SpawnError::Cgroup(String::new()))
-                }))
+                return Err(cgroup_err
+                    .take()
+                    .map(RuntimeError::Cgroup)
+                    .unwrap_or_else(|| RuntimeError::Spawn(SpawnError::Cgroup(String::new()))))
             }
             Err(e) => return Err(e.into()),
         };
         self.state.pid = pid;
         self.state.init_start_time = state::proc_stat(pid).map_or(0, |(_, t)| t);
-        self.state.status = if gate { Status::Created } else { Status::Running };
+        self.state.status = if gate {
+            Status::Created
+        } else {
+            Status::Running
+        };
         self.state.save(&self.dir)?;
         if let Some(p) = &opts.pid_file {
             let tmp = p.with_extension("tmp");
@@ -400,7 +424,9 @@ impl Container {
         let fifo = self.dir.join("exec.fifo");
         let f = nix::fcntl::open(
             &fifo,
-            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_NONBLOCK
+                | nix::fcntl::OFlag::O_CLOEXEC,
             Mode::empty(),
         )
         .map_err(|e| RuntimeError::Io {
@@ -410,7 +436,10 @@ impl Container {
         })?;
         // The init is blocked opening the write end; it writes one byte and goes on to exec.
         loop {
-            let mut fds = [nix::poll::PollFd::new(f.as_fd(), nix::poll::PollFlags::POLLIN)];
+            let mut fds = [nix::poll::PollFd::new(
+                f.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
             let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));
             let mut buf = [0u8; 1];
             match nix::unistd::read(&f, &mut buf) {
@@ -585,7 +614,13 @@ fn forwarded_signals() -> nix::sys::signal::SigSet {
     for s in Signal::iterator() {
         if !matches!(
             s,
-            Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGSEGV | Signal::SIGBUS | Signal::SIGILL | Signal::SIGFPE | Signal::SIGTRAP
+            Signal::SIGKILL
+                | Signal::SIGSTOP
+                | Signal::SIGSEGV
+                | Signal::SIGBUS
+                | Signal::SIGILL
+                | Signal::SIGFPE
+                | Signal::SIGTRAP
         ) {
             set.add(s);
         }

@@ -85,7 +85,8 @@ pub fn find_program(program: &str, env: &[String]) -> Result<PathBuf, InitError>
         program: program.to_string(),
         reason: reason.to_string(),
     };
-    let executable = |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && !p.is_dir();
+    let executable =
+        |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && !p.is_dir();
     if program.contains('/') {
         let p = PathBuf::from(program);
         return if executable(&p) {

@@ -16,8 +16,8 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
-pub mod syscall;
 pub mod sys;
+pub mod syscall;
 pub mod tty;
 
 pub use container::{block_forwarded_signals, Container, CreateOpts, RuntimeError, DEFAULT_ROOT};

@@ -42,7 +42,9 @@ fn unsupported(field: impl Into<String>, reason: impl Into<String>) -> SpecError
 }
 
 /// A kernel namespace kind the runtime knows how to create or join.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum NsKind {
     User,
     Mount,
@@ -319,7 +321,8 @@ impl HostLimits {
                 rlim_cur: 0,
                 rlim_max: 0,
             };
-            if crate::sys::getrlimit(rlimit_resource(t), &mut rl) && rl.rlim_max != libc::RLIM_INFINITY
+            if crate::sys::getrlimit(rlimit_resource(t), &mut rl)
+                && rl.rlim_max != libc::RLIM_INFINITY
             {
                 hard.insert(rlimit_key(t), rl.rlim_max);
             }
@@ -389,18 +392,28 @@ pub fn plan(spec: &Spec, bundle: &Path, host: &HostLimits) -> Result<Plan, SpecE
             }
             oci_spec::runtime::LinuxDeviceType::B => DeviceKind::Block,
             oci_spec::runtime::LinuxDeviceType::P => DeviceKind::Fifo,
-            other => return Err(invalid(format!("{field}.type"), format!("{other:?} cannot be created"))),
+            other => {
+                return Err(invalid(
+                    format!("{field}.type"),
+                    format!("{other:?} cannot be created"),
+                ))
+            }
         };
         let path = d.path().clone();
         check_abs(&path, &format!("{field}.path"))?;
         if !path.starts_with("/dev") {
-            return Err(invalid(format!("{field}.path"), "devices must live under /dev"));
+            return Err(invalid(
+                format!("{field}.path"),
+                "devices must live under /dev",
+            ));
         }
         let node = DeviceNode {
             path: path.clone(),
             kind,
-            major: u64::try_from(d.major()).map_err(|_| invalid(format!("{field}.major"), "negative"))?,
-            minor: u64::try_from(d.minor()).map_err(|_| invalid(format!("{field}.minor"), "negative"))?,
+            major: u64::try_from(d.major())
+                .map_err(|_| invalid(format!("{field}.major"), "negative"))?,
+            minor: u64::try_from(d.minor())
+                .map_err(|_| invalid(format!("{field}.minor"), "negative"))?,
             mode: d.file_mode().unwrap_or(0o666),
             uid: d.uid().unwrap_or(0),
             gid: d.gid().unwrap_or(0),
@@ -427,7 +440,10 @@ pub fn plan(spec: &Spec, bundle: &Path, host: &HostLimits) -> Result<Plan, SpecE
             link: "/dev/stderr".into(),
         },
     ];
-    if mounts.iter().any(|m| m.destination == Path::new("/dev/pts")) {
+    if mounts
+        .iter()
+        .any(|m| m.destination == Path::new("/dev/pts"))
+    {
         symlinks.push(Symlink {
             target: "pts/ptmx".into(),
             link: "/dev/ptmx".into(),
@@ -440,7 +456,10 @@ pub fn plan(spec: &Spec, bundle: &Path, host: &HostLimits) -> Result<Plan, SpecE
     let has_uts = namespaces.iter().any(|s| s.kind() == NsKind::Uts);
     if let Some(h) = spec.hostname() {
         if !h.is_empty() && !has_uts {
-            return Err(invalid("hostname", "setting a hostname needs a uts namespace"));
+            return Err(invalid(
+                "hostname",
+                "setting a hostname needs a uts namespace",
+            ));
         }
     }
 
@@ -462,10 +481,18 @@ pub fn plan(spec: &Spec, bundle: &Path, host: &HostLimits) -> Result<Plan, SpecE
     if linux.intel_rdt().is_some() {
         return Err(unsupported("linux.intelRdt", "intel RDT"));
     }
-    if process.apparmor_profile().as_deref().is_some_and(|p| !p.is_empty()) {
+    if process
+        .apparmor_profile()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
         return Err(unsupported("process.apparmorProfile", "AppArmor"));
     }
-    if process.selinux_label().as_deref().is_some_and(|p| !p.is_empty()) {
+    if process
+        .selinux_label()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
         return Err(unsupported("process.selinuxLabel", "SELinux"));
     }
 
@@ -620,10 +647,16 @@ fn plan_mount(i: usize, m: &oci_spec::runtime::Mount) -> Result<MountStep, SpecE
     let destination = m.destination().clone();
     check_abs(&destination, &format!("{field}.destination"))?;
     if destination == Path::new("/") {
-        return Err(invalid(format!("{field}.destination"), "cannot mount over /"));
+        return Err(invalid(
+            format!("{field}.destination"),
+            "cannot mount over /",
+        ));
     }
     if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(unsupported(format!("{field}.uidMappings"), "id-mapped mounts"));
+        return Err(unsupported(
+            format!("{field}.uidMappings"),
+            "id-mapped mounts",
+        ));
     }
     let mut flags = MsFlags::empty();
     let mut data = Vec::new();
@@ -646,10 +679,16 @@ fn plan_mount(i: usize, m: &oci_spec::runtime::Mount) -> Result<MountStep, SpecE
     }
     let is_bind = flags.contains(MsFlags::MS_BIND);
     if is_bind && m.source().is_none() {
-        return Err(invalid(format!("{field}.source"), "a bind mount needs a source"));
+        return Err(invalid(
+            format!("{field}.source"),
+            "a bind mount needs a source",
+        ));
     }
     if !is_bind && fstype.is_none() {
-        return Err(invalid(format!("{field}.type"), "missing (and not a bind mount)"));
+        return Err(invalid(
+            format!("{field}.type"),
+            "missing (and not a bind mount)",
+        ));
     }
     // A bind mount ignores all flags but MS_REC on the first call: the rest go to a remount.
     let bind_remount = if is_bind {
@@ -730,7 +769,10 @@ fn plan_process(
     let env = p.env().clone().unwrap_or_default();
     for (i, e) in env.iter().enumerate() {
         if !e.contains('=') || e.starts_with('=') {
-            return Err(invalid(format!("process.env[{i}]"), format!("{e:?} is not KEY=VALUE")));
+            return Err(invalid(
+                format!("process.env[{i}]"),
+                format!("{e:?} is not KEY=VALUE"),
+            ));
         }
     }
     let cwd = p.cwd().clone();
@@ -746,7 +788,11 @@ fn plan_process(
         if r.soft() > r.hard() {
             return Err(invalid(
                 format!("{field}.soft"),
-                format!("soft limit {} is above the hard limit {}", r.soft(), r.hard()),
+                format!(
+                    "soft limit {} is above the hard limit {}",
+                    r.soft(),
+                    r.hard()
+                ),
             ));
         }
         if let Some(max) = host.hard.get(&rlimit_key(r.typ())) {
@@ -779,7 +825,10 @@ fn plan_process(
     };
     if let Some(adj) = p.oom_score_adj() {
         if !(-1000..=1000).contains(&adj) {
-            return Err(invalid("process.oomScoreAdj", format!("{adj} is outside -1000..=1000")));
+            return Err(invalid(
+                "process.oomScoreAdj",
+                format!("{adj} is outside -1000..=1000"),
+            ));
         }
     }
     let user = p.user();
@@ -861,4 +910,4 @@ pub fn expand_cgroup_mounts(plan: &mut Plan, v2: bool, v1_dirs: &[(String, PathB
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

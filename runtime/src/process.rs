@@ -67,12 +67,12 @@ pub fn spawn(
     let (mut main_ch, child_ch) = channel::pair()?;
     let fifo = match opts.exec_fifo {
         Some(p) => Some(
-            nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(|source| {
-                SpawnError::Fifo {
+            nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(
+                |source| SpawnError::Fifo {
                     path: p.to_path_buf(),
                     source,
-                }
-            })?,
+                },
+            )?,
         ),
         None => None,
     };
@@ -136,7 +136,8 @@ fn map_text(maps: &[IdMap]) -> String {
 
 fn write_id_maps(pid: i32, uid: &[IdMap], gid: &[IdMap]) -> Result<(), SpawnError> {
     let w = |file: &str, text: String| {
-        std::fs::write(format!("/proc/{pid}/{file}"), text).map_err(|source| SpawnError::IdMap { pid, source })
+        std::fs::write(format!("/proc/{pid}/{file}"), text)
+            .map_err(|source| SpawnError::IdMap { pid, source })
     };
     w("uid_map", map_text(uid))?;
     w("gid_map", map_text(gid))
@@ -171,8 +172,10 @@ fn intermediate(
         }
         let root_u = nix::unistd::Uid::from_raw(0);
         let root_g = nix::unistd::Gid::from_raw(0);
-        nix::unistd::setresgid(root_g, root_g, root_g).map_err(|e| format!("setresgid 0 in the user namespace: {e}"))?;
-        nix::unistd::setresuid(root_u, root_u, root_u).map_err(|e| format!("setresuid 0 in the user namespace: {e}"))?;
+        nix::unistd::setresgid(root_g, root_g, root_g)
+            .map_err(|e| format!("setresgid 0 in the user namespace: {e}"))?;
+        nix::unistd::setresuid(root_u, root_u, root_u)
+            .map_err(|e| format!("setresuid 0 in the user namespace: {e}"))?;
     }
     let mut flags = nix::sched::CloneFlags::empty();
     for step in &plan.namespaces {

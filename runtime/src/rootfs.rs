@@ -15,7 +15,13 @@ pub fn prepare_and_pivot(sys: &dyn Syscall, plan: &Plan) -> Result<(), SysError>
     // Nothing we mount may leak to the host, whatever the host's propagation is.
     sys.mount(None, Path::new("/"), None, plan.rootfs_propagation, None)?;
     // pivot_root needs the new root to be a mount point.
-    sys.mount(Some(root), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    sys.mount(
+        Some(root),
+        root,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
     for m in &plan.mounts {
         mount_one(sys, root, m)?;
     }
@@ -47,13 +53,25 @@ fn mount_one(sys: &dyn Syscall, root: &Path, m: &MountStep) -> Result<(), SysErr
     if matches!(m.fstype.as_deref(), Some("proc" | "sysfs")) && !target.is_dir {
         return Err(SysError::errno(
             "mount",
-            format!("{} (proc and sysfs need a real directory)", m.destination.display()),
+            format!(
+                "{} (proc and sysfs need a real directory)",
+                m.destination.display()
+            ),
             nix::errno::Errno::ENOTDIR,
         ));
     }
     let path = target.mount_path();
-    let source = m.source.as_deref().or_else(|| m.fstype.as_deref().map(Path::new));
-    sys.mount(source, &path, m.fstype.as_deref(), m.flags, m.data.as_deref())?;
+    let source = m
+        .source
+        .as_deref()
+        .or_else(|| m.fstype.as_deref().map(Path::new));
+    sys.mount(
+        source,
+        &path,
+        m.fstype.as_deref(),
+        m.flags,
+        m.data.as_deref(),
+    )?;
     if m.bind_remount.is_none() && m.propagation.is_none() {
         return Ok(());
     }
@@ -88,7 +106,13 @@ pub fn finish(sys: &dyn Syscall, plan: &Plan) -> Result<(), SysError> {
                 Some("size=0k"),
             )?;
         } else {
-            sys.mount(Some(Path::new("/dev/null")), &path, None, MsFlags::MS_BIND, None)?;
+            sys.mount(
+                Some(Path::new("/dev/null")),
+                &path,
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )?;
         }
     }
     for p in &plan.readonly_paths {
@@ -96,13 +120,24 @@ pub fn finish(sys: &dyn Syscall, plan: &Plan) -> Result<(), SysError> {
             continue;
         };
         let path = target.mount_path();
-        sys.mount(Some(&path), &path, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        sys.mount(
+            Some(&path),
+            &path,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
         let mounted = sys.resolve_in_root(root, p, Create::Nothing)?;
         sys.mount(
             None,
             &mounted.mount_path(),
             None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
             None,
         )?;
     }

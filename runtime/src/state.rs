@@ -87,14 +87,20 @@ pub enum StateError {
     #[error("container {id} does not exist")]
     NotFound { id: String },
     #[error("reading state {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("parsing state {path}: {source}")]
     Parse {
         path: PathBuf,
         source: serde_json::Error,
     },
     #[error("writing state {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl State {
@@ -102,7 +108,11 @@ impl State {
         OciState {
             oci_version: &self.oci_version,
             id: &self.id,
-            pid: if self.status == Status::Stopped { 0 } else { self.pid },
+            pid: if self.status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
             status: self.status,
             bundle: &self.bundle,
             rootfs: &self.rootfs,
@@ -222,7 +232,7 @@ mod tests {
     #[test]
     fn proc_stat_of_self() {
         let (state, start) = proc_stat(std::process::id() as i32).unwrap();
-        assert_eq!(state, 'R');
+        assert!(matches!(state, 'R' | 'S'), "{state}");
         assert!(start > 0);
     }
 }

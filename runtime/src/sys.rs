@@ -41,7 +41,12 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
 }
 
 /// `openat2(dirfd, path, flags, resolve)`.
-pub fn openat2(dirfd: BorrowedFd<'_>, path: &Path, flags: i32, resolve: u64) -> Result<OwnedFd, Errno> {
+pub fn openat2(
+    dirfd: BorrowedFd<'_>,
+    path: &Path,
+    flags: i32,
+    resolve: u64,
+) -> Result<OwnedFd, Errno> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
     let mut how: libc::open_how = open_how_zeroed();
     how.flags = (flags | libc::O_CLOEXEC) as u64;

@@ -38,21 +38,40 @@ pub fn connect(path: &Path) -> Result<UnixStream, TtyError> {
 
 /// After `pivot_root`: the pty comes from the container's devpts.
 pub fn setup_console(sock: UnixStream) -> Result<(), TtyError> {
-    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).map_err(TtyError::Pty)?;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(TtyError::Pty)?;
     nix::pty::grantpt(&master).map_err(TtyError::Pty)?;
     nix::pty::unlockpt(&master).map_err(TtyError::Pty)?;
     let name = nix::pty::ptsname_r(&master).map_err(TtyError::Pty)?;
-    let slave: OwnedFd = nix::fcntl::open(name.as_str(), OFlag::O_RDWR | OFlag::O_NOCTTY, nix::sys::stat::Mode::empty())
-        .map_err(|source| TtyError::Slave { path: name.clone(), source })?;
+    let slave: OwnedFd = nix::fcntl::open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|source| TtyError::Slave {
+        path: name.clone(),
+        source,
+    })?;
     let fds = [master.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let iov = [IoSlice::new(name.as_bytes())];
-    sendmsg::<UnixAddr>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).map_err(TtyError::Send)?;
+    sendmsg::<UnixAddr>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
+        .map_err(TtyError::Send)?;
     drop(master);
     drop(sock);
-    crate::sys::set_controlling_tty(&slave).map_err(|source| TtyError::Slave { path: name.clone(), source })?;
-    for dup in [nix::unistd::dup2_stdin, nix::unistd::dup2_stdout, nix::unistd::dup2_stderr] {
-        dup(&slave).map_err(|source| TtyError::Slave { path: name.clone(), source })?;
+    crate::sys::set_controlling_tty(&slave).map_err(|source| TtyError::Slave {
+        path: name.clone(),
+        source,
+    })?;
+    for dup in [
+        nix::unistd::dup2_stdin,
+        nix::unistd::dup2_stdout,
+        nix::unistd::dup2_stderr,
+    ] {
+        dup(&slave).map_err(|source| TtyError::Slave {
+            path: name.clone(),
+            source,
+        })?;
     }
     Ok(())
 }

@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use runtime::{Container, CreateOpts};
 
 #[derive(Parser, Debug)]
-#[command(name = "berth-runtime", version, about = "berth's OCI runtime (runc-compatible CLI)")]
+#[command(
+    name = "berth-runtime",
+    version,
+    about = "berth's OCI runtime (runc-compatible CLI)"
+)]
 struct Cli {
     /// Directory for container state.
     #[arg(long, global = true, default_value = runtime::DEFAULT_ROOT)]
@@ -136,7 +140,11 @@ fn main() {
                 } else {
                     format!("error: {msg}")
                 };
-                if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                {
                     let _ = writeln!(f, "{line}");
                 }
             }
@@ -156,7 +164,8 @@ fn create_opts(root: &Path, a: &CreateArgs) -> CreateOpts {
 fn parse_signal(s: &str) -> anyhow::Result<nix::sys::signal::Signal> {
     use std::str::FromStr;
     if let Ok(n) = s.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n).with_context(|| format!("unknown signal {s}"));
+        return nix::sys::signal::Signal::try_from(n)
+            .with_context(|| format!("unknown signal {s}"));
     }
     let name = s.to_ascii_uppercase();
     let name = if name.starts_with("SIG") {
@@ -194,13 +203,16 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             match Container::load(root, &id) {
                 Ok(c) => c.delete(force)?,
                 // `delete --force` of a missing container is not an error, as in runc.
-                Err(runtime::RuntimeError::State(runtime::state::StateError::NotFound { .. })) if force => {}
+                Err(runtime::RuntimeError::State(runtime::state::StateError::NotFound {
+                    ..
+                })) if force => {}
                 Err(e) => return Err(e.into()),
             }
         }
         Cmd::Run { create, detach } => {
             if !detach {
-                runtime::block_forwarded_signals().map_err(|e| anyhow::anyhow!("blocking signals: {e}"))?;
+                runtime::block_forwarded_signals()
+                    .map_err(|e| anyhow::anyhow!("blocking signals: {e}"))?;
             }
             let mut c = Container::create(&create.id, &create.bundle, create_opts(root, &create))?;
             if let Err(e) = c.start() {
@@ -227,7 +239,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 let oci: Vec<_> = states.iter().map(|s| s.oci()).collect();
                 println!("{}", serde_json::to_string(&oci)?);
             } else {
-                println!("{:<20} {:<8} {:<10} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+                println!(
+                    "{:<20} {:<8} {:<10} {:<40} {:<32} OWNER",
+                    "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+                );
                 for c in &mut all {
                     let s = c.state().oci();
                     println!(
@@ -250,8 +265,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             if path.exists() {
                 bail!("{} already exists; remove it first", path.display());
             }
-            runtime::spec::example()
-                .save(&path)
+            let text = serde_json::to_string_pretty(&runtime::spec::example())?;
+            std::fs::write(&path, text + "\n")
                 .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
         }
         Cmd::Ps { format, id } => {

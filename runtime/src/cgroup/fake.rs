@@ -72,12 +72,16 @@ impl CgroupFs for FakeCgroupFs {
         Ok(())
     }
     fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
-        self.log.borrow_mut().push(format!("mkdir {}", path.display()));
+        self.log
+            .borrow_mut()
+            .push(format!("mkdir {}", path.display()));
         self.dirs.borrow_mut().insert(path.to_path_buf());
         Ok(())
     }
     fn remove_dir(&self, path: &Path) -> std::io::Result<()> {
-        self.log.borrow_mut().push(format!("rmdir {}", path.display()));
+        self.log
+            .borrow_mut()
+            .push(format!("rmdir {}", path.display()));
         self.dirs.borrow_mut().remove(path);
         Ok(())
     }

@@ -101,7 +101,11 @@ fn max_or(v: i64) -> String {
 
 /// The writes that apply `res`, in order. Extra default device rules are appended to
 /// the v1 devices list so the init can create the default nodes.
-pub fn writes(res: &LinuxResources, version: Version, default_devices: &[String]) -> Result<Vec<Write>, CgroupError> {
+pub fn writes(
+    res: &LinuxResources,
+    version: Version,
+    default_devices: &[String],
+) -> Result<Vec<Write>, CgroupError> {
     let v = version;
     let mut out = Vec::new();
     if let Some(m) = res.memory() {
@@ -259,7 +263,12 @@ pub struct Cgroup {
 
 impl Cgroup {
     /// `cgroups_path` from the spec (`linux.cgroupsPath`), defaulting to `berth/<id>`.
-    pub fn new(fs: &dyn CgroupFs, root: &Path, cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup, CgroupError> {
+    pub fn new(
+        fs: &dyn CgroupFs,
+        root: &Path,
+        cgroups_path: Option<&Path>,
+        id: &str,
+    ) -> Result<Cgroup, CgroupError> {
         let rel: PathBuf = match cgroups_path {
             Some(p) if !p.as_os_str().is_empty() => {
                 let s = p.to_string_lossy();
@@ -326,7 +335,10 @@ impl Cgroup {
             if self.version == Version::V1 && !dirs.iter().any(|(c, _)| *c == wr.controller) {
                 return Err(CgroupError::Spec {
                     field: "linux.resources".into(),
-                    reason: format!("the host has no {} cgroup controller", wr.controller.unwrap_or("?")),
+                    reason: format!(
+                        "the host has no {} cgroup controller",
+                        wr.controller.unwrap_or("?")
+                    ),
                 });
             }
             let path = self.dir_of(wr.controller).join(&wr.file);
@@ -334,7 +346,8 @@ impl Cgroup {
         }
         for (_, d) in dirs {
             let procs = d.join("cgroup.procs");
-            fs.write(&procs, &pid.to_string()).map_err(io("join", &procs))?;
+            fs.write(&procs, &pid.to_string())
+                .map_err(io("join", &procs))?;
         }
         Ok(())
     }
@@ -357,15 +370,25 @@ impl Cgroup {
                             let pv = match (&inherited, f) {
                                 (Some((c, _)), "cpuset.cpus") => c.clone(),
                                 (Some((_, m)), _) => m.clone(),
-                                (None, _) => fs.read(&parent.join(f)).unwrap_or_default().trim().to_string(),
+                                (None, _) => fs
+                                    .read(&parent.join(f))
+                                    .unwrap_or_default()
+                                    .trim()
+                                    .to_string(),
                             };
                             let p = cur.join(f);
                             fs.write(&p, &pv).map_err(io("write", &p))?;
                         }
                     }
                     inherited = Some((
-                        fs.read(&cur.join("cpuset.cpus")).unwrap_or_default().trim().to_string(),
-                        fs.read(&cur.join("cpuset.mems")).unwrap_or_default().trim().to_string(),
+                        fs.read(&cur.join("cpuset.cpus"))
+                            .unwrap_or_default()
+                            .trim()
+                            .to_string(),
+                        fs.read(&cur.join("cpuset.mems"))
+                            .unwrap_or_default()
+                            .trim()
+                            .to_string(),
                     ));
                 }
             }

@@ -82,9 +82,18 @@ impl Syscall for RecordingSyscall {
     fn umount(&self, target: &Path, flags: MntFlags) -> Result<(), SysError> {
         self.record(format!("umount {} {flags:?}", target.display()))
     }
-    fn resolve_in_root(&self, root: &Path, path: &Path, create: Create) -> Result<Resolved, SysError> {
+    fn resolve_in_root(
+        &self,
+        root: &Path,
+        path: &Path,
+        create: Create,
+    ) -> Result<Resolved, SysError> {
         let shown = root.join(path.strip_prefix("/").unwrap_or(path));
-        let is_dir = create != Create::File;
+        let is_dir = match create {
+            Create::Dir => true,
+            Create::File => false,
+            Create::Nothing => self.dirs.contains(path),
+        };
         self.record(format!("resolve {} create={create:?}", shown.display()))?;
         Ok(Resolved {
             shown,
@@ -132,7 +141,9 @@ impl Syscall for RecordingSyscall {
         let _ = self.record(format!("umask {mask:o}"));
     }
     fn set_identity(&self, uid: u32, gid: u32, groups: &[u32]) -> Result<(), SysError> {
-        self.record(format!("set_identity uid={uid} gid={gid} groups={groups:?}"))
+        self.record(format!(
+            "set_identity uid={uid} gid={gid} groups={groups:?}"
+        ))
     }
     fn set_capabilities(&self, caps: &CapsPlan) -> Result<(), SysError> {
         self.record(format!(

@@ -55,9 +55,8 @@ impl LinuxSyscall {
             .chain(dirs.iter().copied())
             .collect();
         let r = self.resolve_in_root(root, &parent, Create::Dir)?;
-        let fd = r
-            .fd
-            .ok_or_else(|| SysError::errno("resolve", parent.display(), Errno::ENOENT))?;
+        let fd =
+            r.fd.ok_or_else(|| SysError::errno("resolve", parent.display(), Errno::ENOENT))?;
         Ok((fd, PathBuf::from(name)))
     }
 }
@@ -104,55 +103,105 @@ impl Syscall for LinuxSyscall {
     }
 
     fn umount(&self, target: &Path, flags: MntFlags) -> Result<(), SysError> {
-        nix::mount::umount2(target, flags).map_err(|e| SysError::errno("umount", target.display(), e))
+        nix::mount::umount2(target, flags)
+            .map_err(|e| SysError::errno("umount", target.display(), e))
     }
 
-    fn resolve_in_root(&self, root: &Path, path: &Path, create: Create) -> Result<Resolved, SysError> {
+    fn resolve_in_root(
+        &self,
+        root: &Path,
+        path: &Path,
+        create: Create,
+    ) -> Result<Resolved, SysError> {
         let root_fd = open_dir(root)?;
-        let p = parts(path)?;
-        let shown = path.to_path_buf();
-        let mut prefix = PathBuf::from("/");
-        let mut cur = root_fd
-            .try_clone()
-            .map_err(|e| SysError::new("dup", root.display(), e))?;
-        for (i, name) in p.iter().enumerate() {
-            let last = i + 1 == p.len();
-            prefix.push(name);
-            let open = |fl: i32| crate::sys::openat2(root_fd.as_fd(), &prefix, fl, RESOLVE);
-            let fd = match open(libc::O_PATH) {
+        let dup = |fd: &OwnedFd| {
+            fd.try_clone()
+                .map_err(|e| SysError::new("dup", root.display(), e))
+        };
+        // Components still to walk, last one first; a dangling symlink pushes its target.
+        let mut todo: Vec<std::ffi::OsString> =
+            parts(path)?.into_iter().rev().map(Into::into).collect();
+        let mut done = PathBuf::from("/");
+        let mut cur = dup(&root_fd)?;
+        let mut links = 0;
+        while let Some(name) = todo.pop() {
+            if name == ".." {
+                // As RESOLVE_IN_ROOT does: ".." never climbs above the root.
+                done.pop();
+                cur = crate::sys::openat2(root_fd.as_fd(), &done, libc::O_PATH, RESOLVE)
+                    .map_err(|e| SysError::errno("resolve", done.display(), e))?;
+                continue;
+            }
+            if name == "." || name.is_empty() {
+                continue;
+            }
+            let last = todo.is_empty();
+            let next = done.join(&name);
+            let open = || crate::sys::openat2(root_fd.as_fd(), &next, libc::O_PATH, RESOLVE);
+            let fd = match open() {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) => {
+                    if let Ok(target) = nix::fcntl::readlinkat(&cur, name.as_os_str()) {
+                        // A dangling symlink: create what it points to, inside the root.
+                        links += 1;
+                        if links > 40 {
+                            return Err(SysError::errno("resolve", path.display(), Errno::ELOOP));
+                        }
+                        let target = PathBuf::from(target);
+                        if target.is_absolute() {
+                            done = PathBuf::from("/");
+                            cur = dup(&root_fd)?;
+                        }
+                        for c in target.components().rev() {
+                            match c {
+                                Component::Normal(n) => todo.push(n.into()),
+                                Component::ParentDir => todo.push("..".into()),
+                                _ => {}
+                            }
+                        }
+                        continue;
+                    }
                     let kind = if last { create } else { Create::Dir };
                     match kind {
                         Create::Nothing => {
-                            return Err(SysError::errno("resolve", shown.display(), Errno::ENOENT))
+                            return Err(SysError::errno("resolve", path.display(), Errno::ENOENT))
                         }
-                        Create::Dir => match nix::sys::stat::mkdirat(&cur, *name, Mode::from_bits_truncate(0o755)) {
+                        Create::Dir => match nix::sys::stat::mkdirat(
+                            &cur,
+                            name.as_os_str(),
+                            Mode::from_bits_truncate(0o755),
+                        ) {
                             Ok(()) | Err(Errno::EEXIST) => {}
-                            Err(e) => return Err(SysError::errno("mkdir", prefix.display(), e)),
+                            Err(e) => return Err(SysError::errno("mkdir", next.display(), e)),
                         },
                         Create::File => {
                             let f = nix::fcntl::openat(
                                 &cur,
-                                *name,
-                                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                                name.as_os_str(),
+                                OFlag::O_CREAT
+                                    | OFlag::O_EXCL
+                                    | OFlag::O_NOFOLLOW
+                                    | OFlag::O_WRONLY
+                                    | OFlag::O_CLOEXEC,
                                 Mode::from_bits_truncate(0o644),
                             );
                             match f {
                                 Ok(_) | Err(Errno::EEXIST) => {}
-                                Err(e) => return Err(SysError::errno("create", prefix.display(), e)),
+                                Err(e) => return Err(SysError::errno("create", next.display(), e)),
                             }
                         }
                     }
-                    open(libc::O_PATH).map_err(|e| SysError::errno("resolve", prefix.display(), e))?
+                    open().map_err(|e| SysError::errno("resolve", next.display(), e))?
                 }
-                Err(e) => return Err(SysError::errno("resolve", prefix.display(), e)),
+                Err(e) => return Err(SysError::errno("resolve", next.display(), e)),
             };
             cur = fd;
+            done = next;
         }
-        let st = nix::sys::stat::fstat(&cur).map_err(|e| SysError::errno("stat", shown.display(), e))?;
+        let st =
+            nix::sys::stat::fstat(&cur).map_err(|e| SysError::errno("stat", path.display(), e))?;
         Ok(Resolved {
-            shown,
+            shown: path.to_path_buf(),
             fd: Some(cur),
             is_dir: SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR,
         })
@@ -172,20 +221,40 @@ impl Syscall for LinuxSyscall {
             DeviceKind::Fifo => SFlag::S_IFIFO,
         };
         let devno = nix::sys::stat::makedev(dev.major, dev.minor);
-        match nix::sys::stat::mknodat(&parent, &name, kind, Mode::from_bits_truncate(dev.mode), devno) {
+        match nix::sys::stat::mknodat(
+            &parent,
+            &name,
+            kind,
+            Mode::from_bits_truncate(dev.mode),
+            devno,
+        ) {
             Ok(()) => {}
             Err(Errno::EEXIST) => return Ok(()),
             Err(Errno::EPERM) => {
                 // In a user namespace mknod is refused: bind the host's node instead.
                 let target = self.resolve_in_root(root, &dev.path, Create::File)?;
-                return self.mount(Some(&dev.path), &target.mount_path(), None, MsFlags::MS_BIND, None);
+                return self.mount(
+                    Some(&dev.path),
+                    &target.mount_path(),
+                    None,
+                    MsFlags::MS_BIND,
+                    None,
+                );
             }
             Err(e) => return Err(SysError::errno("mknod", dev.path.display(), e)),
         }
         // mknod is subject to the umask: set the mode and owner exactly.
-        let fd = nix::fcntl::openat(&parent, &name, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| SysError::errno("open", dev.path.display(), e))?;
-        let proc_path = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)));
+        let fd = nix::fcntl::openat(
+            &parent,
+            &name,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| SysError::errno("open", dev.path.display(), e))?;
+        let proc_path = PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        ));
         nix::sys::stat::fchmodat(
             nix::fcntl::AT_FDCWD,
             &proc_path,
@@ -212,11 +281,19 @@ impl Syscall for LinuxSyscall {
     }
 
     fn pivot_root(&self, new_root: &Path) -> Result<(), SysError> {
-        nix::unistd::chdir(new_root).map_err(|e| SysError::errno("chdir", new_root.display(), e))?;
+        nix::unistd::chdir(new_root)
+            .map_err(|e| SysError::errno("chdir", new_root.display(), e))?;
         // pivot_root(".", ".") stacks the old root under the new one; detach it right away.
-        nix::unistd::pivot_root(".", ".").map_err(|e| SysError::errno("pivot_root", new_root.display(), e))?;
+        nix::unistd::pivot_root(".", ".")
+            .map_err(|e| SysError::errno("pivot_root", new_root.display(), e))?;
         // Keep the unmount of the old root from propagating to the host.
-        self.mount(None, Path::new("."), None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None)?;
+        self.mount(
+            None,
+            Path::new("."),
+            None,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None,
+        )?;
         self.umount(Path::new("."), MntFlags::MNT_DETACH)?;
         nix::unistd::chdir("/").map_err(|e| SysError::errno("chdir", "/", e))
     }
@@ -242,9 +319,11 @@ impl Syscall for LinuxSyscall {
 
     fn set_identity(&self, uid: u32, gid: u32, groups: &[u32]) -> Result<(), SysError> {
         use nix::unistd::{Gid, Uid};
-        nix::sys::prctl::set_keepcaps(true).map_err(|e| SysError::errno("prctl", "PR_SET_KEEPCAPS", e))?;
+        nix::sys::prctl::set_keepcaps(true)
+            .map_err(|e| SysError::errno("prctl", "PR_SET_KEEPCAPS", e))?;
         let gids: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
-        nix::unistd::setgroups(&gids).map_err(|e| SysError::errno("setgroups", format!("{groups:?}"), e))?;
+        nix::unistd::setgroups(&gids)
+            .map_err(|e| SysError::errno("setgroups", format!("{groups:?}"), e))?;
         let g = Gid::from_raw(gid);
         nix::unistd::setresgid(g, g, g).map_err(|e| SysError::errno("setresgid", gid, e))?;
         let u = Uid::from_raw(uid);
@@ -253,7 +332,11 @@ impl Syscall for LinuxSyscall {
 
     fn set_capabilities(&self, plan: &CapsPlan) -> Result<(), SysError> {
         use caps::{CapSet, CapsHashSet};
-        let err = |what: &'static str| move |e: caps::errors::CapsError| SysError::new("capset", what, std::io::Error::other(e.to_string()));
+        let err = |what: &'static str| {
+            move |e: caps::errors::CapsError| {
+                SysError::new("capset", what, std::io::Error::other(e.to_string()))
+            }
+        };
         // After setuid the effective set is empty: raise it to the permitted set to drop
         // the bounding set (needs CAP_SETPCAP), then lower everything to the plan.
         let permitted = caps::read(None, CapSet::Permitted).map_err(err("permitted"))?;
@@ -271,17 +354,20 @@ impl Syscall for LinuxSyscall {
         }
         let set = |list: &[caps::Capability]| -> CapsHashSet { list.iter().copied().collect() };
         caps::set(None, CapSet::Effective, &set(&plan.effective)).map_err(err("effective"))?;
-        caps::set(None, CapSet::Inheritable, &set(&plan.inheritable)).map_err(err("inheritable"))?;
+        caps::set(None, CapSet::Inheritable, &set(&plan.inheritable))
+            .map_err(err("inheritable"))?;
         caps::set(None, CapSet::Permitted, &set(&plan.permitted)).map_err(err("permitted"))?;
         caps::clear(None, CapSet::Ambient).map_err(err("ambient"))?;
         for c in &plan.ambient {
             caps::raise(None, CapSet::Ambient, *c).map_err(err("ambient"))?;
         }
-        nix::sys::prctl::set_keepcaps(false).map_err(|e| SysError::errno("prctl", "PR_SET_KEEPCAPS", e))
+        nix::sys::prctl::set_keepcaps(false)
+            .map_err(|e| SysError::errno("prctl", "PR_SET_KEEPCAPS", e))
     }
 
     fn set_no_new_privileges(&self) -> Result<(), SysError> {
-        nix::sys::prctl::set_no_new_privs().map_err(|e| SysError::errno("prctl", "PR_SET_NO_NEW_PRIVS", e))
+        nix::sys::prctl::set_no_new_privs()
+            .map_err(|e| SysError::errno("prctl", "PR_SET_NO_NEW_PRIVS", e))
     }
 
     fn chdir(&self, path: &Path) -> Result<(), SysError> {

@@ -28,7 +28,11 @@ pub struct SysError {
 }
 
 impl SysError {
-    pub fn new(op: &'static str, target: impl std::fmt::Display, source: impl Into<std::io::Error>) -> Self {
+    pub fn new(
+        op: &'static str,
+        target: impl std::fmt::Display,
+        source: impl Into<std::io::Error>,
+    ) -> Self {
         SysError {
             op,
             target: target.to_string(),
@@ -89,7 +93,12 @@ pub trait Syscall {
     fn umount(&self, target: &Path, flags: MntFlags) -> Result<(), SysError>;
     /// Resolve `path` (absolute, as seen by the container) under `root` without leaving it,
     /// creating the missing parts as directories and the last part as `create` says.
-    fn resolve_in_root(&self, root: &Path, path: &Path, create: Create) -> Result<Resolved, SysError>;
+    fn resolve_in_root(
+        &self,
+        root: &Path,
+        path: &Path,
+        create: Create,
+    ) -> Result<Resolved, SysError>;
     /// Whether a host path (a bind-mount source) is a directory.
     fn is_dir(&self, path: &Path) -> Result<bool, SysError>;
     fn mknod_in_root(&self, root: &Path, dev: &DeviceNode) -> Result<(), SysError>;
