@@ -50,6 +50,8 @@ pub enum RuntimeError {
     },
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("container {id} is {status}: cannot {action}")]
     WrongStatus {
         id: String,
@@ -202,6 +204,13 @@ impl Container {
             Some(r) => cgroup::writes(r, cg.version, &default_rules)?,
             None => Vec::new(),
         };
+        let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(crate::seccomp::compile_cached(
+                s,
+                Some(&opts.root.join(".seccomp-cache")),
+            )?),
+            None => None,
+        };
         if plan.process.terminal && opts.console_socket.is_none() {
             return Err(SpecError::Invalid {
                 field: "process.terminal".into(),
@@ -240,7 +249,7 @@ impl Container {
             },
             dir,
         };
-        let result = c.spawn(&plan, &cg, &writes, opts, gate);
+        let result = c.spawn(&plan, &cg, &writes, seccomp.as_ref(), opts, gate);
         match result {
             Ok(()) => Ok(c),
             Err(e) => {
@@ -259,6 +268,7 @@ impl Container {
         plan: &plan::Plan,
         cg: &Cgroup,
         writes: &[cgroup::Write],
+        seccomp: Option<&crate::seccomp::Program>,
         opts: CreateOpts,
         gate: bool,
     ) -> Result<(), RuntimeError> {
@@ -291,7 +301,7 @@ impl Container {
                 plan,
                 exec_fifo: gate.then_some(fifo.as_path()),
                 stdio: opts.stdio,
-                seccomp: None,
+                seccomp,
                 console_socket: opts.console_socket.as_deref(),
             },
             &mut join,

@@ -27,7 +27,13 @@ pub enum InitError {
 
 /// Everything between "the namespaces exist" and "ready for start". Returns the program
 /// to exec, resolved in the container's PATH.
-pub fn setup(sys: &dyn Syscall, plan: &Plan) -> Result<PathBuf, InitError> {
+/// Without no_new_privileges the seccomp filter is loaded here, before capabilities are
+/// dropped (installing it then needs CAP_SYS_ADMIN); with it, [`exec`] loads it last.
+pub fn setup(
+    sys: &dyn Syscall,
+    plan: &Plan,
+    seccomp: Option<&crate::seccomp::Program>,
+) -> Result<PathBuf, InitError> {
     if plan.has_ns(NsKind::Mount) {
         crate::rootfs::prepare_and_pivot(sys, plan)?;
     }
@@ -51,6 +57,9 @@ pub fn setup(sys: &dyn Syscall, plan: &Plan) -> Result<PathBuf, InitError> {
     }
     if let Some(mask) = p.umask {
         sys.umask(mask);
+    }
+    if let (Some(prog), false) = (seccomp, p.no_new_privileges) {
+        sys.load_seccomp(prog)?;
     }
     sys.set_identity(p.uid, p.gid, &p.additional_gids)?;
     if let Some(caps) = &p.caps {
@@ -150,7 +159,8 @@ pub fn exec(
         drop(f);
         drop(fifo);
     }
-    if let Some(prog) = seccomp {
+    if let (Some(prog), true) = (seccomp, plan.process.no_new_privileges) {
+        // As late as possible, so the filter constrains only the user's program.
         crate::seccomp::load(prog)?;
     }
     crate::sys::reset_signals();

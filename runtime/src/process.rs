@@ -221,7 +221,7 @@ fn init(
         Some(p) => Some(crate::tty::connect(p).map_err(|e| s(&e))?),
         None => None,
     };
-    let program = crate::init::setup(&LinuxSyscall, opts.plan).map_err(|e| s(&e))?;
+    let program = crate::init::setup(&LinuxSyscall, opts.plan, opts.seccomp).map_err(|e| s(&e))?;
     if let Some(sock) = console {
         crate::tty::setup_console(sock).map_err(|e| s(&e))?;
     }

@@ -148,3 +148,40 @@ pub fn set_controlling_tty(tty: &impl std::os::fd::AsFd) -> Result<(), Errno> {
     // SAFETY: TIOCSCTTY takes an integer argument; the fd is valid for the call.
     Errno::result(unsafe { libc::ioctl(tty.as_fd().as_raw_fd(), libc::TIOCSCTTY, 0) }).map(drop)
 }
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)` with `bpf` as raw `sock_filter`s.
+pub fn seccomp_load(bpf: &[u8], flags: u32) -> Result<(), Errno> {
+    if bpf.is_empty()
+        || !bpf
+            .len()
+            .is_multiple_of(std::mem::size_of::<libc::sock_filter>())
+    {
+        return Err(Errno::EINVAL);
+    }
+    // Copy into properly aligned instructions.
+    let insns: Vec<libc::sock_filter> = bpf
+        .chunks_exact(8)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    let len = u16::try_from(insns.len()).map_err(|_| Errno::E2BIG)?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: insns.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `insns`, which outlives the call; the kernel copies the
+    // program and does not keep the pointer.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    Errno::result(r).map(drop)
+}

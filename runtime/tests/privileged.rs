@@ -421,3 +421,23 @@ fn cli_create_state_start_delete() {
     assert_ne!(code, 0);
     assert!(err.contains("--systemd-cgroup is not supported"), "{err}");
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn seccomp_profile_applies_and_is_cached() {
+    let profile = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+    });
+    for nnp in [true, false] {
+        let mut b = Bundle::new(&["sh", "-c", "mkdir /tmp/x 2>&1; echo done"]);
+        b.config["linux"]["seccomp"] = profile.clone();
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        let (code, out) = b.run();
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("Permission denied"), "nnp={nnp}: {out}");
+        let cache = b.root().join(".seccomp-cache");
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    }
+}

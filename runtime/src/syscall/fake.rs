@@ -156,6 +156,9 @@ impl Syscall for RecordingSyscall {
     fn set_no_new_privileges(&self) -> Result<(), SysError> {
         self.record("no_new_privs".into())
     }
+    fn load_seccomp(&self, prog: &crate::seccomp::Program) -> Result<(), SysError> {
+        self.record(format!("seccomp {} instructions", prog.bpf.len() / 8))
+    }
     fn chdir(&self, path: &Path) -> Result<(), SysError> {
         self.record(format!("chdir {}", path.display()))
     }

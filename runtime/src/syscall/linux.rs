@@ -370,6 +370,11 @@ impl Syscall for LinuxSyscall {
             .map_err(|e| SysError::errno("prctl", "PR_SET_NO_NEW_PRIVS", e))
     }
 
+    fn load_seccomp(&self, prog: &crate::seccomp::Program) -> Result<(), SysError> {
+        crate::sys::seccomp_load(&prog.bpf, prog.flags)
+            .map_err(|e| SysError::errno("seccomp", &prog.digest, e))
+    }
+
     fn chdir(&self, path: &Path) -> Result<(), SysError> {
         nix::unistd::chdir(path).map_err(|e| SysError::errno("chdir", path.display(), e))
     }

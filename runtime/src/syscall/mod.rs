@@ -112,6 +112,8 @@ pub trait Syscall {
     /// Drop the bounding set, then set the other sets (called after `set_identity`).
     fn set_capabilities(&self, caps: &CapsPlan) -> Result<(), SysError>;
     fn set_no_new_privileges(&self) -> Result<(), SysError>;
+    /// Install a seccomp filter (needs no_new_privs or CAP_SYS_ADMIN).
+    fn load_seccomp(&self, prog: &crate::seccomp::Program) -> Result<(), SysError>;
     fn chdir(&self, path: &Path) -> Result<(), SysError>;
     /// The current directory, which must be inside the root after `chdir` (CVE-2024-21626).
     fn getcwd(&self) -> Result<PathBuf, SysError>;
