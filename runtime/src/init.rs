@@ -34,7 +34,7 @@ pub fn setup(
     plan: &Plan,
     seccomp: Option<&crate::seccomp::Program>,
 ) -> Result<PathBuf, InitError> {
-    if plan.has_ns(NsKind::Mount) {
+    if plan.creates(NsKind::Mount) {
         crate::rootfs::prepare_and_pivot(sys, plan)?;
     }
     if let Some(h) = &plan.hostname {
@@ -48,6 +48,16 @@ pub fn setup(
         sys.write_file(&path, v)?;
     }
     crate::rootfs::finish(sys, plan)?;
+    setup_process(sys, plan, seccomp)
+}
+
+/// The per-process part, shared by a container's init and `exec`: limits, seccomp,
+/// identity, capabilities, cwd. Returns the program to exec.
+pub fn setup_process(
+    sys: &dyn Syscall,
+    plan: &Plan,
+    seccomp: Option<&crate::seccomp::Program>,
+) -> Result<PathBuf, InitError> {
     let p = &plan.process;
     if let Some(adj) = p.oom_score_adj {
         sys.write_file(Path::new("/proc/self/oom_score_adj"), &adj.to_string())?;

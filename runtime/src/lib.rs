@@ -20,7 +20,10 @@ pub mod sys;
 pub mod syscall;
 pub mod tty;
 
-pub use container::{block_forwarded_signals, Container, CreateOpts, RuntimeError, DEFAULT_ROOT};
+pub use container::{
+    block_forwarded_signals, wait_forwarding_signals, wait_pid, Container, CreateOpts, ExecOpts,
+    RuntimeError, DEFAULT_ROOT,
+};
 pub use oci_spec;
 pub use process::Stdio;
 pub use state::{State, Status};

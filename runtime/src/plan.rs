@@ -515,6 +515,33 @@ pub fn plan(spec: &Spec, bundle: &Path, host: &HostLimits) -> Result<Plan, SpecE
     })
 }
 
+/// The plan of a process `exec`ed into a running container: join `namespaces`, then only
+/// the per-process settings. The fields of `process` are validated as for create.
+pub fn plan_exec(
+    process: &oci_spec::runtime::Process,
+    namespaces: Vec<NsStep>,
+    rootfs: PathBuf,
+    host: &HostLimits,
+) -> Result<Plan, SpecError> {
+    Ok(Plan {
+        rootfs,
+        rootfs_readonly: false,
+        rootfs_propagation: MsFlags::empty(),
+        namespaces,
+        uid_map: Vec::new(),
+        gid_map: Vec::new(),
+        mounts: Vec::new(),
+        devices: Vec::new(),
+        symlinks: Vec::new(),
+        masked_paths: Vec::new(),
+        readonly_paths: Vec::new(),
+        hostname: None,
+        domainname: None,
+        sysctl: BTreeMap::new(),
+        process: plan_process(process, host)?,
+    })
+}
+
 fn check_abs(p: &Path, field: &str) -> Result<(), SpecError> {
     if !p.is_absolute() {
         return Err(invalid(field, format!("{} is not absolute", p.display())));

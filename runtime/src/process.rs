@@ -56,6 +56,8 @@ pub struct SpawnOpts<'a> {
     pub stdio: Stdio,
     pub seccomp: Option<&'a crate::seccomp::Program>,
     pub console_socket: Option<&'a Path>,
+    /// `exec` into a running container: only join namespaces and set the process up.
+    pub exec: bool,
 }
 
 /// Create the container's init process and return its pid once it is set up and waiting.
@@ -156,11 +158,19 @@ fn intermediate(
     }
     let sys = LinuxSyscall;
     let plan = opts.plan;
-    // Join first, while we still have the privileges of the caller's namespaces.
+    // Join first, while we still have the privileges of the caller's namespaces. Open
+    // every namespace before entering any: after the mount namespace, /proc is theirs.
+    let mut joins = Vec::new();
     for step in &plan.namespaces {
         if let NsStep::Join(kind, path) = step {
-            sys.setns(path, kind.clone_flag()).map_err(|e| s(&e))?;
+            let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                .map_err(|e| format!("open namespace {}: {e}", path.display()))?;
+            joins.push((fd, *kind, path));
         }
+    }
+    for (fd, kind, path) in joins {
+        nix::sched::setns(fd, kind.clone_flag())
+            .map_err(|e| format!("setns {}: {e}", path.display()))?;
     }
     if plan.creates(NsKind::User) {
         sys.unshare(NsKind::User.clone_flag()).map_err(|e| s(&e))?;
@@ -221,7 +231,12 @@ fn init(
         Some(p) => Some(crate::tty::connect(p).map_err(|e| s(&e))?),
         None => None,
     };
-    let program = crate::init::setup(&LinuxSyscall, opts.plan, opts.seccomp).map_err(|e| s(&e))?;
+    let program = if opts.exec {
+        crate::init::setup_process(&LinuxSyscall, opts.plan, opts.seccomp)
+    } else {
+        crate::init::setup(&LinuxSyscall, opts.plan, opts.seccomp)
+    }
+    .map_err(|e| s(&e))?;
     if let Some(sock) = console {
         crate::tty::setup_console(sock).map_err(|e| s(&e))?;
     }

@@ -441,3 +441,50 @@ fn seccomp_profile_applies_and_is_cached() {
         assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
     }
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn exec_joins_namespaces_and_cgroup() {
+    let mut b = Bundle::new(&["sleep", "100"]);
+    b.config["hostname"] = json!("execbox");
+    b.config["linux"]["resources"] = json!({"pids": {"limit": 20}});
+    b.write();
+    let mut c = Container::create(&b.id, b.dir.path(), b.opts()).unwrap();
+    c.start().unwrap();
+
+    let mut p: runtime::oci_spec::runtime::Process =
+        serde_json::from_value(b.config["process"].clone()).unwrap();
+    p.set_args(Some(
+        [
+            "sh",
+            "-c",
+            "hostname; ls /proc | grep -c '^[0-9]'; id -u; exit 7",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    ));
+    let mut user = p.user().clone();
+    user.set_uid(1000);
+    p.set_user(user);
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let opts = runtime::ExecOpts {
+        stdio: runtime::Stdio {
+            stdout: Some(w),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let pid = c.exec(&p, opts).unwrap();
+    // While it runs, the exec'd process sits in the container's cgroup.
+    let code = runtime::wait_pid(pid).unwrap();
+    let mut out = String::new();
+    std::fs::File::from(r).read_to_string(&mut out).unwrap();
+    assert_eq!(code, 7, "{out}");
+    // hostname; pids visible: sleep (1), sh, ls, grep; uid.
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "execbox");
+    assert!(lines[1].parse::<u32>().unwrap() <= 4, "{out}");
+    assert_eq!(lines[2], "1000");
+    c.delete(true).unwrap();
+}

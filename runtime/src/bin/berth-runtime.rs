@@ -105,6 +105,32 @@ enum Cmd {
         #[arg(short = 'q', long)]
         quiet: bool,
     },
+    /// Run another process in a running container.
+    Exec {
+        /// A process.json (OCI `process`) instead of a command line.
+        #[arg(short = 'p', long)]
+        process: Option<PathBuf>,
+        /// Allocate a pty (needs --console-socket).
+        #[arg(short = 't', long)]
+        tty: bool,
+        #[arg(long = "console-socket")]
+        console_socket: Option<PathBuf>,
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        /// Add KEY=VALUE to the environment.
+        #[arg(short = 'e', long = "env")]
+        env: Vec<String>,
+        /// uid[:gid]
+        #[arg(short = 'u', long)]
+        user: Option<String>,
+        #[arg(short = 'd', long)]
+        detach: bool,
+        #[arg(long = "pid-file")]
+        pid_file: Option<PathBuf>,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Write an example config.json.
     Spec {
         #[arg(short = 'b', long, default_value = ".")]
@@ -227,6 +253,72 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let code = code?;
             del?;
             return Ok(code);
+        }
+        Cmd::Exec {
+            process,
+            tty,
+            console_socket,
+            cwd,
+            env,
+            user,
+            detach,
+            pid_file,
+            id,
+            command,
+        } => {
+            let mut c = Container::load(root, &id)?;
+            let p = match process {
+                Some(path) => {
+                    let text = std::fs::read(&path)
+                        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+                    serde_json::from_slice(&text)
+                        .map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))?
+                }
+                None => {
+                    if command.is_empty() {
+                        bail!("exec needs a command or --process");
+                    }
+                    let bundle = c.state().bundle.clone();
+                    let spec = runtime::oci_spec::runtime::Spec::load(bundle.join("config.json"))?;
+                    let mut p = spec.process().clone().unwrap_or_default();
+                    p.set_args(Some(command));
+                    p.set_terminal(Some(tty));
+                    if let Some(cwd) = cwd {
+                        p.set_cwd(cwd);
+                    }
+                    let mut all_env = p.env().clone().unwrap_or_default();
+                    all_env.extend(env);
+                    p.set_env(Some(all_env));
+                    if let Some(u) = user {
+                        let (uid, gid) = u.split_once(':').unwrap_or((&u, "0"));
+                        let mut usr = p.user().clone();
+                        usr.set_uid(
+                            uid.parse()
+                                .map_err(|_| anyhow::anyhow!("--user {u}: not uid[:gid]"))?,
+                        );
+                        usr.set_gid(
+                            gid.parse()
+                                .map_err(|_| anyhow::anyhow!("--user {u}: not uid[:gid]"))?,
+                        );
+                        p.set_user(usr);
+                    }
+                    p
+                }
+            };
+            if !detach {
+                runtime::block_forwarded_signals()
+                    .map_err(|e| anyhow::anyhow!("blocking signals: {e}"))?;
+            }
+            let opts = runtime::ExecOpts {
+                console_socket,
+                pid_file,
+                ..Default::default()
+            };
+            let pid = c.exec(&p, opts)?;
+            if detach {
+                return Ok(0);
+            }
+            return Ok(runtime::wait_forwarding_signals(pid)?);
         }
         Cmd::List { format, quiet } => {
             let mut all = Container::list(root)?;

@@ -418,6 +418,16 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Move `pid` into the existing cgroup (for `exec`).
+    pub fn join(&self, fs: &dyn CgroupFs, pid: i32) -> Result<(), CgroupError> {
+        for (_, d) in self.dirs(fs) {
+            let procs = d.join("cgroup.procs");
+            fs.write(&procs, &pid.to_string())
+                .map_err(io("join", &procs))?;
+        }
+        Ok(())
+    }
+
     /// The pids in the cgroup (from the first hierarchy).
     pub fn pids(&self, fs: &dyn CgroupFs) -> Vec<i32> {
         let Some((_, d)) = self.dirs(fs).into_iter().next() else {
