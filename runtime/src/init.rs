@@ -34,6 +34,12 @@ pub fn setup(
     plan: &Plan,
     seccomp: Option<&crate::seccomp::Program>,
 ) -> Result<PathBuf, InitError> {
+    setup_container(sys, plan)?;
+    setup_process(sys, plan, seccomp)
+}
+
+/// The container-wide part: rootfs, pivot_root, hostname, sysctls, masked paths.
+pub fn setup_container(sys: &dyn Syscall, plan: &Plan) -> Result<(), InitError> {
     if plan.creates(NsKind::Mount) {
         crate::rootfs::prepare_and_pivot(sys, plan)?;
     }
@@ -48,7 +54,7 @@ pub fn setup(
         sys.write_file(&path, v)?;
     }
     crate::rootfs::finish(sys, plan)?;
-    setup_process(sys, plan, seccomp)
+    Ok(())
 }
 
 /// The per-process part, shared by a container's init and `exec`: limits, seccomp,

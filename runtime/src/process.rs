@@ -231,15 +231,16 @@ fn init(
         Some(p) => Some(crate::tty::connect(p).map_err(|e| s(&e))?),
         None => None,
     };
-    let program = if opts.exec {
-        crate::init::setup_process(&LinuxSyscall, opts.plan, opts.seccomp)
-    } else {
-        crate::init::setup(&LinuxSyscall, opts.plan, opts.seccomp)
+    if !opts.exec {
+        crate::init::setup_container(&LinuxSyscall, opts.plan).map_err(|e| s(&e))?;
     }
-    .map_err(|e| s(&e))?;
+    // The pty comes from the container's devpts, and binding /dev/console still needs
+    // the privileges setup_process drops.
     if let Some(sock) = console {
         crate::tty::setup_console(sock).map_err(|e| s(&e))?;
     }
+    let program =
+        crate::init::setup_process(&LinuxSyscall, opts.plan, opts.seccomp).map_err(|e| s(&e))?;
     // Nothing the runtime holds may survive into the container (CVE-2024-21626).
     crate::sys::cloexec_from(3).map_err(|e| format!("close_range: {e}"))?;
     ch.send(&Msg::Ready).map_err(|e| s(&e))?;

@@ -21,6 +21,8 @@ pub enum TtyError {
     Pty(nix::errno::Errno),
     #[error("sending the pty master over the console socket: {0}")]
     Send(nix::errno::Errno),
+    #[error("binding the pty to /dev/console: {0}")]
+    Console(String),
     #[error("opening the pty slave {path}: {source}")]
     Slave {
         path: String,
@@ -52,6 +54,33 @@ pub fn setup_console(sock: UnixStream) -> Result<(), TtyError> {
         path: name.clone(),
         source,
     })?;
+    // The slave must really be a pty (CVE-2025-52565: a symlinked /dev/pts entry).
+    let st = nix::sys::stat::fstat(&slave).map_err(|source| TtyError::Slave {
+        path: name.clone(),
+        source,
+    })?;
+    let major = nix::sys::stat::major(st.st_rdev);
+    let is_chr = st.st_mode & libc::S_IFMT == libc::S_IFCHR;
+    if !is_chr || !(136..=143).contains(&major) {
+        return Err(TtyError::Slave {
+            path: name.clone(),
+            source: nix::errno::Errno::ENOTTY,
+        });
+    }
+    // /dev/console is the pty too.
+    use crate::syscall::{linux::LinuxSyscall, Create, Syscall};
+    let sys = LinuxSyscall;
+    if let Ok(target) = sys.resolve_in_root(Path::new("/"), Path::new("/dev/console"), Create::File)
+    {
+        sys.mount(
+            Some(Path::new(&name)),
+            &target.mount_path(),
+            None,
+            nix::mount::MsFlags::MS_BIND,
+            None,
+        )
+        .map_err(|e| TtyError::Console(e.to_string()))?;
+    }
     let fds = [master.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let iov = [IoSlice::new(name.as_bytes())];

@@ -488,3 +488,62 @@ fn exec_joins_namespaces_and_cgroup() {
     assert_eq!(lines[2], "1000");
     c.delete(true).unwrap();
 }
+
+/// Receive one fd over a unix socket, as runc's recvtty does.
+fn recv_fd(sock: &std::os::unix::net::UnixStream) -> (OwnedFd, String) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    let mut fd = None;
+    for c in msg.cmsgs().unwrap() {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel just installed this fd for us.
+            #[allow(unsafe_code)]
+            {
+                fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+            }
+        }
+    }
+    let n = msg.bytes;
+    (fd.unwrap(), String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn console_socket_receives_the_pty_master() {
+    let mut b = Bundle::new(&["sh", "-c", "tty; echo hi > /dev/console"]);
+    b.config["process"]["terminal"] = json!(true);
+    b.write();
+    let sock_path = b.dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let (master, name) = recv_fd(&conn);
+        let mut out = Vec::new();
+        // Read until the slave side is closed (EIO once the container exits).
+        let mut f = std::fs::File::from(master);
+        let mut buf = [0u8; 1024];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        (name, String::from_utf8_lossy(&out).into_owned())
+    });
+    let mut opts = b.opts();
+    opts.console_socket = Some(sock_path);
+    let code = Container::run(&b.id, b.dir.path(), opts).unwrap();
+    let (name, out) = receiver.join().unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(name.starts_with("/dev/pts/"), "{name}");
+    assert_eq!(out, format!("{name}\r\nhi\r\n"));
+}
