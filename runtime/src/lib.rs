@@ -9,6 +9,7 @@
 pub mod cgroup;
 pub mod channel;
 pub mod container;
+pub mod exeseal;
 pub mod init;
 pub mod plan;
 pub mod process;

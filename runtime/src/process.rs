@@ -152,6 +152,9 @@ fn intermediate(
     fifo: Option<OwnedFd>,
 ) -> Result<std::convert::Infallible, String> {
     let s = |e: &dyn std::fmt::Display| e.to_string();
+    // Until exec, nothing in the container may ptrace us or read our /proc entries (which
+    // hold host fds and the runtime binary); execve resets this.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl PR_SET_DUMPABLE: {e}"))?;
     match ch.recv().map_err(|e| s(&e))? {
         Msg::Proceed => {}
         other => return Err(format!("unexpected message {other:?}")),

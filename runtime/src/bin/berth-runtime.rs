@@ -147,6 +147,11 @@ enum Cmd {
 }
 
 fn main() {
+    // Before anything else: never run from a binary a container could rewrite.
+    if let Err(e) = runtime::exeseal::ensure_sealed() {
+        eprintln!("berth-runtime: {e}");
+        std::process::exit(1);
+    }
     let cli = Cli::parse();
     let log = cli.log.clone();
     let json = cli.log_format == LogFormat::Json;
