@@ -17,6 +17,11 @@ pub enum Msg {
     MapIds(i32),
     /// intermediate → main: the init process's pid, as the host sees it.
     InitPid(i32),
+    /// init → main: namespaces and mounts exist; run createRuntime/prestart hooks, then
+    /// answer `Proceed`.
+    Hooks,
+    /// main → init: hooks done; the OCI state JSON for the init's own hooks.
+    HookState(String),
     /// init → main: set up and waiting for `start`.
     Ready,
     /// intermediate or init → main: setup failed.

@@ -258,7 +258,15 @@ impl Container {
             },
             dir,
         };
-        let result = c.spawn(&plan, &cg, &writes, seccomp.as_ref(), opts, gate);
+        let result = c.spawn(
+            &plan,
+            &cg,
+            &writes,
+            seccomp.as_ref(),
+            spec.hooks().as_ref(),
+            opts,
+            gate,
+        );
         match result {
             Ok(()) => Ok(c),
             Err(e) => {
@@ -278,6 +286,7 @@ impl Container {
         cg: &Cgroup,
         writes: &[cgroup::Write],
         seccomp: Option<&crate::seccomp::Program>,
+        hooks: Option<&oci_spec::runtime::Hooks>,
         opts: CreateOpts,
         gate: bool,
     ) -> Result<(), RuntimeError> {
@@ -305,6 +314,12 @@ impl Container {
                 s
             })
         };
+        let base = self.state.clone();
+        let hook_state = move |pid: i32| {
+            let mut st = base.clone();
+            st.pid = pid;
+            serde_json::to_vec(&st.oci()).unwrap_or_default()
+        };
         let spawned = process::spawn(
             SpawnOpts {
                 plan,
@@ -313,6 +328,8 @@ impl Container {
                 seccomp,
                 console_socket: opts.console_socket.as_deref(),
                 exec: false,
+                hooks,
+                hook_state: &hook_state,
             },
             &mut join,
         );
@@ -483,7 +500,21 @@ impl Container {
         std::fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
         self.state.status = Status::Running;
         self.state.save(&self.dir)?;
+        // A failing poststart hook does not undo the start (runtime-spec: warn only).
+        if let Some(list) = self.hooks().and_then(|h| h.poststart().clone()) {
+            let st = serde_json::to_vec(&self.state.oci()).unwrap_or_default();
+            if let Err(e) = crate::hooks::run("poststart", &list, &st) {
+                eprintln!("berth-runtime: warning: {e}");
+            }
+        }
         Ok(())
+    }
+
+    /// The bundle's hooks, if its config still parses.
+    fn hooks(&self) -> Option<oci_spec::runtime::Hooks> {
+        Spec::load(self.state.bundle.join("config.json"))
+            .ok()
+            .and_then(|s| s.hooks().clone())
     }
 
     /// Send a signal to the init process.
@@ -587,6 +618,8 @@ impl Container {
                 seccomp: seccomp.as_ref(),
                 console_socket: opts.console_socket.as_deref(),
                 exec: true,
+                hooks: None,
+                hook_state: &|_| Vec::new(),
             },
             &mut join_cgroup,
         )?;
@@ -608,7 +641,15 @@ impl Container {
                 action: "delete (use force)",
             });
         }
-        let errors = self.teardown(&RealCgroupFs);
+        let hooks = self.hooks().and_then(|h| h.poststop().clone());
+        let mut errors = self.teardown(&RealCgroupFs);
+        if let Some(list) = hooks {
+            self.state.status = Status::Stopped;
+            let st = serde_json::to_vec(&self.state.oci()).unwrap_or_default();
+            if let Err(e) = crate::hooks::run("poststop", &list, &st) {
+                errors.push(e.to_string());
+            }
+        }
         if errors.is_empty() {
             Ok(())
         } else {

@@ -21,6 +21,10 @@ pub enum InitError {
     Program { program: String, reason: String },
     #[error("waiting for start on the exec fifo: {0}")]
     Fifo(std::io::Error),
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
+    #[error("hooks: {0}")]
+    HookSync(String),
     #[error("seccomp: {0}")]
     Seccomp(#[from] crate::seccomp::SeccompError),
 }
@@ -34,14 +38,23 @@ pub fn setup(
     plan: &Plan,
     seccomp: Option<&crate::seccomp::Program>,
 ) -> Result<PathBuf, InitError> {
-    setup_container(sys, plan)?;
+    setup_container(sys, plan, &mut || Ok(()))?;
     setup_process(sys, plan, seccomp)
 }
 
 /// The container-wide part: rootfs, pivot_root, hostname, sysctls, masked paths.
-pub fn setup_container(sys: &dyn Syscall, plan: &Plan) -> Result<(), InitError> {
+/// `before_pivot` runs once the mounts exist, just before `pivot_root` (for hooks).
+pub fn setup_container(
+    sys: &dyn Syscall,
+    plan: &Plan,
+    before_pivot: &mut dyn FnMut() -> Result<(), InitError>,
+) -> Result<(), InitError> {
     if plan.creates(NsKind::Mount) {
-        crate::rootfs::prepare_and_pivot(sys, plan)?;
+        crate::rootfs::prepare(sys, plan)?;
+        before_pivot()?;
+        sys.pivot_root(&plan.rootfs)?;
+    } else {
+        before_pivot()?;
     }
     if let Some(h) = &plan.hostname {
         sys.sethostname(h)?;
@@ -138,6 +151,7 @@ pub fn exec(
     program: &Path,
     fifo: Option<OwnedFd>,
     seccomp: Option<&crate::seccomp::Program>,
+    start_hooks: Option<(&[oci_spec::runtime::Hook], &[u8])>,
 ) -> Result<std::convert::Infallible, InitError> {
     let argv: Vec<CString> = plan
         .process
@@ -174,6 +188,9 @@ pub fn exec(
         f.write_all(b"0").map_err(InitError::Fifo)?;
         drop(f);
         drop(fifo);
+    }
+    if let Some((hooks, state)) = start_hooks {
+        crate::hooks::run("startContainer", hooks, state)?;
     }
     if let (Some(prog), true) = (seccomp, plan.process.no_new_privileges) {
         // As late as possible, so the filter constrains only the user's program.

@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod channel;
 pub mod container;
 pub mod exeseal;
+pub mod hooks;
 pub mod init;
 pub mod plan;
 pub mod process;

@@ -48,7 +48,6 @@ pub enum SpawnError {
 }
 
 /// What init needs besides the plan.
-#[derive(Debug)]
 pub struct SpawnOpts<'a> {
     pub plan: &'a Plan,
     /// The fifo `start` opens; `None` execs without waiting (used by `run`).
@@ -58,6 +57,34 @@ pub struct SpawnOpts<'a> {
     pub console_socket: Option<&'a Path>,
     /// `exec` into a running container: only join namespaces and set the process up.
     pub exec: bool,
+    pub hooks: Option<&'a oci_spec::runtime::Hooks>,
+    /// The OCI state JSON given to hooks, for an init pid.
+    pub hook_state: &'a dyn Fn(i32) -> Vec<u8>,
+}
+
+impl std::fmt::Debug for SpawnOpts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpawnOpts")
+            .field("exec_fifo", &self.exec_fifo)
+            .field("console_socket", &self.console_socket)
+            .field("exec", &self.exec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SpawnOpts<'_> {
+    fn init_hooks(&self) -> bool {
+        self.hooks.is_some_and(|h| {
+            [
+                h.create_runtime(),
+                h.prestart(),
+                h.create_container(),
+                h.start_container(),
+            ]
+            .iter()
+            .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+        })
+    }
 }
 
 /// Create the container's init process and return its pid once it is set up and waiting.
@@ -93,7 +120,7 @@ pub fn spawn(
     drop(fifo);
     let inter = Pid::from_raw(pid);
     let mut init_pid = None;
-    let result = drive(&mut main_ch, pid, opts.plan, join_cgroup, &mut init_pid);
+    let result = drive(&mut main_ch, pid, &opts, join_cgroup, &mut init_pid);
     if result.is_err() {
         let _ = nix::sys::signal::kill(inter, nix::sys::signal::Signal::SIGKILL);
         if let Some(p) = init_pid {
@@ -108,7 +135,7 @@ pub fn spawn(
 fn drive(
     ch: &mut Channel,
     inter: i32,
-    plan: &Plan,
+    opts: &SpawnOpts<'_>,
     join_cgroup: &mut dyn FnMut(i32) -> Result<(), String>,
     init_pid: &mut Option<i32>,
 ) -> Result<i32, SpawnError> {
@@ -117,10 +144,41 @@ fn drive(
     loop {
         match ch.recv()? {
             Msg::MapIds(pid) => {
-                write_id_maps(pid, &plan.uid_map, &plan.gid_map)?;
+                write_id_maps(pid, &opts.plan.uid_map, &opts.plan.gid_map)?;
                 ch.send(&Msg::Proceed)?;
             }
             Msg::InitPid(pid) => *init_pid = Some(pid),
+            Msg::Hooks => {
+                // The init may ask before the intermediate reported its pid.
+                let pid = match *init_pid {
+                    Some(p) => p,
+                    None => match ch.recv()? {
+                        Msg::InitPid(p) => {
+                            *init_pid = Some(p);
+                            p
+                        }
+                        Msg::Error(e) => return Err(SpawnError::Setup(e)),
+                        other => return Err(SpawnError::Protocol(other)),
+                    },
+                };
+                let state = (opts.hook_state)(pid);
+                if let Some(h) = opts.hooks {
+                    for (stage, list) in [
+                        ("createRuntime", h.create_runtime()),
+                        ("prestart", h.prestart()),
+                    ] {
+                        if let Some(list) = list {
+                            if let Err(e) = crate::hooks::run(stage, list, &state) {
+                                let _ = ch.send(&Msg::Error(e.to_string()));
+                                return Err(SpawnError::Setup(e.to_string()));
+                            }
+                        }
+                    }
+                }
+                ch.send(&Msg::HookState(
+                    String::from_utf8_lossy(&state).into_owned(),
+                ))?;
+            }
             Msg::Ready => {
                 return init_pid.ok_or(SpawnError::Protocol(Msg::Ready));
             }
@@ -234,8 +292,31 @@ fn init(
         Some(p) => Some(crate::tty::connect(p).map_err(|e| s(&e))?),
         None => None,
     };
+    let mut hook_state: Option<String> = None;
     if !opts.exec {
-        crate::init::setup_container(&LinuxSyscall, opts.plan).map_err(|e| s(&e))?;
+        let mut before_pivot = || -> Result<(), crate::init::InitError> {
+            if !opts.init_hooks() {
+                return Ok(());
+            }
+            let sync = |e: ChannelError| crate::init::InitError::HookSync(e.to_string());
+            ch.send(&Msg::Hooks).map_err(sync)?;
+            let state = match ch.recv().map_err(sync)? {
+                Msg::HookState(st) => st,
+                Msg::Error(e) => return Err(crate::init::InitError::HookSync(e)),
+                other => {
+                    return Err(crate::init::InitError::HookSync(format!(
+                        "unexpected {other:?}"
+                    )))
+                }
+            };
+            if let Some(list) = opts.hooks.and_then(|h| h.create_container().as_ref()) {
+                crate::hooks::run("createContainer", list, state.as_bytes())?;
+            }
+            hook_state = Some(state);
+            Ok(())
+        };
+        crate::init::setup_container(&LinuxSyscall, opts.plan, &mut before_pivot)
+            .map_err(|e| s(&e))?;
     }
     // The pty comes from the container's devpts, and binding /dev/console still needs
     // the privileges setup_process drops.
@@ -248,7 +329,14 @@ fn init(
     crate::sys::cloexec_from(3).map_err(|e| format!("close_range: {e}"))?;
     ch.send(&Msg::Ready).map_err(|e| s(&e))?;
     // Nobody listens on the channel any more: report on the container's stderr.
-    let err = match crate::init::exec(opts.plan, &program, fifo, opts.seccomp) {
+    let start_hooks = match (
+        opts.hooks.and_then(|h| h.start_container().as_deref()),
+        &hook_state,
+    ) {
+        (Some(list), Some(st)) => Some((list, st.as_bytes())),
+        _ => None,
+    };
+    let err = match crate::init::exec(opts.plan, &program, fifo, opts.seccomp, start_hooks) {
         Ok(never) => match never {},
         Err(e) => e,
     };

@@ -4,13 +4,13 @@
 
 use std::path::Path;
 
-use nix::mount::{MntFlags, MsFlags};
+use nix::mount::MsFlags;
 
 use crate::plan::{MountStep, Plan};
 use crate::syscall::{Create, SysError, Syscall};
 
-/// Everything up to and including `pivot_root`. Afterwards `/` is the container's root.
-pub fn prepare_and_pivot(sys: &dyn Syscall, plan: &Plan) -> Result<(), SysError> {
+/// Everything up to `pivot_root`: propagation, mounts, devices, symlinks.
+pub fn prepare(sys: &dyn Syscall, plan: &Plan) -> Result<(), SysError> {
     let root = plan.rootfs.as_path();
     // Nothing we mount may leak to the host, whatever the host's propagation is.
     sys.mount(None, Path::new("/"), None, plan.rootfs_propagation, None)?;
@@ -31,7 +31,7 @@ pub fn prepare_and_pivot(sys: &dyn Syscall, plan: &Plan) -> Result<(), SysError>
     for s in &plan.symlinks {
         sys.symlink_in_root(root, &s.target, &s.link)?;
     }
-    sys.pivot_root(root)
+    Ok(())
 }
 
 fn mount_one(sys: &dyn Syscall, root: &Path, m: &MountStep) -> Result<(), SysError> {
@@ -151,10 +151,4 @@ pub fn finish(sys: &dyn Syscall, plan: &Plan) -> Result<(), SysError> {
         )?;
     }
     Ok(())
-}
-
-/// Unmount helper for callers that need to undo a mount (unused by init: its mount
-/// namespace disappears with it).
-pub fn detach(sys: &dyn Syscall, path: &Path) -> Result<(), SysError> {
-    sys.umount(path, MntFlags::MNT_DETACH)
 }

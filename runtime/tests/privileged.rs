@@ -547,3 +547,57 @@ fn console_socket_receives_the_pty_master() {
     assert!(name.starts_with("/dev/pts/"), "{name}");
     assert_eq!(out, format!("{name}\r\nhi\r\n"));
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn hooks_run_at_each_stage_with_state() {
+    let mut b = Bundle::new(&["true"]);
+    let d = b.dir.path().display().to_string();
+    let hook = |script: String| json!({"path": "/bin/sh", "args": ["sh", "-c", script]});
+    b.config["root"]["readonly"] = json!(false);
+    b.config["hooks"] = json!({
+        "createRuntime": [hook(format!("cat > {d}/createRuntime"))],
+        "createContainer": [hook(format!("cat > {d}/createContainer; readlink /proc/self/ns/uts > {d}/cc-uts"))],
+        "startContainer": [hook("cat > /tmp/startContainer".into())],
+        "poststart": [hook(format!("cat > {d}/poststart"))],
+        "poststop": [hook(format!("cat > {d}/poststop"))],
+    });
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    let read = |name: &str| {
+        std::fs::read_to_string(b.dir.path().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    for stage in [
+        "createRuntime",
+        "createContainer",
+        "rootfs/tmp/startContainer",
+        "poststart",
+        "poststop",
+    ] {
+        let st: Value = serde_json::from_str(&read(stage)).unwrap();
+        assert_eq!(st["id"], b.id.as_str(), "{stage}");
+    }
+    let created: Value = serde_json::from_str(&read("createRuntime")).unwrap();
+    assert!(created["pid"].as_i64().unwrap() > 0);
+    let host_uts = std::fs::read_link("/proc/self/ns/uts").unwrap();
+    assert_ne!(
+        read("cc-uts").trim(),
+        host_uts.to_string_lossy(),
+        "createContainer runs in the container's namespaces"
+    );
+    let stopped: Value = serde_json::from_str(&read("poststop")).unwrap();
+    assert_eq!(stopped["status"], "stopped");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn failing_hook_fails_create_and_cleans_up() {
+    let mut b = Bundle::new(&["true"]);
+    b.config["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo nope >&2; exit 1"]}]});
+    b.write();
+    let e = Container::create(&b.id, b.dir.path(), b.opts())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("hooks.createRuntime[0] /bin/sh"), "{e}");
+    assert!(e.contains("nope"), "{e}");
+}
