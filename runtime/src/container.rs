@@ -129,6 +129,18 @@ pub struct ExecOpts {
     pub pid_file: Option<PathBuf>,
 }
 
+/// Everything computed from the bundle before any process exists.
+#[derive(Debug, Clone, Copy)]
+struct Prepared<'a> {
+    plan: &'a plan::Plan,
+    cg: &'a Cgroup,
+    writes: &'a [cgroup::Write],
+    seccomp: Option<&'a crate::seccomp::Program>,
+    hooks: Option<&'a oci_spec::runtime::Hooks>,
+    /// Wait on the exec fifo for `start` (false: exec right away).
+    gate: bool,
+}
+
 /// A container known to the runtime, with its state directory.
 #[derive(Debug)]
 pub struct Container {
@@ -258,15 +270,15 @@ impl Container {
             },
             dir,
         };
-        let result = c.spawn(
-            &plan,
-            &cg,
-            &writes,
-            seccomp.as_ref(),
-            spec.hooks().as_ref(),
-            opts,
+        let prepared = Prepared {
+            plan: &plan,
+            cg: &cg,
+            writes: &writes,
+            seccomp: seccomp.as_ref(),
+            hooks: spec.hooks().as_ref(),
             gate,
-        );
+        };
+        let result = c.spawn(&prepared, opts);
         match result {
             Ok(()) => Ok(c),
             Err(e) => {
@@ -280,16 +292,15 @@ impl Container {
         }
     }
 
-    fn spawn(
-        &mut self,
-        plan: &plan::Plan,
-        cg: &Cgroup,
-        writes: &[cgroup::Write],
-        seccomp: Option<&crate::seccomp::Program>,
-        hooks: Option<&oci_spec::runtime::Hooks>,
-        opts: CreateOpts,
-        gate: bool,
-    ) -> Result<(), RuntimeError> {
+    fn spawn(&mut self, p: &Prepared<'_>, opts: CreateOpts) -> Result<(), RuntimeError> {
+        let Prepared {
+            plan,
+            cg,
+            writes,
+            seccomp,
+            hooks,
+            gate,
+        } = *p;
         self.state.save(&self.dir)?;
         let fifo = self.dir.join("exec.fifo");
         if gate {
