@@ -1,0 +1,480 @@
+//! Cgroups v1 and v2 for one container: which directories, which file writes (computed as
+//! data by [`writes`] and snapshot-tested), then applied through the [`CgroupFs`] seam.
+//! The cgroup root (`/sys/fs/cgroup`) is a parameter. Knows nothing of namespaces.
+
+pub mod fake;
+pub mod fs;
+
+use std::path::{Component, Path, PathBuf};
+
+use oci_spec::runtime::LinuxResources;
+
+pub use fs::RealCgroupFs;
+
+/// The file operations cgroups need.
+pub trait CgroupFs {
+    fn exists(&self, path: &Path) -> bool;
+    fn read(&self, path: &Path) -> std::io::Result<String>;
+    fn write(&self, path: &Path, value: &str) -> std::io::Result<()>;
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()>;
+    fn remove_dir(&self, path: &Path) -> std::io::Result<()>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("{field}: {reason}")]
+    Spec { field: String, reason: String },
+    #[error("cgroup {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("removing cgroup {path}: still busy after killing its processes")]
+    Busy { path: PathBuf },
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CgroupError + 'a {
+    move |source| CgroupError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Version {
+    /// Controllers each mounted at `<root>/<controller>` (also "hybrid" hosts).
+    V1,
+    /// One unified hierarchy at `<root>`.
+    V2,
+}
+
+/// v1 controllers berth puts a container in (when the host has them).
+pub const V1_CONTROLLERS: [&str; 8] = [
+    "memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer", "blkio",
+];
+
+/// v2 controllers berth enables along the path (when the parent offers them).
+pub const V2_CONTROLLERS: [&str; 4] = ["cpu", "cpuset", "memory", "pids"];
+
+pub fn detect(fs: &dyn CgroupFs, root: &Path) -> Version {
+    if fs.exists(&root.join("cgroup.controllers")) {
+        Version::V2
+    } else {
+        Version::V1
+    }
+}
+
+/// One write: `controller` is the v1 hierarchy (`None` on v2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    pub controller: Option<&'static str>,
+    pub file: String,
+    pub value: String,
+}
+
+fn w(controller: &'static str, file: &str, value: impl ToString, v: Version) -> Write {
+    Write {
+        controller: (v == Version::V1).then_some(controller),
+        file: file.to_string(),
+        value: value.to_string(),
+    }
+}
+
+/// Shares (v1, 2..262144) to weight (v2, 1..10000), the kernel's documented mapping.
+pub fn shares_to_weight(shares: u64) -> u64 {
+    if shares == 0 {
+        return 0;
+    }
+    1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
+}
+
+fn max_or(v: i64) -> String {
+    if v < 0 {
+        "max".to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+/// The writes that apply `res`, in order. Extra default device rules are appended to
+/// the v1 devices list so the init can create the default nodes.
+pub fn writes(
+    res: &LinuxResources,
+    version: Version,
+    default_devices: &[String],
+) -> Result<Vec<Write>, CgroupError> {
+    let v = version;
+    let mut out = Vec::new();
+    if let Some(m) = res.memory() {
+        match v {
+            Version::V1 => {
+                if let Some(l) = m.limit() {
+                    out.push(w("memory", "memory.limit_in_bytes", l, v));
+                }
+                if let Some(r) = m.reservation() {
+                    out.push(w("memory", "memory.soft_limit_in_bytes", r, v));
+                }
+                if let Some(s) = m.swap() {
+                    out.push(w("memory", "memory.memsw.limit_in_bytes", s, v));
+                }
+                if let Some(s) = m.swappiness() {
+                    if s > 100 {
+                        return Err(CgroupError::Spec {
+                            field: "linux.resources.memory.swappiness".into(),
+                            reason: format!("{s} is above 100"),
+                        });
+                    }
+                    out.push(w("memory", "memory.swappiness", s, v));
+                }
+                if m.disable_oom_killer() == Some(true) {
+                    out.push(w("memory", "memory.oom_control", 1, v));
+                }
+            }
+            Version::V2 => {
+                if let Some(r) = m.reservation() {
+                    out.push(w("memory", "memory.low", max_or(r), v));
+                }
+                if let Some(l) = m.limit() {
+                    out.push(w("memory", "memory.max", max_or(l), v));
+                }
+                if let Some(s) = m.swap() {
+                    // OCI's swap is memory+swap; v2 limits swap alone.
+                    let swap = match (s, m.limit()) {
+                        (s, _) if s < 0 => "max".to_string(),
+                        (s, Some(l)) if l >= 0 => {
+                            if s < l {
+                                return Err(CgroupError::Spec {
+                                    field: "linux.resources.memory.swap".into(),
+                                    reason: format!("{s} is below memory.limit {l}"),
+                                });
+                            }
+                            (s - l).to_string()
+                        }
+                        (s, _) => s.to_string(),
+                    };
+                    out.push(w("memory", "memory.swap.max", swap, v));
+                }
+                if m.swappiness().is_some() {
+                    return Err(CgroupError::Spec {
+                        field: "linux.resources.memory.swappiness".into(),
+                        reason: "not available with cgroup v2".into(),
+                    });
+                }
+            }
+        }
+    }
+    if let Some(c) = res.cpu() {
+        match v {
+            Version::V1 => {
+                if let Some(s) = c.shares() {
+                    out.push(w("cpu", "cpu.shares", s, v));
+                }
+                if let Some(p) = c.period() {
+                    out.push(w("cpu", "cpu.cfs_period_us", p, v));
+                }
+                if let Some(q) = c.quota() {
+                    out.push(w("cpu", "cpu.cfs_quota_us", q, v));
+                }
+            }
+            Version::V2 => {
+                if let Some(s) = c.shares() {
+                    out.push(w("cpu", "cpu.weight", shares_to_weight(s), v));
+                }
+                if c.quota().is_some() || c.period().is_some() {
+                    let quota = c.quota().map_or("max".to_string(), max_or);
+                    let period = c.period().unwrap_or(100_000);
+                    out.push(w("cpu", "cpu.max", format!("{quota} {period}"), v));
+                }
+            }
+        }
+        if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+            out.push(w("cpuset", "cpuset.cpus", cpus, v));
+        }
+        if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+            out.push(w("cpuset", "cpuset.mems", mems, v));
+        }
+    }
+    if let Some(p) = res.pids() {
+        let limit = if p.limit() <= 0 {
+            "max".to_string()
+        } else {
+            p.limit().to_string()
+        };
+        out.push(w("pids", "pids.max", limit, v));
+    }
+    if let Some(devs) = res.devices() {
+        if v == Version::V1 {
+            for d in devs {
+                let file = if d.allow() {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                };
+                out.push(w("devices", file, d, v));
+            }
+            if !devs.is_empty() {
+                for d in default_devices {
+                    out.push(w("devices", "devices.allow", d, v));
+                }
+            }
+        }
+        // v2 device control needs an eBPF program: not implemented, the rules are ignored.
+    }
+    if let Some(u) = res.unified() {
+        if !u.is_empty() {
+            if v == Version::V1 {
+                return Err(CgroupError::Spec {
+                    field: "linux.resources.unified".into(),
+                    reason: "needs cgroup v2; this host uses v1".into(),
+                });
+            }
+            let mut keys: Vec<_> = u.iter().collect();
+            keys.sort();
+            for (k, val) in keys {
+                if k.contains('/') || k.starts_with('.') {
+                    return Err(CgroupError::Spec {
+                        field: format!("linux.resources.unified.{k}"),
+                        reason: "not a cgroup file name".into(),
+                    });
+                }
+                out.push(Write {
+                    controller: None,
+                    file: k.clone(),
+                    value: val.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A container's cgroup: where it is, and how to create, fill and remove it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cgroup {
+    pub version: Version,
+    /// Usually `/sys/fs/cgroup`.
+    pub root: PathBuf,
+    /// Relative to the root of each hierarchy.
+    pub path: PathBuf,
+}
+
+impl Cgroup {
+    /// `cgroups_path` from the spec (`linux.cgroupsPath`), defaulting to `berth/<id>`.
+    pub fn new(
+        fs: &dyn CgroupFs,
+        root: &Path,
+        cgroups_path: Option<&Path>,
+        id: &str,
+    ) -> Result<Cgroup, CgroupError> {
+        let rel: PathBuf = match cgroups_path {
+            Some(p) if !p.as_os_str().is_empty() => {
+                let s = p.to_string_lossy();
+                if s.contains(':') {
+                    return Err(CgroupError::Spec {
+                        field: "linux.cgroupsPath".into(),
+                        reason: format!("{s:?} is a systemd slice:prefix:name path; berth-runtime manages cgroupfs paths only"),
+                    });
+                }
+                p.components()
+                    .filter_map(|c| match c {
+                        Component::Normal(n) => Some(Ok(n)),
+                        Component::RootDir | Component::CurDir => None,
+                        _ => Some(Err(())),
+                    })
+                    .collect::<Result<PathBuf, ()>>()
+                    .map_err(|()| CgroupError::Spec {
+                        field: "linux.cgroupsPath".into(),
+                        reason: format!("{s:?} contains '..'"),
+                    })?
+            }
+            _ => PathBuf::from("berth").join(id),
+        };
+        if rel.as_os_str().is_empty() {
+            return Err(CgroupError::Spec {
+                field: "linux.cgroupsPath".into(),
+                reason: "must not be the root cgroup".into(),
+            });
+        }
+        Ok(Cgroup {
+            version: detect(fs, root),
+            root: root.to_path_buf(),
+            path: rel,
+        })
+    }
+
+    /// The directories of this cgroup: one per present v1 controller, or one on v2.
+    pub fn dirs(&self, fs: &dyn CgroupFs) -> Vec<(Option<&'static str>, PathBuf)> {
+        match self.version {
+            Version::V2 => vec![(None, self.root.join(&self.path))],
+            Version::V1 => V1_CONTROLLERS
+                .iter()
+                .filter(|c| fs.exists(&self.root.join(c)))
+                .map(|c| (Some(*c), self.root.join(c).join(&self.path)))
+                .collect(),
+        }
+    }
+
+    fn dir_of(&self, controller: Option<&'static str>) -> PathBuf {
+        match controller {
+            Some(c) => self.root.join(c).join(&self.path),
+            None => self.root.join(&self.path),
+        }
+    }
+
+    /// Create the cgroup, apply the writes, and move `pid` into it.
+    pub fn create(&self, fs: &dyn CgroupFs, writes: &[Write], pid: i32) -> Result<(), CgroupError> {
+        match self.version {
+            Version::V1 => self.create_v1(fs)?,
+            Version::V2 => self.create_v2(fs)?,
+        }
+        let dirs = self.dirs(fs);
+        for wr in writes {
+            if self.version == Version::V1 && !dirs.iter().any(|(c, _)| *c == wr.controller) {
+                return Err(CgroupError::Spec {
+                    field: "linux.resources".into(),
+                    reason: format!(
+                        "the host has no {} cgroup controller",
+                        wr.controller.unwrap_or("?")
+                    ),
+                });
+            }
+            let path = self.dir_of(wr.controller).join(&wr.file);
+            fs.write(&path, &wr.value).map_err(io("write", &path))?;
+        }
+        for (_, d) in dirs {
+            let procs = d.join("cgroup.procs");
+            fs.write(&procs, &pid.to_string())
+                .map_err(io("join", &procs))?;
+        }
+        Ok(())
+    }
+
+    fn create_v1(&self, fs: &dyn CgroupFs) -> Result<(), CgroupError> {
+        for (c, d) in self.dirs(fs) {
+            fs.create_dir_all(&d).map_err(io("mkdir", &d))?;
+            if c == Some("cpuset") {
+                // A v1 cpuset refuses tasks until cpus and mems are set: inherit them
+                // downwards from the first ancestor that has them.
+                let base = self.root.join("cpuset");
+                let mut cur = base.clone();
+                let mut inherited: Option<(String, String)> = None;
+                for part in self.path.iter() {
+                    let parent = cur.clone();
+                    cur.push(part);
+                    for f in ["cpuset.cpus", "cpuset.mems"] {
+                        let v = fs.read(&cur.join(f)).unwrap_or_default();
+                        if v.trim().is_empty() {
+                            let pv = match (&inherited, f) {
+                                (Some((c, _)), "cpuset.cpus") => c.clone(),
+                                (Some((_, m)), _) => m.clone(),
+                                (None, _) => fs
+                                    .read(&parent.join(f))
+                                    .unwrap_or_default()
+                                    .trim()
+                                    .to_string(),
+                            };
+                            let p = cur.join(f);
+                            fs.write(&p, &pv).map_err(io("write", &p))?;
+                        }
+                    }
+                    inherited = Some((
+                        fs.read(&cur.join("cpuset.cpus"))
+                            .unwrap_or_default()
+                            .trim()
+                            .to_string(),
+                        fs.read(&cur.join("cpuset.mems"))
+                            .unwrap_or_default()
+                            .trim()
+                            .to_string(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn create_v2(&self, fs: &dyn CgroupFs) -> Result<(), CgroupError> {
+        // Enable our controllers in every ancestor's subtree_control, top down.
+        let mut cur = self.root.clone();
+        for part in self.path.iter() {
+            let available = fs.read(&cur.join("cgroup.controllers")).unwrap_or_default();
+            let enable: Vec<String> = V2_CONTROLLERS
+                .iter()
+                .filter(|c| available.split_whitespace().any(|a| a == **c))
+                .map(|c| format!("+{c}"))
+                .collect();
+            if !enable.is_empty() {
+                let p = cur.join("cgroup.subtree_control");
+                fs.write(&p, &enable.join(" ")).map_err(io("write", &p))?;
+            }
+            cur.push(part);
+            if !fs.exists(&cur) {
+                fs.create_dir_all(&cur).map_err(io("mkdir", &cur))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Move `pid` into the existing cgroup (for `exec`).
+    pub fn join(&self, fs: &dyn CgroupFs, pid: i32) -> Result<(), CgroupError> {
+        for (_, d) in self.dirs(fs) {
+            let procs = d.join("cgroup.procs");
+            fs.write(&procs, &pid.to_string())
+                .map_err(io("join", &procs))?;
+        }
+        Ok(())
+    }
+
+    /// The pids in the cgroup (from the first hierarchy).
+    pub fn pids(&self, fs: &dyn CgroupFs) -> Vec<i32> {
+        let Some((_, d)) = self.dirs(fs).into_iter().next() else {
+            return Vec::new();
+        };
+        fs.read(&d.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// Remove the cgroup's directories; every failure is reported, none stops the rest.
+    /// `rmdir` fails with EBUSY until the last task has exited, so retry a little.
+    pub fn remove(&self, fs: &dyn CgroupFs) -> Vec<CgroupError> {
+        let mut errors = Vec::new();
+        for (_, d) in self.dirs(fs) {
+            if !fs.exists(&d) {
+                continue;
+            }
+            let mut tries = 0;
+            loop {
+                match fs.remove_dir(&d) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        errors.push(CgroupError::Busy { path: d.clone() });
+                        break;
+                    }
+                    Err(e) => {
+                        errors.push(CgroupError::Io {
+                            op: "rmdir",
+                            path: d.clone(),
+                            source: e,
+                        });
+                        break;
+                    }
+                }
+            }
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests;

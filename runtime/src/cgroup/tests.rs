@@ -1,0 +1,162 @@
+use std::path::Path;
+
+use super::fake::FakeCgroupFs;
+use super::*;
+
+fn resources(json: &str) -> LinuxResources {
+    serde_json::from_str(json).unwrap()
+}
+
+const RES: &str = r#"{
+  "memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728},
+  "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+  "pids": {"limit": 64},
+  "devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
+}"#;
+
+fn show(ws: &[Write]) -> String {
+    ws.iter()
+        .map(|w| format!("{}/{} = {}\n", w.controller.unwrap_or("-"), w.file, w.value))
+        .collect()
+}
+
+#[test]
+fn v1_writes() {
+    let ws = writes(&resources(RES), Version::V1, &["c 1:5 rwm".into()]).unwrap();
+    expect_test::expect![[r#"
+        memory/memory.limit_in_bytes = 67108864
+        memory/memory.soft_limit_in_bytes = 33554432
+        memory/memory.memsw.limit_in_bytes = 134217728
+        cpu/cpu.shares = 512
+        cpu/cpu.cfs_period_us = 100000
+        cpu/cpu.cfs_quota_us = 50000
+        cpuset/cpuset.cpus = 0
+        cpuset/cpuset.mems = 0
+        pids/pids.max = 64
+        devices/devices.deny = a *:* rwm
+        devices/devices.allow = c 1:3 rwm
+        devices/devices.allow = c 1:5 rwm
+    "#]]
+    .assert_eq(&show(&ws));
+}
+
+#[test]
+fn v2_writes() {
+    let ws = writes(&resources(RES), Version::V2, &[]).unwrap();
+    expect_test::expect![[r#"
+        -/memory.low = 33554432
+        -/memory.max = 67108864
+        -/memory.swap.max = 67108864
+        -/cpu.weight = 20
+        -/cpu.max = 50000 100000
+        -/cpuset.cpus = 0
+        -/cpuset.mems = 0
+        -/pids.max = 64
+    "#]]
+    .assert_eq(&show(&ws));
+}
+
+#[test]
+fn unified_on_v1_names_field() {
+    let e = writes(
+        &resources(r#"{"unified": {"memory.high": "1M"}}"#),
+        Version::V1,
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        e,
+        "linux.resources.unified: needs cgroup v2; this host uses v1"
+    );
+}
+
+#[test]
+fn v2_create_enables_controllers_and_joins() {
+    let root = Path::new("/sys/fs/cgroup");
+    let fs = FakeCgroupFs::v2(root, "cpuset cpu io memory pids");
+    let cg = Cgroup::new(&fs, root, Some(Path::new("/machine/c1")), "c1").unwrap();
+    assert_eq!(cg.version, Version::V2);
+    fs.files.borrow_mut().insert(
+        root.join("machine/cgroup.controllers"),
+        "cpuset cpu memory pids".into(),
+    );
+    let ws = writes(&resources(RES), Version::V2, &[]).unwrap();
+    cg.create(&fs, &ws, 4242).unwrap();
+    expect_test::expect![[r#"
+        write /sys/fs/cgroup/cgroup.subtree_control "+cpu +cpuset +memory +pids"
+        mkdir /sys/fs/cgroup/machine
+        write /sys/fs/cgroup/machine/cgroup.subtree_control "+cpu +cpuset +memory +pids"
+        mkdir /sys/fs/cgroup/machine/c1
+        write /sys/fs/cgroup/machine/c1/memory.low "33554432"
+        write /sys/fs/cgroup/machine/c1/memory.max "67108864"
+        write /sys/fs/cgroup/machine/c1/memory.swap.max "67108864"
+        write /sys/fs/cgroup/machine/c1/cpu.weight "20"
+        write /sys/fs/cgroup/machine/c1/cpu.max "50000 100000"
+        write /sys/fs/cgroup/machine/c1/cpuset.cpus "0"
+        write /sys/fs/cgroup/machine/c1/cpuset.mems "0"
+        write /sys/fs/cgroup/machine/c1/pids.max "64"
+        write /sys/fs/cgroup/machine/c1/cgroup.procs "4242"
+    "#]]
+    .assert_eq(&fs.log());
+    assert!(cg.remove(&fs).is_empty());
+    assert!(fs.log().ends_with("rmdir /sys/fs/cgroup/machine/c1\n"));
+}
+
+#[test]
+fn v1_create_inherits_cpuset_and_joins_every_hierarchy() {
+    let root = Path::new("/sys/fs/cgroup");
+    let fs = FakeCgroupFs::v1(root, &["memory", "cpuset", "pids"]);
+    let cg = Cgroup::new(&fs, root, None, "c1").unwrap();
+    assert_eq!(cg.version, Version::V1);
+    assert_eq!(cg.path, Path::new("berth/c1"));
+    let ws = writes(
+        &resources(r#"{"memory": {"limit": 1048576}, "pids": {"limit": 10}}"#),
+        Version::V1,
+        &[],
+    )
+    .unwrap();
+    cg.create(&fs, &ws, 7).unwrap();
+    expect_test::expect![[r#"
+        mkdir /sys/fs/cgroup/memory/berth/c1
+        mkdir /sys/fs/cgroup/cpuset/berth/c1
+        write /sys/fs/cgroup/cpuset/berth/cpuset.cpus "0-1"
+        write /sys/fs/cgroup/cpuset/berth/cpuset.mems "0"
+        write /sys/fs/cgroup/cpuset/berth/c1/cpuset.cpus "0-1"
+        write /sys/fs/cgroup/cpuset/berth/c1/cpuset.mems "0"
+        mkdir /sys/fs/cgroup/pids/berth/c1
+        write /sys/fs/cgroup/memory/berth/c1/memory.limit_in_bytes "1048576"
+        write /sys/fs/cgroup/pids/berth/c1/pids.max "10"
+        write /sys/fs/cgroup/memory/berth/c1/cgroup.procs "7"
+        write /sys/fs/cgroup/cpuset/berth/c1/cgroup.procs "7"
+        write /sys/fs/cgroup/pids/berth/c1/cgroup.procs "7"
+    "#]]
+    .assert_eq(&fs.log());
+}
+
+#[test]
+fn v1_missing_controller_is_an_error() {
+    let root = Path::new("/sys/fs/cgroup");
+    let fs = FakeCgroupFs::v1(root, &["memory"]);
+    let cg = Cgroup::new(&fs, root, None, "c1").unwrap();
+    let ws = writes(&resources(r#"{"pids": {"limit": 10}}"#), Version::V1, &[]).unwrap();
+    let e = cg.create(&fs, &ws, 7).unwrap_err().to_string();
+    assert_eq!(e, "linux.resources: the host has no pids cgroup controller");
+}
+
+#[test]
+fn systemd_paths_and_dotdot_rejected() {
+    let root = Path::new("/sys/fs/cgroup");
+    let fs = FakeCgroupFs::v2(root, "");
+    let e = Cgroup::new(&fs, root, Some(Path::new("system.slice:berth:c1")), "c1").unwrap_err();
+    assert!(e.to_string().starts_with("linux.cgroupsPath:"), "{e}");
+    let e = Cgroup::new(&fs, root, Some(Path::new("/a/../../etc")), "c1").unwrap_err();
+    assert!(e.to_string().contains("'..'"), "{e}");
+}
+
+#[test]
+fn shares_to_weight_matches_kernel_doc() {
+    assert_eq!(shares_to_weight(2), 1);
+    assert_eq!(shares_to_weight(1024), 39);
+    assert_eq!(shares_to_weight(262_144), 10_000);
+}

@@ -1,0 +1,345 @@
+//! Creating the container's processes, youki-style: the caller (main) forks an
+//! **intermediate** that joins the cgroup, enters or creates the namespaces, and clones the
+//! **init** with `CLONE_PARENT`, so init is main's child (main can wait for it) and is pid 1
+//! of a new pid namespace. Init sets the container up and reports `Ready`; it then waits on
+//! the exec fifo for `start` and execs. All three talk over one [`channel`](crate::channel).
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+use crate::channel::{self, Channel, ChannelError, Msg};
+use crate::plan::{IdMap, NsKind, NsStep, Plan};
+use crate::syscall::linux::LinuxSyscall;
+use crate::syscall::Syscall;
+
+/// File descriptors to install as the container process's stdin, stdout and stderr.
+/// `None` keeps the caller's.
+#[derive(Debug, Default)]
+pub struct Stdio {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    #[error("fork: {0}")]
+    Fork(nix::errno::Errno),
+    #[error("opening the exec fifo {path}: {source}")]
+    Fifo {
+        path: std::path::PathBuf,
+        source: nix::errno::Errno,
+    },
+    #[error("joining the cgroup: {0}")]
+    Cgroup(String),
+    #[error("writing the id map of pid {pid}: {source}")]
+    IdMap { pid: i32, source: std::io::Error },
+    #[error("container setup failed: {0}")]
+    Setup(String),
+    #[error("unexpected message during setup: {0:?}")]
+    Protocol(Msg),
+}
+
+/// What init needs besides the plan.
+pub struct SpawnOpts<'a> {
+    pub plan: &'a Plan,
+    /// The fifo `start` opens; `None` execs without waiting (used by `run`).
+    pub exec_fifo: Option<&'a Path>,
+    pub stdio: Stdio,
+    pub seccomp: Option<&'a crate::seccomp::Program>,
+    pub console_socket: Option<&'a Path>,
+    /// `exec` into a running container: only join namespaces and set the process up.
+    pub exec: bool,
+    pub hooks: Option<&'a oci_spec::runtime::Hooks>,
+    /// The OCI state JSON given to hooks, for an init pid.
+    pub hook_state: &'a dyn Fn(i32) -> Vec<u8>,
+}
+
+impl std::fmt::Debug for SpawnOpts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpawnOpts")
+            .field("exec_fifo", &self.exec_fifo)
+            .field("console_socket", &self.console_socket)
+            .field("exec", &self.exec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SpawnOpts<'_> {
+    fn init_hooks(&self) -> bool {
+        self.hooks.is_some_and(|h| {
+            [
+                h.create_runtime(),
+                h.prestart(),
+                h.create_container(),
+                h.start_container(),
+            ]
+            .iter()
+            .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+        })
+    }
+}
+
+/// Create the container's init process and return its pid once it is set up and waiting.
+/// `join_cgroup` is called with the intermediate's pid before any namespace exists.
+pub fn spawn(
+    opts: SpawnOpts<'_>,
+    join_cgroup: &mut dyn FnMut(i32) -> Result<(), String>,
+) -> Result<i32, SpawnError> {
+    let (mut main_ch, child_ch) = channel::pair()?;
+    let fifo = match opts.exec_fifo {
+        Some(p) => Some(
+            nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(
+                |source| SpawnError::Fifo {
+                    path: p.to_path_buf(),
+                    source,
+                },
+            )?,
+        ),
+        None => None,
+    };
+    let pid = crate::sys::fork().map_err(SpawnError::Fork)?;
+    if pid == 0 {
+        drop(main_ch);
+        let mut ch = child_ch;
+        let err = match intermediate(&mut ch, opts, fifo) {
+            Ok(never) => match never {},
+            Err(e) => e,
+        };
+        let _ = ch.send(&Msg::Error(err));
+        crate::sys::exit_now(1);
+    }
+    drop(child_ch);
+    drop(fifo);
+    let inter = Pid::from_raw(pid);
+    let mut init_pid = None;
+    let result = drive(&mut main_ch, pid, &opts, join_cgroup, &mut init_pid);
+    if result.is_err() {
+        let _ = nix::sys::signal::kill(inter, nix::sys::signal::Signal::SIGKILL);
+        if let Some(p) = init_pid {
+            let _ = nix::sys::signal::kill(Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(p), None);
+        }
+    }
+    let _ = waitpid(inter, None);
+    result
+}
+
+fn drive(
+    ch: &mut Channel,
+    inter: i32,
+    opts: &SpawnOpts<'_>,
+    join_cgroup: &mut dyn FnMut(i32) -> Result<(), String>,
+    init_pid: &mut Option<i32>,
+) -> Result<i32, SpawnError> {
+    join_cgroup(inter).map_err(SpawnError::Cgroup)?;
+    ch.send(&Msg::Proceed)?;
+    loop {
+        match ch.recv()? {
+            Msg::MapIds(pid) => {
+                write_id_maps(pid, &opts.plan.uid_map, &opts.plan.gid_map)?;
+                ch.send(&Msg::Proceed)?;
+            }
+            Msg::InitPid(pid) => *init_pid = Some(pid),
+            Msg::Hooks => {
+                // The init may ask before the intermediate reported its pid.
+                let pid = match *init_pid {
+                    Some(p) => p,
+                    None => match ch.recv()? {
+                        Msg::InitPid(p) => {
+                            *init_pid = Some(p);
+                            p
+                        }
+                        Msg::Error(e) => return Err(SpawnError::Setup(e)),
+                        other => return Err(SpawnError::Protocol(other)),
+                    },
+                };
+                let state = (opts.hook_state)(pid);
+                if let Some(h) = opts.hooks {
+                    for (stage, list) in [
+                        ("createRuntime", h.create_runtime()),
+                        ("prestart", h.prestart()),
+                    ] {
+                        if let Some(list) = list {
+                            if let Err(e) = crate::hooks::run(stage, list, &state) {
+                                let _ = ch.send(&Msg::Error(e.to_string()));
+                                return Err(SpawnError::Setup(e.to_string()));
+                            }
+                        }
+                    }
+                }
+                ch.send(&Msg::HookState(
+                    String::from_utf8_lossy(&state).into_owned(),
+                ))?;
+            }
+            Msg::Ready => {
+                return init_pid.ok_or(SpawnError::Protocol(Msg::Ready));
+            }
+            Msg::Error(e) => return Err(SpawnError::Setup(e)),
+            other => return Err(SpawnError::Protocol(other)),
+        }
+    }
+}
+
+fn map_text(maps: &[IdMap]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
+        .collect()
+}
+
+fn write_id_maps(pid: i32, uid: &[IdMap], gid: &[IdMap]) -> Result<(), SpawnError> {
+    let w = |file: &str, text: String| {
+        std::fs::write(format!("/proc/{pid}/{file}"), text)
+            .map_err(|source| SpawnError::IdMap { pid, source })
+    };
+    w("uid_map", map_text(uid))?;
+    w("gid_map", map_text(gid))
+}
+
+/// The intermediate process: cgroup already joined by main; namespaces, then clone init.
+fn intermediate(
+    ch: &mut Channel,
+    opts: SpawnOpts<'_>,
+    fifo: Option<OwnedFd>,
+) -> Result<std::convert::Infallible, String> {
+    let s = |e: &dyn std::fmt::Display| e.to_string();
+    // Until exec, nothing in the container may ptrace us or read our /proc entries (which
+    // hold host fds and the runtime binary); execve resets this.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl PR_SET_DUMPABLE: {e}"))?;
+    match ch.recv().map_err(|e| s(&e))? {
+        Msg::Proceed => {}
+        other => return Err(format!("unexpected message {other:?}")),
+    }
+    let sys = LinuxSyscall;
+    let plan = opts.plan;
+    // Join first, while we still have the privileges of the caller's namespaces. Open
+    // every namespace before entering any: after the mount namespace, /proc is theirs.
+    let mut joins = Vec::new();
+    for step in &plan.namespaces {
+        if let NsStep::Join(kind, path) = step {
+            let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                .map_err(|e| format!("open namespace {}: {e}", path.display()))?;
+            joins.push((fd, *kind, path));
+        }
+    }
+    for (fd, kind, path) in joins {
+        nix::sched::setns(fd, kind.clone_flag())
+            .map_err(|e| format!("setns {}: {e}", path.display()))?;
+    }
+    if plan.creates(NsKind::User) {
+        sys.unshare(NsKind::User.clone_flag()).map_err(|e| s(&e))?;
+        ch.send(&Msg::MapIds(nix::unistd::getpid().as_raw()))
+            .map_err(|e| s(&e))?;
+        match ch.recv().map_err(|e| s(&e))? {
+            Msg::Proceed => {}
+            other => return Err(format!("unexpected message {other:?}")),
+        }
+        let root_u = nix::unistd::Uid::from_raw(0);
+        let root_g = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(root_g, root_g, root_g)
+            .map_err(|e| format!("setresgid 0 in the user namespace: {e}"))?;
+        nix::unistd::setresuid(root_u, root_u, root_u)
+            .map_err(|e| format!("setresuid 0 in the user namespace: {e}"))?;
+    }
+    let mut flags = nix::sched::CloneFlags::empty();
+    for step in &plan.namespaces {
+        if let NsStep::Create(kind) = step {
+            if *kind != NsKind::User {
+                flags |= kind.clone_flag();
+            }
+        }
+    }
+    if !flags.is_empty() {
+        sys.unshare(flags).map_err(|e| s(&e))?;
+    }
+    let pid = crate::sys::clone_parent().map_err(|e| format!("clone init: {e}"))?;
+    if pid == 0 {
+        let err = match init(ch, &opts, fifo) {
+            Ok(never) => match never {},
+            Err(e) => e,
+        };
+        let _ = ch.send(&Msg::Error(err));
+        crate::sys::exit_now(1);
+    }
+    ch.send(&Msg::InitPid(pid)).map_err(|e| s(&e))?;
+    crate::sys::exit_now(0);
+}
+
+fn init(
+    ch: &mut Channel,
+    opts: &SpawnOpts<'_>,
+    fifo: Option<OwnedFd>,
+) -> Result<std::convert::Infallible, String> {
+    let s = |e: &dyn std::fmt::Display| e.to_string();
+    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    if let Some(fd) = &opts.stdio.stdin {
+        nix::unistd::dup2_stdin(fd).map_err(|e| format!("dup2 stdin: {e}"))?;
+    }
+    if let Some(fd) = &opts.stdio.stdout {
+        nix::unistd::dup2_stdout(fd).map_err(|e| format!("dup2 stdout: {e}"))?;
+    }
+    if let Some(fd) = &opts.stdio.stderr {
+        nix::unistd::dup2_stderr(fd).map_err(|e| format!("dup2 stderr: {e}"))?;
+    }
+    let console = match opts.console_socket {
+        Some(p) => Some(crate::tty::connect(p).map_err(|e| s(&e))?),
+        None => None,
+    };
+    let mut hook_state: Option<String> = None;
+    if !opts.exec {
+        let mut before_pivot = || -> Result<(), crate::init::InitError> {
+            if !opts.init_hooks() {
+                return Ok(());
+            }
+            let sync = |e: ChannelError| crate::init::InitError::HookSync(e.to_string());
+            ch.send(&Msg::Hooks).map_err(sync)?;
+            let state = match ch.recv().map_err(sync)? {
+                Msg::HookState(st) => st,
+                Msg::Error(e) => return Err(crate::init::InitError::HookSync(e)),
+                other => {
+                    return Err(crate::init::InitError::HookSync(format!(
+                        "unexpected {other:?}"
+                    )))
+                }
+            };
+            if let Some(list) = opts.hooks.and_then(|h| h.create_container().as_ref()) {
+                crate::hooks::run("createContainer", list, state.as_bytes())?;
+            }
+            hook_state = Some(state);
+            Ok(())
+        };
+        crate::init::setup_container(&LinuxSyscall, opts.plan, &mut before_pivot)
+            .map_err(|e| s(&e))?;
+    }
+    // The pty comes from the container's devpts, and binding /dev/console still needs
+    // the privileges setup_process drops.
+    if let Some(sock) = console {
+        crate::tty::setup_console(sock).map_err(|e| s(&e))?;
+    }
+    let program =
+        crate::init::setup_process(&LinuxSyscall, opts.plan, opts.seccomp).map_err(|e| s(&e))?;
+    // Nothing the runtime holds may survive into the container (CVE-2024-21626).
+    crate::sys::cloexec_from(3).map_err(|e| format!("close_range: {e}"))?;
+    ch.send(&Msg::Ready).map_err(|e| s(&e))?;
+    // Nobody listens on the channel any more: report on the container's stderr.
+    let start_hooks = match (
+        opts.hooks.and_then(|h| h.start_container().as_deref()),
+        &hook_state,
+    ) {
+        (Some(list), Some(st)) => Some((list, st.as_bytes())),
+        _ => None,
+    };
+    let err = match crate::init::exec(opts.plan, &program, fifo, opts.seccomp, start_hooks) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    eprintln!("berth-runtime: {err}");
+    crate::sys::exit_now(127);
+}

@@ -1,0 +1,187 @@
+//! The few raw system calls nix does not wrap (openat2, close_range, clone with
+//! CLONE_PARENT, setdomainname, signal dispositions). The only module besides
+//! `process` allowed to use `unsafe`; each block says why it is sound.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+
+/// `getrlimit(2)`; false on failure.
+pub fn getrlimit(resource: libc::__rlimit_resource_t, out: &mut libc::rlimit) -> bool {
+    // SAFETY: `out` is a valid, exclusive pointer to an rlimit for the duration of the call.
+    unsafe { libc::getrlimit(resource, out) == 0 }
+}
+
+pub fn setrlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> Result<(), Errno> {
+    let rl = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `rl` is a valid rlimit that outlives the call; the kernel only reads it.
+    Errno::result(unsafe { libc::setrlimit(resource, &rl) }).map(drop)
+}
+
+/// Mark every fd from `first` on close-on-exec, so nothing the runtime holds leaks into
+/// the container (CVE-2024-21626).
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags; no memory is passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// `openat2(dirfd, path, flags, resolve)`.
+pub fn openat2(
+    dirfd: BorrowedFd<'_>,
+    path: &Path,
+    flags: i32,
+    resolve: u64,
+) -> Result<OwnedFd, Errno> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let mut how: libc::open_how = open_how_zeroed();
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = resolve;
+    // SAFETY: `c` is a NUL-terminated string and `how` a valid open_how; both outlive the
+    // call and the size passed is the size of the struct.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd.as_raw_fd(),
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    let fd = Errno::result(fd)?;
+    let fd = i32::try_from(fd).map_err(|_| Errno::EBADF)?;
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn open_how_zeroed() -> libc::open_how {
+    // SAFETY: open_how is a plain C struct of integers, for which all-zero is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+pub fn setdomainname(name: &str) -> Result<(), Errno> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call.
+    Errno::result(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) }).map(drop)
+}
+
+/// Fork a child whose parent is our parent (`CLONE_PARENT`), so the container's init is
+/// a child of the runtime's main process rather than of the short-lived intermediate.
+///
+/// Returns 0 in the child. Must only be called from a single-threaded process (the
+/// intermediate), because it bypasses glibc's fork handlers.
+pub fn clone_parent() -> Result<libc::pid_t, Errno> {
+    // SAFETY: raw clone with a NULL stack behaves like fork: the child gets a copy of the
+    // address space. The caller is single-threaded, so no lock can be held by another
+    // thread at this point.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    let pid = Errno::result(r)?;
+    libc::pid_t::try_from(pid).map_err(|_| Errno::EINVAL)
+}
+
+/// Reset every catchable signal to its default disposition and unblock all signals,
+/// so the container's process does not inherit the runtime's signal setup.
+pub fn reset_signals() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is always a valid disposition; errors for invalid numbers are
+        // ignored on purpose.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}
+
+/// Fork (through glibc, so its atfork handlers run). Returns 0 in the child.
+pub fn fork() -> Result<libc::pid_t, Errno> {
+    // SAFETY: the child only runs the runtime's own setup code and then execs or exits
+    // with `_exit`; it never returns into the caller's stack frames.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => Ok(0),
+        nix::unistd::ForkResult::Parent { child } => Ok(child.as_raw()),
+    }
+}
+
+/// Leave the process now, without running destructors or atexit handlers that belong to
+/// the parent's copy of the state.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is always safe to call; it never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// Become a child subreaper, so orphaned container processes are reparented to us.
+pub fn set_child_subreaper() -> Result<(), Errno> {
+    nix::sys::prctl::set_child_subreaper(true)
+}
+
+/// Make `tty` the controlling terminal of this (session leader) process.
+pub fn set_controlling_tty(tty: &impl std::os::fd::AsFd) -> Result<(), Errno> {
+    // SAFETY: TIOCSCTTY takes an integer argument; the fd is valid for the call.
+    Errno::result(unsafe { libc::ioctl(tty.as_fd().as_raw_fd(), libc::TIOCSCTTY, 0) }).map(drop)
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)` with `bpf` as raw `sock_filter`s.
+pub fn seccomp_load(bpf: &[u8], flags: u32) -> Result<(), Errno> {
+    if bpf.is_empty()
+        || !bpf
+            .len()
+            .is_multiple_of(std::mem::size_of::<libc::sock_filter>())
+    {
+        return Err(Errno::EINVAL);
+    }
+    // Copy into properly aligned instructions.
+    let insns: Vec<libc::sock_filter> = bpf
+        .chunks_exact(8)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    let len = u16::try_from(insns.len()).map_err(|_| Errno::E2BIG)?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: insns.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `insns`, which outlives the call; the kernel copies the
+    // program and does not keep the pointer.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    Errno::result(r).map(drop)
+}

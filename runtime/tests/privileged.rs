@@ -1,0 +1,603 @@
+//! Privileged tests: real containers from a busybox bundle. They need root and are
+//! ignored by a plain `cargo test`; run them with
+//! `cargo test -p runtime -- --include-ignored` (or `cargo xtask test` as root).
+//!
+//! Every test works in its own temp dir and cgroup path, and a guard deletes the container
+//! (state dir, cgroup) even when the test fails.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use runtime::{Container, CreateOpts, RuntimeError, Status};
+use serde_json::{json, Value};
+
+const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "true", "false", "hostname", "id", "ls", "sleep", "grep", "wc", "pwd",
+    "test", "touch",
+];
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A bundle in a temp dir, a state root beside it, and a guard that deletes what's left.
+struct Bundle {
+    dir: tempfile::TempDir,
+    id: String,
+    config: Value,
+}
+
+impl Bundle {
+    fn new(args: &[&str]) -> Bundle {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+        for d in ["proc", "sys", "dev", "tmp", "etc", "work"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        for a in APPLETS {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+        }
+        let id = format!(
+            "berth-test-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut config = serde_json::to_value(runtime::spec::example()).unwrap();
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = json!(args);
+        config["linux"]["cgroupsPath"] = json!(format!("/{id}"));
+        Bundle { dir, id, config }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn write(&self) {
+        std::fs::write(
+            self.dir.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    fn opts(&self) -> CreateOpts {
+        CreateOpts::new(self.root())
+    }
+
+    fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        [
+            "memory", "pids", "cpu", "cpuset", "devices", "freezer", "blkio", "cpuacct", "",
+        ]
+        .iter()
+        .map(|c| Path::new("/sys/fs/cgroup").join(c).join(&self.id))
+        .collect()
+    }
+
+    /// Run to completion with stdout+stderr captured: (exit code, output).
+    fn run(&self) -> (i32, String) {
+        self.write();
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let mut opts = self.opts();
+        let w2: OwnedFd = w.try_clone().unwrap();
+        opts.stdio.stdout = Some(w);
+        opts.stdio.stderr = Some(w2);
+        let code = Container::run(&self.id, self.dir.path(), opts).unwrap();
+        let mut out = String::new();
+        std::fs::File::from(r).read_to_string(&mut out).unwrap();
+        (code, out)
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        if let Ok(c) = Container::load(&self.root(), &self.id) {
+            let _ = c.delete(true);
+        }
+        for d in self.cgroup_dirs() {
+            let _ = std::fs::remove_dir(d);
+        }
+        if !std::thread::panicking() {
+            assert!(
+                !self.root().join(&self.id).exists(),
+                "state dir left behind"
+            );
+            for d in self.cgroup_dirs() {
+                assert!(!d.exists(), "cgroup {} left behind", d.display());
+            }
+            let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+            let p = self.dir.path().to_string_lossy().into_owned();
+            assert!(!mounts.contains(&p), "mounts left behind under {p}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn run_sets_hostname_user_env_cwd_and_exit_code() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "hostname; id -u; id -g; id -G; echo $GREETING; pwd; exit 3",
+    ]);
+    b.config["hostname"] = json!("berthbox");
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [10, 20]});
+    b.config["process"]["env"] = json!(["PATH=/bin", "GREETING=hello there"]);
+    b.config["process"]["cwd"] = json!("/work");
+    let (code, out) = b.run();
+    assert_eq!(code, 3, "{out}");
+    assert_eq!(
+        out,
+        "berthbox\n1000\n1000\n1000 10 20\nhello there\n/work\n"
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn proc_shows_only_the_containers_pids() {
+    let b = Bundle::new(&["ls", "/proc"]);
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    let pids: Vec<&str> = out
+        .lines()
+        .filter(|l| l.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(pids, ["1"], "{out}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn masked_and_readonly_paths() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "echo version=$(cat /proc/version | wc -c); ls /sys/firmware | wc -l; echo 1 > /proc/sys/kernel/domainname && echo writable || echo readonly",
+    ]);
+    // /proc/kcore is missing on some kernels: mask a file every kernel has as well.
+    b.config["linux"]["maskedPaths"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("/proc/version"));
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "version=0");
+    assert_eq!(lines[1].trim(), "0");
+    assert_eq!(lines.last().copied(), Some("readonly"), "{out}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn rlimits_apply_and_host_hard_limit_is_enforced() {
+    let mut b = Bundle::new(&["sh", "-c", "ulimit -n; ulimit -Hn"]);
+    b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 900}]);
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, "512\n900\n");
+
+    let mut b = Bundle::new(&["true"]);
+    b.config["process"]["rlimits"] =
+        json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": u64::MAX / 2}]);
+    b.write();
+    let e = Container::create(&b.id, b.dir.path(), b.opts()).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("process.rlimits[0] (RLIMIT_NOFILE).hard"),
+        "{msg}"
+    );
+    assert!(msg.contains("host's hard limit"), "{msg}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn cgroup_memory_limit_visible_inside_and_removed_after() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+    ]);
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 32}});
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, "67108864\n32\n");
+    for d in b.cgroup_dirs() {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn capabilities_follow_the_spec() {
+    // runc's example: AUDIT_WRITE (29), KILL (5), NET_BIND_SERVICE (10).
+    let script = "grep -E '^Cap(Eff|Bnd|Prm|Inh|Amb)' /proc/self/status";
+    let b = Bundle::new(&["sh", "-c", script]);
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        "CapInh:\t0000000000000000\nCapPrm:\t0000000020000420\nCapEff:\t0000000020000420\nCapBnd:\t0000000020000420\nCapAmb:\t0000000000000000\n"
+    );
+    // A non-root user keeps capabilities across exec only through the ambient set.
+    let mut b = Bundle::new(&["sh", "-c", script]);
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    let kill = json!(["CAP_KILL"]);
+    for set in ["inheritable", "ambient"] {
+        b.config["process"]["capabilities"][set] = kill.clone();
+    }
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        "CapInh:\t0000000000000020\nCapPrm:\t0000000000000020\nCapEff:\t0000000000000020\nCapBnd:\t0000000020000420\nCapAmb:\t0000000000000020\n"
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn lifecycle_create_start_kill_delete() {
+    let b = Bundle::new(&["sleep", "100"]);
+    b.write();
+    let mut c = Container::create(&b.id, b.dir.path(), b.opts()).unwrap();
+    assert_eq!(c.state().status, Status::Created);
+    let pid = c.pid();
+    assert!(pid > 0);
+    // Created: the init is waiting on the fifo, not running the user's program yet.
+    let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(!cmd.starts_with("sleep"), "{cmd}");
+    assert!(matches!(c.kill(nix::sys::signal::Signal::SIGCONT), Ok(())));
+
+    let mut again = Container::load(&b.root(), &b.id).unwrap();
+    again.start().unwrap();
+    assert_eq!(again.state().status, Status::Running);
+    let e = again.start().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RuntimeError::WrongStatus {
+                status: Status::Running,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let listed: Vec<String> = Container::list(&b.root())
+        .unwrap()
+        .iter()
+        .map(|c| c.id().to_string())
+        .collect();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0], b.id);
+
+    let e = Container::load(&b.root(), &b.id)
+        .unwrap()
+        .delete(false)
+        .unwrap_err();
+    assert!(e.to_string().contains("is running"), "{e}");
+
+    again.kill(nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert_eq!(again.wait().unwrap(), 128 + 9);
+    assert_eq!(again.state().status, Status::Stopped);
+    again.delete(false).unwrap();
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn failed_create_tears_down_and_reports() {
+    let mut b = Bundle::new(&["true"]);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/data", "type": "bind", "source": "/nonexistent/berth-test-source", "options": ["rbind"]
+    }));
+    b.config["linux"]["resources"] = json!({"pids": {"limit": 10}});
+    b.write();
+    let e = Container::create(&b.id, b.dir.path(), b.opts()).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("/nonexistent/berth-test-source"), "{msg}");
+    assert!(!b.root().join(&b.id).exists());
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn missing_program_fails_create_with_field() {
+    let b = Bundle::new(&["no-such-program"]);
+    b.write();
+    let e = Container::create(&b.id, b.dir.path(), b.opts()).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("process.args[0] \"no-such-program\""), "{msg}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn bind_mount_readonly_and_symlink_escape_stays_inside() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /data/f; touch /data/g && echo writable || echo ro; ls /escape",
+    ]);
+    let src = b.dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), "from host\n").unwrap();
+    // A symlink in the image pointing outside: the mount must land inside the rootfs.
+    let outside = b.dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, b.dir.path().join("rootfs/escape")).unwrap();
+    // The same trick with a relative link climbing out.
+    let ups = "../".repeat(outside.components().count() + 2);
+    let rel_outside = format!("{ups}{}", outside.join("rel").display());
+    std::os::unix::fs::symlink(&rel_outside, b.dir.path().join("rootfs/escape2")).unwrap();
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/escape2", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]
+    }));
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/data", "type": "bind", "source": src, "options": ["rbind", "ro"]
+    }));
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/escape", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]
+    }));
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("from host\n"), "{out}");
+    assert!(out.contains("ro\n"), "{out}");
+    assert!(!b.dir.path().join("src/g").exists());
+    // Nothing was mounted on the host directory the symlink named.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&*outside.to_string_lossy()));
+    assert!(
+        !outside.join("rel").exists(),
+        "created a directory outside the root"
+    );
+    // The links' targets were created inside the rootfs instead.
+    let inside = b
+        .dir
+        .path()
+        .join("rootfs")
+        .join(outside.strip_prefix("/").unwrap());
+    assert!(inside.is_dir());
+    assert!(inside.join("rel").is_dir());
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn cli_create_state_start_delete() {
+    runtime::sys::set_child_subreaper().unwrap();
+    let b = Bundle::new(&["sleep", "100"]);
+    b.write();
+    let bin = env!("CARGO_BIN_EXE_berth-runtime");
+    let root = b.root();
+    // Output goes to files, not pipes: after `create` the container's init holds the
+    // caller's stdio (as with runc), so a pipe would not reach EOF.
+    let outf = b.dir.path().join("cli.out");
+    let errf = b.dir.path().join("cli.err");
+    let cli = |args: &[&str]| {
+        let status = std::process::Command::new(bin)
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&outf).unwrap())
+            .stderr(std::fs::File::create(&errf).unwrap())
+            .status()
+            .unwrap();
+        (
+            status.code().unwrap_or(-1),
+            std::fs::read_to_string(&outf).unwrap(),
+            std::fs::read_to_string(&errf).unwrap(),
+        )
+    };
+    let pidfile = b.dir.path().join("pid");
+    let bundle = b.dir.path().to_string_lossy().into_owned();
+    let (code, _, err) = cli(&[
+        "create",
+        "-b",
+        &bundle,
+        "--pid-file",
+        &pidfile.to_string_lossy(),
+        &b.id,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (_, state, _) = cli(&["state", &b.id]);
+    let v: Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(v["status"], "created");
+    assert_eq!(v["id"], b.id.as_str());
+    assert_eq!(
+        v["pid"].to_string(),
+        std::fs::read_to_string(&pidfile).unwrap()
+    );
+    assert_eq!(cli(&["start", &b.id]).0, 0);
+    let (_, state, _) = cli(&["state", &b.id]);
+    assert!(state.contains("\"running\""), "{state}");
+    let (_, ps, _) = cli(&["ps", "--format", "json", &b.id]);
+    assert_eq!(ps.trim(), format!("[{}]", v["pid"]));
+    let (code, _, err) = cli(&["delete", &b.id]);
+    assert_ne!(code, 0);
+    assert!(err.contains("running"), "{err}");
+    assert_eq!(cli(&["kill", &b.id, "KILL"]).0, 0);
+    let (code, _, err) = cli(&["delete", "--force", &b.id]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli(&["--systemd-cgroup", "list"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--systemd-cgroup is not supported"), "{err}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn seccomp_profile_applies_and_is_cached() {
+    let profile = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+    });
+    for nnp in [true, false] {
+        let mut b = Bundle::new(&["sh", "-c", "mkdir /tmp/x 2>&1; echo done"]);
+        b.config["linux"]["seccomp"] = profile.clone();
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        let (code, out) = b.run();
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("Permission denied"), "nnp={nnp}: {out}");
+        let cache = b.root().join(".seccomp-cache");
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    }
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn exec_joins_namespaces_and_cgroup() {
+    let mut b = Bundle::new(&["sleep", "100"]);
+    b.config["hostname"] = json!("execbox");
+    b.config["linux"]["resources"] = json!({"pids": {"limit": 20}});
+    b.write();
+    let mut c = Container::create(&b.id, b.dir.path(), b.opts()).unwrap();
+    c.start().unwrap();
+
+    let mut p: runtime::oci_spec::runtime::Process =
+        serde_json::from_value(b.config["process"].clone()).unwrap();
+    p.set_args(Some(
+        [
+            "sh",
+            "-c",
+            "hostname; ls /proc | grep -c '^[0-9]'; id -u; exit 7",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    ));
+    let mut user = p.user().clone();
+    user.set_uid(1000);
+    p.set_user(user);
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let opts = runtime::ExecOpts {
+        stdio: runtime::Stdio {
+            stdout: Some(w),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let pid = c.exec(&p, opts).unwrap();
+    // While it runs, the exec'd process sits in the container's cgroup.
+    let code = runtime::wait_pid(pid).unwrap();
+    let mut out = String::new();
+    std::fs::File::from(r).read_to_string(&mut out).unwrap();
+    assert_eq!(code, 7, "{out}");
+    // hostname; pids visible: sleep (1), sh, ls, grep; uid.
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "execbox");
+    assert!(lines[1].parse::<u32>().unwrap() <= 4, "{out}");
+    assert_eq!(lines[2], "1000");
+    c.delete(true).unwrap();
+}
+
+/// Receive one fd over a unix socket, as runc's recvtty does.
+fn recv_fd(sock: &std::os::unix::net::UnixStream) -> (OwnedFd, String) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    let mut fd = None;
+    for c in msg.cmsgs().unwrap() {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel just installed this fd for us.
+            #[allow(unsafe_code)]
+            {
+                fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+            }
+        }
+    }
+    let n = msg.bytes;
+    (fd.unwrap(), String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn console_socket_receives_the_pty_master() {
+    let mut b = Bundle::new(&["sh", "-c", "tty; echo hi > /dev/console"]);
+    b.config["process"]["terminal"] = json!(true);
+    b.write();
+    let sock_path = b.dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let (master, name) = recv_fd(&conn);
+        let mut out = Vec::new();
+        // Read until the slave side is closed (EIO once the container exits).
+        let mut f = std::fs::File::from(master);
+        let mut buf = [0u8; 1024];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        (name, String::from_utf8_lossy(&out).into_owned())
+    });
+    let mut opts = b.opts();
+    opts.console_socket = Some(sock_path);
+    let code = Container::run(&b.id, b.dir.path(), opts).unwrap();
+    let (name, out) = receiver.join().unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(name.starts_with("/dev/pts/"), "{name}");
+    assert_eq!(out, format!("{name}\r\nhi\r\n"));
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn hooks_run_at_each_stage_with_state() {
+    let mut b = Bundle::new(&["true"]);
+    let d = b.dir.path().display().to_string();
+    let hook = |script: String| json!({"path": "/bin/sh", "args": ["sh", "-c", script]});
+    b.config["root"]["readonly"] = json!(false);
+    b.config["hooks"] = json!({
+        "createRuntime": [hook(format!("cat > {d}/createRuntime"))],
+        "createContainer": [hook(format!("cat > {d}/createContainer; readlink /proc/self/ns/uts > {d}/cc-uts"))],
+        "startContainer": [hook("cat > /tmp/startContainer".into())],
+        "poststart": [hook(format!("cat > {d}/poststart"))],
+        "poststop": [hook(format!("cat > {d}/poststop"))],
+    });
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    let read = |name: &str| {
+        std::fs::read_to_string(b.dir.path().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    for stage in [
+        "createRuntime",
+        "createContainer",
+        "rootfs/tmp/startContainer",
+        "poststart",
+        "poststop",
+    ] {
+        let st: Value = serde_json::from_str(&read(stage)).unwrap();
+        assert_eq!(st["id"], b.id.as_str(), "{stage}");
+    }
+    let created: Value = serde_json::from_str(&read("createRuntime")).unwrap();
+    assert!(created["pid"].as_i64().unwrap() > 0);
+    let host_uts = std::fs::read_link("/proc/self/ns/uts").unwrap();
+    assert_ne!(
+        read("cc-uts").trim(),
+        host_uts.to_string_lossy(),
+        "createContainer runs in the container's namespaces"
+    );
+    let stopped: Value = serde_json::from_str(&read("poststop")).unwrap();
+    assert_eq!(stopped["status"], "stopped");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn failing_hook_fails_create_and_cleans_up() {
+    let mut b = Bundle::new(&["true"]);
+    b.config["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo nope >&2; exit 1"]}]});
+    b.write();
+    let e = Container::create(&b.id, b.dir.path(), b.opts())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("hooks.createRuntime[0] /bin/sh"), "{e}");
+    assert!(e.contains("nope"), "{e}");
+}
