@@ -89,8 +89,12 @@ pub fn cargo() -> Command {
     c
 }
 
+/// What the workspace needs to compile (libseccomp for the runtime's seccomp filters).
+pub const BUILD_PACKAGES: &[&str] = &["libseccomp-dev", "pkg-config", "gcc"];
+
 /// Build the release binaries and return the path of `berth`.
 pub fn build_release() -> Result<PathBuf> {
+    ensure_packages(BUILD_PACKAGES)?;
     run(cargo().args(["build", "--release", "-p", "cli"]))?;
     Ok(workspace_root().join("target/release/berth"))
 }

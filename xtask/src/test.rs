@@ -19,6 +19,7 @@ pub const TEST_PACKAGES: &[&str] = &[
 ];
 
 pub fn lint() -> Result<()> {
+    ensure_packages(sys::BUILD_PACKAGES)?;
     sys::run(cargo().args(["fmt", "--all", "--check"]))?;
     sys::run(cargo().args([
         "clippy",
