@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, BodyStream, Empty, StreamBody};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, BodyStream, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -22,6 +22,7 @@ pub struct Client {
 /// Where a request body comes from.
 pub enum Payload {
     None,
+    Json(serde_json::Value),
     /// Streamed from a file or stdin.
     Reader(Box<dyn tokio::io::AsyncRead + Send + Unpin>, &'static str),
 }
@@ -62,6 +63,9 @@ impl Client {
             .header("Host", "berth");
         let req = match payload {
             Payload::None => builder.body(Empty::new().map_err(|e| match e {}).boxed_unsync())?,
+            Payload::Json(v) => builder
+                .header("Content-Type", "application/json")
+                .body(Full::new(Bytes::from(serde_json::to_vec(&v)?)).map_err(|e| match e {}).boxed_unsync())?,
             Payload::Reader(r, ct) => {
                 let stream = tokio_util::io::ReaderStream::with_capacity(r, 256 << 10)
                     .map(|r| r.map(Frame::data));
@@ -70,6 +74,33 @@ impl Client {
             }
         };
         Ok(sender.send_request(req).await?)
+    }
+
+    /// `POST` with `Upgrade: tcp`: the daemon answers 101 and the connection becomes a raw
+    /// stream (attach, exec start).
+    pub async fn hijack(&self, path: &str) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
+        let stream = Self::connect(&self.socket)
+            .await
+            .with_context(|| format!("cannot connect to the berth daemon at unix://{}", self.socket.display()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        let uri = format!("/v{}{path}", engine::version::API_VERSION);
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header("Host", "berth")
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "tcp")
+            .header("Content-Type", "text/plain")
+            .body(Empty::new().map_err(|e| match e {}).boxed_unsync())?;
+        let resp = sender.send_request(req).await?;
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let resp = Self::ok(resp).await?;
+            bail!("unable to upgrade to tcp, received {}", resp.status().as_u16());
+        }
+        Ok(TokioIo::new(hyper::upgrade::on(resp).await?))
     }
 
     /// A request whose reply is JSON; non-2xx replies become errors with Docker's message.

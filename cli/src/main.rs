@@ -60,12 +60,111 @@ enum Cmd {
     /// Manage berth
     #[command(subcommand)]
     System(commands::system::SystemCmd),
+    /// Create and run a new container from an image
+    Run(commands::containers::RunArgs),
+    /// Create a new container
+    Create(commands::containers::CreateArgs),
+    /// Start one or more stopped containers
+    Start {
+        /// Attach STDOUT/STDERR and forward signals
+        #[arg(short, long)]
+        attach: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// List containers
+    Ps(commands::containers::PsArgs),
+    /// Fetch the logs of a container
+    Logs(commands::containers::LogsArgs),
+    /// Stop one or more running containers
+    Stop {
+        /// Seconds to wait before killing the container
+        #[arg(short, long)]
+        time: Option<u64>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Kill one or more running containers
+    Kill {
+        /// Signal to send to the container
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Restart one or more containers
+    Restart {
+        /// Seconds to wait before killing the container
+        #[arg(short, long)]
+        time: Option<u64>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove one or more containers
+    Rm {
+        /// Force the removal of a running container (uses SIGKILL)
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Block until one or more containers stop, then print their exit codes
+    Wait {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCmd),
+    /// The per-container monitor (started by the daemon)
+    #[command(hide = true)]
+    Monitor {
+        #[arg(long)]
+        stage2: bool,
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ContainerCmd {
+    /// List containers
+    #[command(alias = "list", alias = "ps")]
+    Ls(commands::containers::PsArgs),
+    /// Display detailed information on one or more containers
+    Inspect {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Create and run a new container from an image
+    Run(commands::containers::RunArgs),
+    /// Stop one or more running containers
+    Stop {
+        #[arg(short, long)]
+        time: Option<u64>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove one or more containers
+    Rm {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Fetch the logs of a container
+    Logs(commands::containers::LogsArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Daemon { data_root } => commands::system::daemon(cli.host.as_deref(), data_root),
+        Cmd::Monitor { stage2, dir } => {
+            if stage2 {
+                std::process::exit(engine::monitor::stage2(&dir));
+            }
+            engine::monitor::stage1(&dir).map(|()| 0).map_err(anyhow::Error::from)
+        }
+        Cmd::Daemon { data_root } => commands::system::daemon(cli.host.as_deref(), data_root).map(|()| 0),
         cmd => {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -80,15 +179,49 @@ fn main() {
             rt.block_on(run(cli.host, cmd))
         }
     };
-    if let Err(e) = result {
-        eprintln!("Error: {e:#}");
-        std::process::exit(1);
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 
-async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<()> {
-    use commands::{images, system};
+async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
+    use commands::containers as ct;
+    use hyper::Method;
     let c = connect::client(host.as_deref()).await?;
+    let t = |time: Option<u64>| time.map(|t| format!("?t={t}")).unwrap_or_default();
+    let done = |r: anyhow::Result<()>| r.map(|()| 0);
+    match cmd {
+        Cmd::Run(a) => ct::run(&c, a).await,
+        Cmd::Create(a) => done(ct::create(&c, a).await),
+        Cmd::Start { attach, containers } => ct::start(&c, &containers, attach).await,
+        Cmd::Ps(a) => done(ct::ps(&c, a).await),
+        Cmd::Logs(a) => done(ct::logs(&c, a).await),
+        Cmd::Stop { time, containers } => done(ct::each(&c, Method::POST, &containers, &format!("stop{}", t(time))).await),
+        Cmd::Kill { signal, containers } => done(ct::each(&c, Method::POST, &containers, &format!("kill?signal={signal}")).await),
+        Cmd::Restart { time, containers } => done(ct::each(&c, Method::POST, &containers, &format!("restart{}", t(time))).await),
+        Cmd::Rm { force, containers } => done(ct::each(&c, Method::DELETE, &containers, if force { "?force=1" } else { "?force=0" }).await),
+        Cmd::Wait { containers } => ct::wait(&c, &containers).await,
+        Cmd::Container(cc) => match cc {
+            ContainerCmd::Ls(a) => done(ct::ps(&c, a).await),
+            ContainerCmd::Inspect { containers } => done(ct::inspect(&c, &containers).await),
+            ContainerCmd::Run(a) => ct::run(&c, a).await,
+            ContainerCmd::Stop { time, containers } => done(ct::each(&c, Method::POST, &containers, &format!("stop{}", t(time))).await),
+            ContainerCmd::Rm { force, containers } => done(ct::each(&c, Method::DELETE, &containers, if force { "?force=1" } else { "?force=0" }).await),
+            ContainerCmd::Logs(a) => done(ct::logs(&c, a).await),
+        },
+        Cmd::Monitor { .. } => unreachable_daemon().map(|()| 0),
+        other => done(run_images(&c, other).await),
+    }
+}
+
+async fn run_images(c: &client::Client, cmd: Cmd) -> anyhow::Result<()> {
+    use commands::{images, system};
+    let c = c.clone();
+    let c = &c;
     match cmd {
         Cmd::Daemon { .. } => unreachable_daemon(),
         Cmd::Version => system::version(&c).await,
@@ -102,6 +235,7 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Save(a) => images::save(&c, a).await,
         Cmd::Load(a) => images::load(&c, a).await,
         Cmd::System(s) => system::system(&c, s).await,
+        _ => unreachable_daemon(),
     }
 }
 

@@ -43,6 +43,7 @@ pub enum DaemonError {
 pub struct Daemon {
     pub config: DaemonConfig,
     pub store: Arc<Store>,
+    pub containers: crate::containers::Containers,
     pub id: String,
 }
 
@@ -73,7 +74,10 @@ impl Daemon {
                 id
             }
         };
+        let containers = crate::containers::Containers::open(&config.data_root)
+            .map_err(io_err("opening containers in", &config.data_root))?;
         Ok(Self {
+            containers,
             config,
             store: Arc::new(store),
             id,
@@ -106,7 +110,21 @@ impl Daemon {
             crate::version::VERSION,
             sock.display()
         );
+        // Monitors re-parent to us when their first stage exits: reap them.
+        let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
         let daemon = Arc::new(self);
+        // Live restore: follow the containers that were running when the daemon stopped.
+        for e in daemon.containers.all() {
+            if e.snapshot().state.status.is_running() {
+                crate::api::containers::spawn_watch(daemon.clone(), e);
+            }
+        }
+        let mut chld = signal(SignalKind::child()).map_err(io_err("signal", &sock))?;
+        tokio::spawn(async move {
+            while chld.recv().await.is_some() {
+                while let Ok(Some(_)) = rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {}
+            }
+        });
         let mut term = signal(SignalKind::terminate()).map_err(io_err("signal", &sock))?;
         let mut int = signal(SignalKind::interrupt()).map_err(io_err("signal", &sock))?;
         loop {

@@ -9,6 +9,8 @@
 
 pub mod api;
 mod changes;
+pub mod containers;
+pub mod monitor;
 pub mod daemon;
 pub mod error;
 mod http;

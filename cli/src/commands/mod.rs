@@ -1,4 +1,5 @@
 //! One module per command group; each turns arguments into API calls and prints the result.
 
+pub mod containers;
 pub mod images;
 pub mod system;

@@ -1,5 +1,6 @@
 //! The Engine API router: version prefix handling, Docker's common headers, dispatch.
 
+pub mod containers;
 mod images;
 mod system;
 
@@ -100,6 +101,8 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
         (&Method::GET, "/images/get") => images::save(d, q.all("names")).await,
         (&Method::POST, "/images/create") => images::create(d, &q, req.into_body()).await,
         (&Method::POST, "/images/prune") => images::prune(&d, &q).await,
+        (&Method::POST, "/containers/create") => containers::create(&d, &q, req.into_body()).await,
+        (&Method::GET, "/containers/json") => containers::list(&d, &q).await,
         _ => {
             if let Some(rest) = path.strip_prefix("/images/") {
                 let (name, op) = match rest.rsplit_once('/') {
@@ -112,6 +115,24 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                     (&Method::GET, "get") => images::save(d, vec![name.to_owned()]).await,
                     (&Method::GET, "history") => images::history(&d, name).await,
                     (&Method::DELETE, _) => images::remove(&d, rest, &q).await,
+                    _ => Err(not_found()),
+                };
+            }
+            if let Some(rest) = path.strip_prefix("/containers/") {
+                let (name, op) = rest.split_once('/').unwrap_or((rest, ""));
+                return match (&m, op) {
+                    (&Method::GET, "json") => containers::inspect(&d, name).await,
+                    (&Method::POST, "start") => containers::start(&d, name).await,
+                    (&Method::POST, "stop") => containers::stop(&d, name, &q).await,
+                    (&Method::POST, "restart") => containers::restart(&d, name, &q).await,
+                    (&Method::POST, "kill") => containers::kill(&d, name, &q).await,
+                    (&Method::POST, "wait") => containers::wait(&d, name, &q).await,
+                    (&Method::GET, "logs") => containers::logs(&d, name, &q).await,
+                    (&Method::POST, "attach") => {
+                        let name = name.to_owned();
+                        containers::attach(&d, &name, &q, req).await
+                    }
+                    (&Method::DELETE, "") => containers::remove(&d, name, &q).await,
                     _ => Err(not_found()),
                 };
             }

@@ -1,0 +1,422 @@
+//! run, create, start, ps, logs, stop, kill, restart, rm, wait, container inspect.
+
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use hyper::Method;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::client::{Client, Payload};
+use crate::format::{ago, table};
+
+/// Flags shared by `run` and `create` (docker's names).
+#[derive(Args, Debug, Clone)]
+#[command(disable_help_flag = true)]
+pub struct CreateArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// Assign a name to the container
+    #[arg(long)]
+    name: Option<String>,
+    /// Set environment variables
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long)]
+    env_file: Vec<std::path::PathBuf>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    hostname: Option<String>,
+    /// Bind mount a volume (SRC:DST[:ro])
+    #[arg(short, long)]
+    volume: Vec<String>,
+    /// Connect a container to a network (none, host)
+    #[arg(long, default_value = "default")]
+    network: String,
+    /// Memory limit (e.g. 64m, 1g)
+    #[arg(short, long)]
+    memory: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Tune container pids limit
+    #[arg(long)]
+    pids_limit: Option<i64>,
+    /// Add Linux capabilities
+    #[arg(long)]
+    cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long)]
+    cap_drop: Vec<String>,
+    /// Set meta data on a container
+    #[arg(short, long)]
+    label: Vec<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long)]
+    read_only: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    tty: bool,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    /// Restart policy (no, on-failure[:N], always, unless-stopped)
+    #[arg(long, default_value = "no")]
+    restart: String,
+    image: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Run container in background and print container ID
+    #[arg(short, long)]
+    detach: bool,
+    #[command(flatten)]
+    create: CreateArgs,
+}
+
+fn parse_memory(s: &str) -> Result<i64> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, mult) = match s.chars().last() {
+        Some('k') => (&s[..s.len() - 1], 1i64 << 10),
+        Some('m') => (&s[..s.len() - 1], 1 << 20),
+        Some('g') => (&s[..s.len() - 1], 1 << 30),
+        Some('b') => (&s[..s.len() - 1], 1),
+        _ => (s.as_str(), 1),
+    };
+    let n: f64 = num.parse().with_context(|| format!("invalid size: '{s}'"))?;
+    Ok((n * mult as f64) as i64)
+}
+
+fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
+    if a.tty {
+        bail!("berth does not support a TTY (-t) yet");
+    }
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?;
+        env.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned));
+    }
+    for e in &a.env {
+        // `-e NAME` takes the value from our environment, as docker does
+        if e.contains('=') {
+            env.push(e.clone());
+        } else if let Ok(v) = std::env::var(e) {
+            env.push(format!("{e}={v}"));
+        }
+    }
+    let labels: serde_json::Map<String, Value> = a
+        .label
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_owned(), json!(v)),
+            None => (l.clone(), json!("")),
+        })
+        .collect();
+    let (policy, retries) = match a.restart.split_once(':') {
+        Some((p, n)) => (p.to_owned(), n.parse::<i64>().with_context(|| format!("invalid restart policy {}", a.restart))?),
+        None => (a.restart.clone(), 0),
+    };
+    if !matches!(policy.as_str(), "no" | "always" | "on-failure" | "unless-stopped") {
+        bail!("invalid restart policy {}", a.restart);
+    }
+    let mut hc = json!({
+        "Binds": a.volume, "NetworkMode": a.network, "AutoRemove": a.rm, "ReadonlyRootfs": a.read_only,
+        "CapAdd": a.cap_add, "CapDrop": a.cap_drop, "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries},
+    });
+    if let Some(m) = &a.memory {
+        hc["Memory"] = json!(parse_memory(m)?);
+    }
+    if let Some(c) = a.cpus {
+        hc["NanoCpus"] = json!((c * 1e9) as i64);
+    }
+    if let Some(p) = a.pids_limit {
+        hc["PidsLimit"] = json!(p);
+    }
+    let mut body = json!({
+        "Image": a.image, "Env": env, "Labels": labels, "Tty": a.tty,
+        "OpenStdin": a.interactive, "StdinOnce": a.interactive && attach_stdin,
+        "AttachStdin": attach_stdin, "AttachStdout": true, "AttachStderr": true,
+        "HostConfig": hc,
+    });
+    if !a.command.is_empty() {
+        body["Cmd"] = json!(a.command);
+    }
+    if let Some(e) = &a.entrypoint {
+        body["Entrypoint"] = if e.is_empty() { json!([""]) } else { json!([e]) };
+    }
+    for (k, v) in [("WorkingDir", &a.workdir), ("User", &a.user), ("Hostname", &a.hostname)] {
+        if let Some(v) = v {
+            body[k] = json!(v);
+        }
+    }
+    Ok(body)
+}
+
+async fn create_container(c: &Client, a: &CreateArgs, attach_stdin: bool) -> Result<String> {
+    let body = create_body(a, attach_stdin)?;
+    let q = match &a.name {
+        Some(n) => format!("?{}", form_urlencoded::Serializer::new(String::new()).append_pair("name", n).finish()),
+        None => String::new(),
+    };
+    let v = match c.json(Method::POST, &format!("/containers/create{q}"), Payload::Json(body)).await {
+        Ok(v) => v,
+        Err(e) if e.to_string().starts_with("No such image") => {
+            eprintln!("Unable to find image '{}' locally", a.image);
+            bail!("{e}: pulling from a registry is not supported yet; use `berth load` or `berth import`");
+        }
+        Err(e) => return Err(e),
+    };
+    for w in v["Warnings"].as_array().into_iter().flatten() {
+        eprintln!("WARNING: {}", w.as_str().unwrap_or(""));
+    }
+    Ok(v["Id"].as_str().unwrap_or("").to_owned())
+}
+
+pub async fn create(c: &Client, a: CreateArgs) -> Result<()> {
+    println!("{}", create_container(c, &a, false).await?);
+    Ok(())
+}
+
+/// Copy multiplexed frames from the daemon to our stdout/stderr until the stream ends.
+async fn demux(mut r: impl tokio::io::AsyncRead + Unpin) -> Result<()> {
+    let mut hdr = [0u8; 8];
+    let mut buf = Vec::new();
+    loop {
+        match r.read_exact(&mut hdr).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let len = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as usize;
+        buf.resize(len, 0);
+        r.read_exact(&mut buf).await?;
+        if hdr[0] == 2 {
+            let mut e = std::io::stderr();
+            e.write_all(&buf)?;
+            e.flush()?;
+        } else {
+            let mut o = std::io::stdout();
+            o.write_all(&buf)?;
+            o.flush()?;
+        }
+    }
+}
+
+pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
+    let attach_stdin = a.create.interactive && !a.detach;
+    let id = create_container(c, &a.create, attach_stdin).await?;
+    if a.detach {
+        c.json(Method::POST, &format!("/containers/{id}/start"), Payload::None).await?;
+        println!("{id}");
+        return Ok(0);
+    }
+    let stdin = if attach_stdin { "1" } else { "0" };
+    let conn = c.hijack(&format!("/containers/{id}/attach?stream=1&stdout=1&stderr=1&stdin={stdin}")).await?;
+    let cond = if a.create.rm { "removed" } else { "next-exit" };
+    let wait_client = c.clone();
+    let wait_path = format!("/containers/{id}/wait?condition={cond}");
+    let waiter = tokio::spawn(async move { wait_client.json(Method::POST, &wait_path, Payload::None).await });
+    if let Err(e) = c.json(Method::POST, &format!("/containers/{id}/start"), Payload::None).await {
+        if a.create.rm {
+            let _ = c.json(Method::DELETE, &format!("/containers/{id}?force=1"), Payload::None).await;
+        }
+        return Err(e);
+    }
+    let (rd, mut wr) = tokio::io::split(conn);
+    if attach_stdin {
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut wr).await;
+            let _ = wr.shutdown().await;
+        });
+    }
+    demux(rd).await?;
+    let v = waiter.await.context("waiting for the container")??;
+    if let Some(m) = v["Error"]["Message"].as_str() {
+        eprintln!("{m}");
+    }
+    Ok(v["StatusCode"].as_i64().unwrap_or(0) as i32)
+}
+
+pub async fn start(c: &Client, containers: &[String], attach: bool) -> Result<i32> {
+    let mut failed = Vec::new();
+    let mut code = 0;
+    for id in containers {
+        if attach {
+            let conn = c.hijack(&format!("/containers/{id}/attach?stream=1&stdout=1&stderr=1")).await?;
+            let wait_client = c.clone();
+            let wait_path = format!("/containers/{id}/wait?condition=next-exit");
+            let waiter = tokio::spawn(async move { wait_client.json(Method::POST, &wait_path, Payload::None).await });
+            c.json(Method::POST, &format!("/containers/{id}/start"), Payload::None).await?;
+            demux(conn).await?;
+            code = waiter.await??["StatusCode"].as_i64().unwrap_or(0) as i32;
+            continue;
+        }
+        match c.json(Method::POST, &format!("/containers/{id}/start"), Payload::None).await {
+            Ok(_) => println!("{id}"),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\n"));
+    }
+    Ok(code)
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    all: bool,
+    /// Only display container IDs
+    #[arg(short, long)]
+    quiet: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// Filter output based on conditions provided
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// Output format: "table" or "json"
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+pub async fn ps(c: &Client, a: PsArgs) -> Result<()> {
+    let mut filters = serde_json::Map::new();
+    for f in &a.filter {
+        let (k, v) = f.split_once('=').with_context(|| format!("bad format of filter (expected name=value): {f}"))?;
+        filters.entry(k.to_owned()).or_insert_with(|| json!({}))[v] = json!(true);
+    }
+    let q = form_urlencoded::Serializer::new(String::new())
+        .append_pair("all", if a.all { "1" } else { "0" })
+        .append_pair("filters", &Value::Object(filters).to_string())
+        .finish();
+    let v = c.json(Method::GET, &format!("/containers/json?{q}"), Payload::None).await?;
+    let list = v.as_array().cloned().unwrap_or_default();
+    if a.format == "json" {
+        for i in &list {
+            println!("{i}");
+        }
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for i in &list {
+        let id = i["Id"].as_str().unwrap_or("");
+        let id = if a.no_trunc { id.to_owned() } else { id.chars().take(12).collect() };
+        if a.quiet {
+            println!("{id}");
+            continue;
+        }
+        let mut cmd = format!("\"{}\"", i["Command"].as_str().unwrap_or(""));
+        if !a.no_trunc && cmd.chars().count() > 22 {
+            cmd = format!("{}…\"", cmd.chars().take(20).collect::<String>());
+        }
+        let names: Vec<String> = i["Names"].as_array().into_iter().flatten().filter_map(|n| n.as_str().map(|s| s.trim_start_matches('/').to_owned())).collect();
+        rows.push(vec![
+            id,
+            i["Image"].as_str().unwrap_or("").to_owned(),
+            cmd,
+            ago(i["Created"].as_i64().unwrap_or(0)),
+            i["Status"].as_str().unwrap_or("").to_owned(),
+            String::new(),
+            names.join(","),
+        ]);
+    }
+    if !a.quiet {
+        print!("{}", table(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], &rows));
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short, long)]
+    follow: bool,
+    /// Show timestamps
+    #[arg(short, long)]
+    timestamps: bool,
+    /// Number of lines to show from the end of the logs
+    #[arg(short = 'n', long, default_value = "all")]
+    tail: String,
+    container: String,
+}
+
+pub async fn logs(c: &Client, a: LogsArgs) -> Result<()> {
+    let q = form_urlencoded::Serializer::new(String::new())
+        .append_pair("stdout", "1")
+        .append_pair("stderr", "1")
+        .append_pair("follow", if a.follow { "1" } else { "0" })
+        .append_pair("timestamps", if a.timestamps { "1" } else { "0" })
+        .append_pair("tail", &a.tail)
+        .finish();
+    let resp = Client::ok(c.request(Method::GET, &format!("/containers/{}/logs?{q}", a.container), Payload::None).await?).await?;
+    let stream = http_body_util::BodyStream::new(resp.into_body());
+    use futures_util::TryStreamExt;
+    let reader = tokio_util::io::StreamReader::new(
+        stream
+            .map_ok(|f| f.into_data().unwrap_or_default())
+            .map_err(std::io::Error::other),
+    );
+    demux(reader).await
+}
+
+/// stop, kill, restart, rm: one call per container, errors collected.
+pub async fn each(c: &Client, method: Method, containers: &[String], suffix: &str) -> Result<()> {
+    let mut failed = Vec::new();
+    for id in containers {
+        let path = if suffix.starts_with('?') { format!("/containers/{id}{suffix}") } else { format!("/containers/{id}/{suffix}") };
+        match c.json(method.clone(), &path, Payload::None).await {
+            Ok(_) => println!("{id}"),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\n"));
+    }
+    Ok(())
+}
+
+pub async fn wait(c: &Client, containers: &[String]) -> Result<i32> {
+    let mut code = 0;
+    for id in containers {
+        let v = c.json(Method::POST, &format!("/containers/{id}/wait?condition=not-running"), Payload::None).await?;
+        code = v["StatusCode"].as_i64().unwrap_or(0) as i32;
+        println!("{code}");
+    }
+    Ok(code)
+}
+
+pub async fn inspect(c: &Client, names: &[String]) -> Result<()> {
+    let mut out = Vec::new();
+    let mut failed = Vec::new();
+    for n in names {
+        match c.json(Method::GET, &format!("/containers/{n}/json"), Payload::None).await {
+            Ok(v) => out.push(v),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    super::images::print_pretty(&Value::Array(out))?;
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\n"));
+    }
+    Ok(())
+}

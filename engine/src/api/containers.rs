@@ -1,0 +1,629 @@
+//! `/containers/...`: create, start, attach (hijacked), wait, logs, list, inspect, stop, kill,
+//! restart, remove.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::containers::{model::ZERO_TIME, spec, Container, Entry, RunState, Status};
+use crate::daemon::Daemon;
+use crate::error::ApiError;
+use crate::http::{channel_body, empty, json as reply_json, status, Query, Reply};
+use crate::monitor::{self, AttachRequest, MonitorConfig};
+
+fn blocking_err(e: tokio::task::JoinError) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// Merge the image's config under the user's, as Docker does at create.
+fn merge_config(user: &mut Value, image: &Value) {
+    let img = &image["config"];
+    let obj = match user.as_object_mut() {
+        Some(o) => o,
+        None => return,
+    };
+    let empty = |v: Option<&Value>| v.is_none_or(|v| v.is_null() || v.as_array().is_some_and(|a| a.is_empty()) || v.as_str() == Some(""));
+    // Env: image first, user values override by key
+    let mut env: Vec<String> = img["Env"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+    for e in obj.get("Env").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        let key = e.split('=').next().unwrap_or(e);
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.to_owned());
+    }
+    obj.insert("Env".into(), json!(env));
+    let user_entry = !empty(obj.get("Entrypoint"));
+    if empty(obj.get("Cmd")) && !user_entry {
+        obj.insert("Cmd".into(), img["Cmd"].clone());
+    }
+    if !user_entry {
+        obj.insert("Entrypoint".into(), img["Entrypoint"].clone());
+    }
+    for k in ["WorkingDir", "User", "StopSignal"] {
+        if empty(obj.get(k)) {
+            obj.insert(k.into(), img[k].clone());
+        }
+    }
+    for k in ["ExposedPorts", "Volumes", "Labels"] {
+        let mut m = img[k].as_object().cloned().unwrap_or_default();
+        if let Some(u) = obj.get(k).and_then(Value::as_object) {
+            m.extend(u.clone());
+        }
+        obj.insert(k.into(), if m.is_empty() { Value::Null } else { Value::Object(m) });
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+}
+
+pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply, ApiError> {
+    let bytes = body.collect().await.map_err(|e| ApiError::bad_request(e.to_string()))?.to_bytes();
+    let mut body: Value = serde_json::from_slice(&bytes)?;
+    let image = body["Image"].as_str().unwrap_or("").to_owned();
+    if image.is_empty() {
+        return Err(ApiError::bad_request("Config cannot be empty in order to create a container"));
+    }
+    let rec = d.store.resolve(&image).map_err(|e| match e {
+        image_store::StoreError::ImageNotFound(n) => ApiError::not_found(format!("No such image: {n}")),
+        other => other.into(),
+    })?;
+    let image_cfg: Value = serde_json::from_slice(&d.store.config_bytes(&rec.id)?).unwrap_or(Value::Null);
+    let host_config = body.get("HostConfig").cloned().unwrap_or(json!({}));
+    if let Some(o) = body.as_object_mut() {
+        o.remove("HostConfig");
+        o.remove("NetworkingConfig");
+    }
+    merge_config(&mut body, &image_cfg);
+    let mut full = strings(&body["Entrypoint"]);
+    full.extend(strings(&body["Cmd"]));
+    if full.is_empty() {
+        return Err(ApiError::bad_request("No command specified"));
+    }
+    let net = host_config["NetworkMode"].as_str().unwrap_or("default");
+    if !matches!(net, "default" | "bridge" | "none" | "host" | "") {
+        return Err(ApiError::not_found(format!("network {net} not found")));
+    }
+    if body["Tty"].as_bool().unwrap_or(false) {
+        return Err(ApiError::bad_request("berth does not support a TTY (-t) yet"));
+    }
+    let c = Container {
+        id: String::new(),
+        name: String::new(),
+        created: monitor::now(),
+        image: image.clone(),
+        image_id: rec.id.to_string(),
+        path: full[0].clone(),
+        args: full[1..].to_vec(),
+        config: body,
+        host_config,
+        state: RunState::default(),
+        restart_count: 0,
+        removed: false,
+    };
+    let e = d.containers.insert(c, q.get("name").filter(|n| !n.is_empty()))?;
+    let c = e.snapshot();
+    write_etc_files(d, &c)?;
+    Ok(reply_json(StatusCode::CREATED, &json!({"Id": c.id, "Warnings": []})))
+}
+
+fn write_etc_files(d: &Daemon, c: &Container) -> Result<(), ApiError> {
+    let dir = d.containers.dir_of(&c.id);
+    let hostname = c.config["Hostname"].as_str().filter(|h| !h.is_empty()).unwrap_or(c.short_id()).to_owned();
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+    );
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    for (name, content) in [("hostname", format!("{hostname}\n")), ("hosts", hosts), ("resolv.conf", resolv)] {
+        std::fs::write(dir.join(name), content).map_err(|e| ApiError::internal(format!("writing {name}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn monitor_config(d: &Daemon, c: &Container) -> Result<MonitorConfig, ApiError> {
+    let dir = d.containers.dir_of(&c.id);
+    let id = image_store::Digest::parse(&c.image_id)?;
+    let overlay = d.store.overlay(&id, &dir)?;
+    let hc = &c.host_config;
+    let cfg = &c.config;
+    let net = hc["NetworkMode"].as_str().unwrap_or("default");
+    let hostname = c.config["Hostname"].as_str().filter(|h| !h.is_empty()).unwrap_or(c.short_id()).to_owned();
+    let mut env = strings(&cfg["Env"]);
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    env.insert(0, format!("HOSTNAME={hostname}"));
+    let mut binds = Vec::new();
+    for b in strings(&hc["Binds"]) {
+        let parts: Vec<&str> = b.split(':').collect();
+        if parts.len() < 2 || !parts[0].starts_with('/') {
+            return Err(ApiError::bad_request(format!("invalid bind mount {b:?}: named volumes are not supported yet; use an absolute host path")));
+        }
+        binds.push((parts[0].to_owned(), parts[1].to_owned(), parts.get(2).is_some_and(|o| o.split(',').any(|x| x == "ro"))));
+    }
+    let input = spec::SpecInput {
+        id: c.id.clone(),
+        hostname,
+        args: std::iter::once(c.path.clone()).chain(c.args.iter().cloned()).collect(),
+        env,
+        cwd: cfg["WorkingDir"].as_str().unwrap_or("").to_owned(),
+        tty: false,
+        rootfs: monitor::rootfs(&dir).display().to_string(),
+        etc_files: ["hostname", "hosts", "resolv.conf"]
+            .iter()
+            .map(|f| (format!("/etc/{f}"), dir.join(f).display().to_string()))
+            .collect(),
+        host_network: net == "host",
+        readonly_rootfs: hc["ReadonlyRootfs"].as_bool().unwrap_or(false),
+        memory: hc["Memory"].as_i64().unwrap_or(0),
+        nano_cpus: hc["NanoCpus"].as_i64().unwrap_or(0),
+        cpu_shares: hc["CpuShares"].as_i64().unwrap_or(0),
+        pids_limit: hc["PidsLimit"].as_i64().unwrap_or(0),
+        cap_add: strings(&hc["CapAdd"]),
+        cap_drop: strings(&hc["CapDrop"]),
+        binds,
+        cgroup_parent: hc["CgroupParent"].as_str().unwrap_or("").to_owned(),
+        ..Default::default()
+    };
+    Ok(MonitorConfig {
+        id: c.id.clone(),
+        dir: dir.clone(),
+        lowerdirs: overlay.lowerdirs.iter().map(|p| p.display().to_string()).collect(),
+        upperdir: overlay.upperdir.display().to_string(),
+        workdir: overlay.workdir.display().to_string(),
+        mount_chdir: overlay.chdir.map(|p| p.display().to_string()),
+        spec: spec::build(&input),
+        user: cfg["User"].as_str().unwrap_or("").to_owned(),
+        runtime_root: d.containers.runtime_root.clone(),
+        log_path: d.containers.log_path(&c.id),
+        open_stdin: cfg["OpenStdin"].as_bool().unwrap_or(false),
+        stdin_once: cfg["StdinOnce"].as_bool().unwrap_or(false),
+    })
+}
+
+/// Start `e` and watch it until it exits (then auto-remove when asked).
+pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError> {
+    let c = e.snapshot();
+    if c.state.status.is_running() {
+        return Err(ApiError::new(StatusCode::NOT_MODIFIED, ""));
+    }
+    let cfg = monitor_config(d, &c)?;
+    let (d2, e2) = (d.clone(), e.clone());
+    tokio::task::spawn_blocking(move || d2.containers.start(&e2, cfg)).await.map_err(blocking_err)??;
+    spawn_watch(d.clone(), e.clone());
+    Ok(())
+}
+
+/// Follow a running container to its exit, on a blocking thread.
+pub fn spawn_watch(d: Arc<Daemon>, e: Arc<Entry>) {
+    tokio::task::spawn_blocking(move || {
+        if let Ok(c) = d.containers.watch_blocking(&e) {
+            if c.auto_remove() {
+                if let Err(err) = d.containers.remove_files(&e) {
+                    tracing::warn!("auto-remove of {}: {}", c.id, err.message);
+                }
+            }
+        }
+    });
+}
+
+pub async fn start(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
+    let e = d.containers.get(name)?;
+    match start_entry(d, &e).await {
+        Ok(()) => Ok(status(StatusCode::NO_CONTENT)),
+        Err(err) if err.status == StatusCode::NOT_MODIFIED => Ok(status(StatusCode::NOT_MODIFIED)),
+        Err(err) => Err(err),
+    }
+}
+
+fn signal_number(s: &str) -> Result<i32, ApiError> {
+    let bad = || ApiError::bad_request(format!("Invalid signal: {s}"));
+    if s.is_empty() {
+        return Ok(9);
+    }
+    if let Ok(n) = s.parse::<i32>() {
+        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+    }
+    let name = s.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    let table = [
+        ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ILL", 4), ("TRAP", 5), ("ABRT", 6), ("BUS", 7), ("FPE", 8), ("KILL", 9),
+        ("USR1", 10), ("SEGV", 11), ("USR2", 12), ("PIPE", 13), ("ALRM", 14), ("TERM", 15), ("CHLD", 17), ("CONT", 18),
+        ("STOP", 19), ("TSTP", 20), ("TTIN", 21), ("TTOU", 22), ("URG", 23), ("XCPU", 24), ("XFSZ", 25), ("VTALRM", 26),
+        ("PROF", 27), ("WINCH", 28), ("IO", 29), ("PWR", 30), ("SYS", 31),
+    ];
+    table.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).ok_or_else(bad)
+}
+
+fn send_signal(c: &Container, sig: i32) -> Result<(), ApiError> {
+    let pid = rustix::process::Pid::from_raw(c.state.pid).ok_or_else(|| ApiError::internal("container has no pid"))?;
+    let sig = rustix::process::Signal::from_named_raw(sig).ok_or_else(|| ApiError::bad_request(format!("Invalid signal: {sig}")))?;
+    rustix::process::kill_process(pid, sig).map_err(|e| ApiError::internal(format!("signalling the container: {e}")))
+}
+
+pub async fn kill(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
+    let e = d.containers.get(name)?;
+    let c = e.snapshot();
+    let sig = signal_number(q.get("signal").unwrap_or(""))?;
+    if !c.state.status.is_running() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("Cannot kill container: {name}: Container {} is not running", c.id),
+        ));
+    }
+    send_signal(&c, sig)?;
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+/// Wait (asynchronously) until `pred` holds for the entry's state.
+async fn wait_for(e: &Entry, pred: impl Fn(&RunState) -> bool) -> RunState {
+    let mut rx = e.changes.subscribe();
+    loop {
+        {
+            let s = rx.borrow_and_update();
+            if pred(&s) {
+                return s.clone();
+            }
+        }
+        if rx.changed().await.is_err() {
+            return rx.borrow().clone();
+        }
+    }
+}
+
+/// SIGTERM (or the stop signal), then SIGKILL after `t` seconds.
+pub async fn stop_entry(e: &Arc<Entry>, t: Option<u64>) -> Result<bool, ApiError> {
+    let c = e.snapshot();
+    if !c.state.status.is_running() {
+        return Ok(false);
+    }
+    let stop_sig = signal_number(c.config["StopSignal"].as_str().unwrap_or("TERM")).unwrap_or(15);
+    let t = t.or_else(|| c.config["StopTimeout"].as_u64()).unwrap_or(10);
+    let exits = c.state.exits;
+    let _ = send_signal(&c, stop_sig);
+    let done = tokio::time::timeout(Duration::from_secs(t), wait_for(e, |s| s.exits > exits)).await;
+    if done.is_err() {
+        let c = e.snapshot();
+        if c.state.status.is_running() {
+            let _ = send_signal(&c, 9);
+        }
+        wait_for(e, |s| s.exits > exits).await;
+    }
+    Ok(true)
+}
+
+pub async fn stop(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
+    let e = d.containers.get(name)?;
+    let t = q.get("t").and_then(|t| t.parse().ok());
+    Ok(status(if stop_entry(&e, t).await? { StatusCode::NO_CONTENT } else { StatusCode::NOT_MODIFIED }))
+}
+
+pub async fn restart(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
+    let e = d.containers.get(name)?;
+    let t = q.get("t").and_then(|t| t.parse().ok());
+    stop_entry(&e, t).await?;
+    start_entry(d, &e).await?;
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
+    let e = d.containers.get(name)?;
+    let c = e.snapshot();
+    if c.state.status.is_running() {
+        if !q.flag("force") {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("You cannot remove a running container {}. Stop the container before attempting removal or force remove", c.id),
+            ));
+        }
+        let exits = c.state.exits;
+        let _ = send_signal(&c, 9);
+        wait_for(&e, |s| s.exits > exits).await;
+    }
+    let d2 = d.clone();
+    tokio::task::spawn_blocking(move || d2.containers.remove_files(&e)).await.map_err(blocking_err)??;
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/wait?condition=not-running|next-exit|removed`: headers now, the
+/// exit code when the condition holds (also after an auto-remove).
+pub async fn wait(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
+    let e = d.containers.get(name)?;
+    let cond = q.get("condition").unwrap_or("not-running").to_owned();
+    if !matches!(cond.as_str(), "not-running" | "next-exit" | "removed") {
+        return Err(ApiError::bad_request(format!("invalid condition: {cond:?}")));
+    }
+    let exits = e.snapshot().state.exits;
+    let (mut w, reply) = channel_body("application/json");
+    tokio::spawn(async move {
+        let s = match cond.as_str() {
+            "next-exit" => wait_for(&e, |s| s.exits > exits).await,
+            "removed" => {
+                // until the record is gone (auto-remove or rm); its last state keeps the code
+                let mut rx = e.changes.subscribe();
+                while !e.rec.lock().unwrap_or_else(|p| p.into_inner()).removed {
+                    if rx.changed().await.is_err() {
+                        break;
+                    }
+                }
+                e.snapshot().state
+            }
+            _ => wait_for(&e, |s| !s.status.is_running()).await,
+        };
+        let body = json!({"StatusCode": s.exit_code, "Error": if s.error.is_empty() { Value::Null } else { json!({"Message": s.error}) }});
+        let _ = tokio::task::spawn_blocking(move || w.json_line(&body)).await;
+    });
+    Ok(reply)
+}
+
+fn status_text(c: &Container) -> String {
+    let since = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t).map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()).unwrap_or(0)
+    };
+    match c.state.status {
+        Status::Running => format!("Up {}", human_duration(since(&c.state.started_at))),
+        Status::Exited if c.state.finished_at != ZERO_TIME => {
+            format!("Exited ({}) {} ago", c.state.exit_code, human_duration(since(&c.state.finished_at)))
+        }
+        Status::Exited => format!("Exited ({})", c.state.exit_code),
+        Status::Created => "Created".into(),
+        other => other.as_str().to_owned(),
+    }
+}
+
+/// go-units HumanDuration (as the daemon formats `Status`).
+fn human_duration(s: i64) -> String {
+    match s {
+        s if s < 1 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s < 120 => "About a minute".into(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        s if s < 7200 => "About an hour".into(),
+        s if s < 48 * 3600 => format!("{} hours", s / 3600),
+        s => format!("{} days", s / 86400),
+    }
+}
+
+fn command_line(c: &Container) -> String {
+    std::iter::once(c.path.as_str()).chain(c.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
+}
+
+pub async fn list(d: &Arc<Daemon>, q: &Query) -> Result<Reply, ApiError> {
+    let filters = q.filters()?;
+    let all = q.flag("all");
+    let mut cs: Vec<Container> = d.containers.all().iter().map(|e| e.snapshot()).filter(|c| !c.removed).collect();
+    cs.sort_by(|a, b| b.created.cmp(&a.created));
+    let mut out = Vec::new();
+    for c in cs {
+        if !all && !c.state.status.is_running() && !filters.contains_key("status") {
+            continue;
+        }
+        if !matches_filters(d, &c, &filters)? {
+            continue;
+        }
+        let created = chrono::DateTime::parse_from_rfc3339(&c.created).map(|t| t.timestamp()).unwrap_or(0);
+        out.push(json!({
+            "Id": c.id, "Names": [format!("/{}", c.name)], "Image": c.image, "ImageID": c.image_id,
+            "Command": command_line(&c), "Created": created, "Ports": [], "Labels": c.config["Labels"].as_object().cloned().unwrap_or_default(),
+            "State": c.state.status.as_str(), "Status": status_text(&c),
+            "HostConfig": {"NetworkMode": c.host_config["NetworkMode"].as_str().unwrap_or("default")},
+            "NetworkSettings": {"Networks": {}}, "Mounts": [],
+        }));
+    }
+    if let Some(n) = q.get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|n| *n > 0) {
+        out.truncate(n as usize);
+    }
+    Ok(reply_json(StatusCode::OK, &out))
+}
+
+fn matches_filters(d: &Daemon, c: &Container, f: &HashMap<String, Vec<String>>) -> Result<bool, ApiError> {
+    for (k, vals) in f {
+        let ok = match k.as_str() {
+            "status" => vals.iter().any(|v| v == c.state.status.as_str()),
+            "name" => vals.iter().any(|v| c.name.contains(v.trim_start_matches('/'))),
+            "id" => vals.iter().any(|v| c.id.starts_with(v)),
+            "label" => vals.iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => c.config["Labels"][k].as_str() == Some(v),
+                None => c.config["Labels"].get(l).is_some(),
+            }),
+            "ancestor" => vals.iter().any(|v| v == &c.image || d.store.resolve(v).is_ok_and(|r| r.id.to_string() == c.image_id)),
+            "exited" => vals.iter().any(|v| v.parse::<i32>().ok() == Some(c.state.exit_code) && c.state.status == Status::Exited),
+            other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+pub async fn inspect(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
+    let e = d.containers.get(name)?;
+    let c = e.snapshot();
+    let dir = d.containers.dir_of(&c.id);
+    let s = &c.state;
+    let body = json!({
+        "Id": c.id, "Created": c.created, "Path": c.path, "Args": c.args,
+        "State": {
+            "Status": s.status.as_str(), "Running": s.status == Status::Running, "Paused": s.status == Status::Paused,
+            "Restarting": s.status == Status::Restarting, "OOMKilled": s.oom_killed, "Dead": s.status == Status::Dead,
+            "Pid": s.pid, "ExitCode": s.exit_code, "Error": s.error, "StartedAt": s.started_at, "FinishedAt": s.finished_at,
+        },
+        "Image": c.image_id,
+        "ResolvConfPath": dir.join("resolv.conf"), "HostnamePath": dir.join("hostname"), "HostsPath": dir.join("hosts"),
+        "LogPath": d.containers.log_path(&c.id),
+        "Name": format!("/{}", c.name), "RestartCount": c.restart_count, "Driver": "overlay2", "Platform": "linux",
+        "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": null,
+        "HostConfig": c.host_config,
+        "GraphDriver": {"Name": "overlay2", "Data": {"MergedDir": monitor::rootfs(&dir), "UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}},
+        "Mounts": [],
+        "Config": c.config,
+        "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "Networks": {}, "IPAddress": "", "Gateway": "", "MacAddress": ""},
+    });
+    Ok(reply_json(StatusCode::OK, &body))
+}
+
+/// Entries of the json-file log from byte `from`: (stream, time, bytes).
+fn read_log(path: &std::path::Path, from: u64) -> (Vec<(u8, String, Vec<u8>)>, u64) {
+    use std::io::{BufRead, Seek};
+    let mut out = Vec::new();
+    let Ok(mut f) = std::fs::File::open(path) else { return (out, from) };
+    if f.seek(std::io::SeekFrom::Start(from)).is_err() {
+        return (out, from);
+    }
+    let mut pos = from;
+    let mut r = std::io::BufReader::new(f);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(n) if !line.ends_with('\n') => {
+                let _ = n;
+                break; // a partial entry: read it next time
+            }
+            Ok(n) => {
+                pos += n as u64;
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let stream = if v["stream"] == "stderr" { 2 } else { 1 };
+                    out.push((stream, v["time"].as_str().unwrap_or("").to_owned(), v["log"].as_str().unwrap_or("").as_bytes().to_vec()));
+                }
+            }
+        }
+    }
+    (out, pos)
+}
+
+pub async fn logs(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
+    let e = d.containers.get(name)?;
+    let c = e.snapshot();
+    let (want_out, want_err) = (q.flag("stdout"), q.flag("stderr"));
+    if !want_out && !want_err {
+        return Err(ApiError::bad_request("You must choose at least one stream"));
+    }
+    let follow = q.flag("follow");
+    let timestamps = q.flag("timestamps");
+    let tail: Option<usize> = q.get("tail").and_then(|t| t.parse().ok());
+    let path = d.containers.log_path(&c.id);
+    let (mut w, mut reply) = channel_body("application/vnd.docker.raw-stream");
+    *reply.status_mut() = StatusCode::OK;
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let emit = |w: &mut crate::http::ChannelWriter, entries: Vec<(u8, String, Vec<u8>)>| -> bool {
+            for (stream, time, data) in entries {
+                if (stream == 1 && !want_out) || (stream == 2 && !want_err) {
+                    continue;
+                }
+                let mut payload = Vec::new();
+                if timestamps {
+                    payload.extend_from_slice(time.as_bytes());
+                    payload.push(b' ');
+                }
+                payload.extend_from_slice(&data);
+                if w.write_all(&monitor::frame(stream, &payload)).is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        let (mut entries, mut pos) = read_log(&path, 0);
+        if let Some(n) = tail {
+            let skip = entries.len().saturating_sub(n);
+            entries.drain(..skip);
+        }
+        if !emit(&mut w, entries) || !follow {
+            return;
+        }
+        loop {
+            let running = e.snapshot().state.status.is_running();
+            let (more, p) = read_log(&path, pos);
+            pos = p;
+            let had = !more.is_empty();
+            if !emit(&mut w, more) {
+                return;
+            }
+            if !running && !had {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    });
+    Ok(reply)
+}
+
+/// `POST /containers/{id}/attach`: hijack the connection, then relay the monitor's stream.
+pub async fn attach(d: &Arc<Daemon>, name: &str, q: &Query, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    let e = d.containers.get(name)?;
+    let c = e.snapshot();
+    if c.state.status == Status::Exited && !q.flag("logs") {
+        return Err(ApiError::new(StatusCode::CONFLICT, "You cannot attach to a stopped container, start it first"));
+    }
+    let want = AttachRequest { replay_from: None, stdin: q.flag("stdin"), stdout: q.flag("stdout"), stderr: q.flag("stderr") };
+    let upgrade = hyper::upgrade::on(req);
+    let dir = d.containers.dir_of(&c.id);
+    let log_path = d.containers.log_path(&c.id);
+    let start_exits = c.state.exits;
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut client = hyper_util::rt::TokioIo::new(upgraded);
+        // Attach comes before start in `docker run`: wait for this run to begin.
+        let s = wait_for(&e, |s| s.status.is_running() || s.exits > start_exits).await;
+        let mut req = want.clone();
+        req.replay_from = Some(s.log_offset);
+        match tokio::net::UnixStream::connect(monitor::attach_socket(&dir)).await {
+            Ok(mut mon) => {
+                let line = format!("{}\n", serde_json::to_string(&req).unwrap_or_default());
+                if mon.write_all(line.as_bytes()).await.is_err() {
+                    return;
+                }
+                let (mut mr, mut mw) = mon.into_split();
+                let (mut cr, mut cw) = tokio::io::split(client);
+                let to_client = async {
+                    let _ = tokio::io::copy(&mut mr, &mut cw).await;
+                    let _ = cw.shutdown().await;
+                };
+                let from_client = async {
+                    if req.stdin {
+                        let _ = tokio::io::copy(&mut cr, &mut mw).await;
+                        let _ = mw.shutdown().await;
+                    }
+                    // keep reading nothing: the output side decides when we are done
+                    std::future::pending::<()>().await;
+                };
+                tokio::select! {
+                    _ = to_client => {}
+                    _ = from_client => {}
+                }
+            }
+            Err(_) => {
+                // The container already finished: its output is in the log.
+                let (entries, _) = read_log(&log_path, s.log_offset);
+                for (stream, _, data) in entries {
+                    if (stream == 1 && req.stdout) || (stream == 2 && req.stderr) {
+                        if client.write_all(&monitor::frame(stream, &data)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                let _ = client.shutdown().await;
+                let mut sink = [0u8; 1024];
+                let _ = tokio::time::timeout(Duration::from_millis(10), client.read(&mut sink)).await;
+            }
+        }
+    });
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    r.extensions_mut().insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
+    let h = r.headers_mut();
+    h.insert("Content-Type", HeaderValue::from_static("application/vnd.docker.raw-stream"));
+    h.insert("Connection", HeaderValue::from_static("Upgrade"));
+    h.insert("Upgrade", HeaderValue::from_static("tcp"));
+    Ok(r)
+}

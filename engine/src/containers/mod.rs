@@ -1,0 +1,317 @@
+//! Containers in the daemon: records persisted per container, lookup by ID, prefix or name,
+//! and the lifecycle (create, start through a monitor, watch for exit, stop, remove).
+
+pub mod model;
+pub mod spec;
+pub mod user;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use hyper::StatusCode;
+use tokio::sync::watch;
+
+use crate::error::ApiError;
+use crate::monitor::{self, AttachRequest, ExitStatus, MonitorConfig};
+pub use model::{Container, RunState, Status};
+
+/// One container known to the daemon.
+#[derive(Debug)]
+pub struct Entry {
+    pub rec: Mutex<Container>,
+    /// Broadcasts the state after every change (waiters subscribe).
+    pub changes: watch::Sender<RunState>,
+}
+
+impl Entry {
+    pub fn snapshot(&self) -> Container {
+        self.rec.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[derive(Debug)]
+pub struct Containers {
+    dir: PathBuf,
+    pub runtime_root: PathBuf,
+    map: Mutex<HashMap<String, Arc<Entry>>>,
+}
+
+pub fn no_such(name: &str) -> ApiError {
+    ApiError::not_found(format!("No such container: {name}"))
+}
+
+fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> ApiError + '_ {
+    move |e| ApiError::internal(format!("{what}: {e}"))
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Docker's generated names: adjective_surname.
+fn random_name(id: &str) -> String {
+    const ADJ: [&str; 12] = ["brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "nifty", "quirky", "zen"];
+    const NOUN: [&str; 12] = ["babbage", "curie", "darwin", "euler", "fermat", "galois", "hopper", "lovelace", "noether", "pascal", "turing", "wiles"];
+    let n = u64::from_str_radix(&id[..12], 16).unwrap_or(0);
+    format!("{}_{}", ADJ[(n % 12) as usize], NOUN[((n / 12) % 12) as usize])
+}
+
+pub fn valid_name(n: &str) -> bool {
+    let b = n.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+impl Containers {
+    pub fn open(data_root: &Path) -> Result<Self, std::io::Error> {
+        let dir = data_root.join("containers");
+        std::fs::create_dir_all(&dir)?;
+        let runtime_root = data_root.join("runtime");
+        std::fs::create_dir_all(&runtime_root)?;
+        let mut map = HashMap::new();
+        for e in std::fs::read_dir(&dir)?.flatten() {
+            let p = e.path().join("container.json");
+            let Ok(bytes) = std::fs::read(&p) else { continue };
+            match serde_json::from_slice::<Container>(&bytes) {
+                Ok(c) if !c.removed => {
+                    let (tx, _) = watch::channel(c.state.clone());
+                    map.insert(c.id.clone(), Arc::new(Entry { rec: Mutex::new(c), changes: tx }));
+                }
+                Ok(c) => {
+                    // a removal was interrupted: finish it
+                    let _ = std::fs::remove_dir_all(dir.join(&c.id));
+                }
+                Err(err) => tracing::warn!("skipping {}: {err}", p.display()),
+            }
+        }
+        Ok(Self { dir, runtime_root, map: Mutex::new(map) })
+    }
+
+    pub fn dir_of(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.dir_of(id).join(format!("{id}-json.log"))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Entry>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn all(&self) -> Vec<Arc<Entry>> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// By full ID, name (with or without `/`), or unique ID prefix.
+    pub fn get(&self, name: &str) -> Result<Arc<Entry>, ApiError> {
+        let map = self.lock();
+        if let Some(e) = map.get(name) {
+            return Ok(e.clone());
+        }
+        let bare = name.strip_prefix('/').unwrap_or(name);
+        if let Some(e) = map.values().find(|e| e.rec.lock().unwrap_or_else(|p| p.into_inner()).name == bare) {
+            return Ok(e.clone());
+        }
+        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut it = map.iter().filter(|(id, _)| id.starts_with(name));
+            if let Some((_, e)) = it.next() {
+                if it.next().is_some() {
+                    return Err(ApiError::bad_request(format!("multiple IDs found with provided prefix: {name}")));
+                }
+                return Ok(e.clone());
+            }
+        }
+        Err(no_such(name))
+    }
+
+    pub fn uses_image(&self, image_id: &str) -> Option<String> {
+        self.lock().values().find_map(|e| {
+            let c = e.rec.lock().unwrap_or_else(|p| p.into_inner());
+            (c.image_id == image_id).then(|| format!("{} container {}", c.state.status.as_str(), c.short_id()))
+        })
+    }
+
+    /// Register a new container (not started). Fails on a name conflict.
+    pub fn insert(&self, mut c: Container, name: Option<&str>) -> Result<Arc<Entry>, ApiError> {
+        c.id = random_id();
+        let mut map = self.lock();
+        let name = match name {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(n);
+                if !valid_name(n) {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
+                }
+                if let Some(other) = map.values().find(|e| e.rec.lock().unwrap_or_else(|p| p.into_inner()).name == n) {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        format!(
+                            "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                            other.rec.lock().unwrap_or_else(|p| p.into_inner()).id
+                        ),
+                    ));
+                }
+                n.to_owned()
+            }
+            None => random_name(&c.id),
+        };
+        c.name = name;
+        let dir = self.dir_of(&c.id);
+        std::fs::create_dir_all(&dir).map_err(io_err("creating the container directory"))?;
+        self.persist(&c)?;
+        let (tx, _) = watch::channel(c.state.clone());
+        let e = Arc::new(Entry { rec: Mutex::new(c.clone()), changes: tx });
+        map.insert(c.id.clone(), e.clone());
+        Ok(e)
+    }
+
+    /// Write `container.json` atomically.
+    pub fn persist(&self, c: &Container) -> Result<(), ApiError> {
+        let dir = self.dir_of(&c.id);
+        let tmp = dir.join("container.json.tmp");
+        let bytes = serde_json::to_vec_pretty(c).map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut f = std::fs::File::create(&tmp).map_err(io_err("writing container state"))?;
+        f.write_all(&bytes).map_err(io_err("writing container state"))?;
+        f.sync_all().map_err(io_err("writing container state"))?;
+        std::fs::rename(&tmp, dir.join("container.json")).map_err(io_err("writing container state"))
+    }
+
+    /// Apply `f` to the record, persist it, and tell waiters.
+    pub fn update(&self, e: &Entry, f: impl FnOnce(&mut Container)) -> Result<Container, ApiError> {
+        let snapshot = {
+            let mut c = e.rec.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut c);
+            c.clone()
+        };
+        if !snapshot.removed {
+            self.persist(&snapshot)?;
+        }
+        e.changes.send_replace(snapshot.state.clone());
+        Ok(snapshot)
+    }
+
+    pub fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    /// Start the container through a new monitor. Returns once the process runs (or failed).
+    pub fn start(&self, e: &Arc<Entry>, cfg: MonitorConfig) -> Result<(), ApiError> {
+        let c = e.snapshot();
+        if c.state.status.is_running() {
+            return Err(ApiError::new(StatusCode::NOT_MODIFIED, "container already started"));
+        }
+        let dir = self.dir_of(&c.id);
+        let _ = std::fs::remove_file(monitor::exit_file(&dir));
+        std::fs::write(dir.join("monitor.json"), serde_json::to_vec(&cfg).map_err(|e| ApiError::internal(e.to_string()))?)
+            .map_err(io_err("writing monitor.json"))?;
+        let log_offset = std::fs::metadata(&cfg.log_path).map(|m| m.len()).unwrap_or(0);
+        let exe = std::env::current_exe().map_err(io_err("finding the berth binary"))?;
+        let mut child = std::process::Command::new(exe)
+            .arg("monitor")
+            .arg(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(io_err("starting the container monitor"))?;
+        let status = child
+            .stdout
+            .take()
+            .map(|o| {
+                let mut line = String::new();
+                let _ = BufReader::new(o).read_line(&mut line);
+                line
+            })
+            .unwrap_or_default();
+        let _ = child.wait();
+        let status = status.trim();
+        if let Some(pid) = status.strip_prefix("ok ") {
+            let pid: i32 = pid.parse().unwrap_or(0);
+            self.update(e, |c| {
+                c.state.status = Status::Running;
+                c.state.pid = pid;
+                c.state.exit_code = 0;
+                c.state.error.clear();
+                c.state.started_at = monitor::now();
+                c.state.finished_at = model::ZERO_TIME.into();
+                c.state.log_offset = log_offset;
+            })?;
+            Ok(())
+        } else {
+            let msg = status.strip_prefix("err ").unwrap_or(if status.is_empty() { "the container monitor died during start" } else { status });
+            let msg = friendly_start_error(msg, &c);
+            let _ = self.update(e, |c| {
+                c.state.error = msg.clone();
+                c.state.exit_code = 127;
+                c.state.status = if c.state.status == Status::Created { Status::Created } else { Status::Exited };
+            });
+            Err(ApiError::new(
+                if msg.contains("no such file") || msg.contains("not found") { StatusCode::BAD_REQUEST } else { StatusCode::INTERNAL_SERVER_ERROR },
+                msg,
+            ))
+        }
+    }
+
+    /// Block until the monitor of `e` goes away; then record the exit. Returns the final state.
+    pub fn watch_blocking(&self, e: &Arc<Entry>) -> Result<Container, ApiError> {
+        let c = e.snapshot();
+        let dir = self.dir_of(&c.id);
+        if let Ok(mut s) = std::os::unix::net::UnixStream::connect(monitor::attach_socket(&dir)) {
+            let req = serde_json::to_string(&AttachRequest::default()).unwrap_or_default();
+            let _ = writeln!(s, "{req}");
+            let _ = std::io::copy(&mut s, &mut std::io::sink());
+        }
+        // The monitor writes exit.json before it closes its clients.
+        let exit: Option<ExitStatus> = std::fs::read(monitor::exit_file(&dir)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        self.update(e, |c| {
+            c.state.status = Status::Exited;
+            c.state.pid = 0;
+            c.state.exits += 1;
+            match &exit {
+                Some(x) => {
+                    c.state.exit_code = x.code;
+                    c.state.finished_at = x.finished_at.clone();
+                }
+                None => {
+                    c.state.exit_code = 137;
+                    c.state.finished_at = monitor::now();
+                    c.state.error = "the container's monitor died".into();
+                }
+            }
+        })
+    }
+
+    /// Remove the container's files and forget it.
+    pub fn remove_files(&self, e: &Arc<Entry>) -> Result<(), ApiError> {
+        let c = self.update(e, |c| c.removed = true)?;
+        let dir = self.dir_of(&c.id);
+        // mark first, so a crash mid-removal finishes the job at the next start
+        let _ = std::fs::write(dir.join("container.json"), serde_json::to_vec(&c).unwrap_or_default());
+        let _ = rustix::mount::unmount(monitor::rootfs(&dir), rustix::mount::UnmountFlags::DETACH);
+        std::fs::remove_dir_all(&dir).map_err(io_err("removing the container directory"))?;
+        self.forget(&c.id);
+        e.changes.send_replace(c.state.clone());
+        Ok(())
+    }
+}
+
+/// Docker's wording for a missing entrypoint.
+fn friendly_start_error(msg: &str, c: &Container) -> String {
+    if msg.contains("No such file or directory") || msg.contains("ENOENT") || msg.contains("executable file not found") {
+        format!(
+            "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"{}\": executable file not found in $PATH: unknown",
+            c.path
+        )
+    } else {
+        msg.to_owned()
+    }
+}

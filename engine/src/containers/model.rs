@@ -1,0 +1,114 @@
+//! The container object: a typed state machine plus what Docker keeps per container.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Docker's container states. Transitions are guarded by the `can_*` checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+    pub fn can_start(self) -> bool {
+        matches!(self, Status::Created | Status::Exited)
+    }
+    pub fn is_running(self) -> bool {
+        matches!(self, Status::Running | Status::Paused | Status::Restarting)
+    }
+}
+
+/// The mutable part: what `inspect` shows under `State`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunState {
+    pub status: Status,
+    /// pid of the container's init on the host (0 when not running).
+    pub pid: i32,
+    /// pid of the monitor process holding the container's stdio.
+    pub monitor_pid: i32,
+    pub exit_code: i32,
+    pub error: String,
+    pub oom_killed: bool,
+    pub started_at: String,
+    pub finished_at: String,
+    /// Size of the log when the current run started: attach replays from here.
+    pub log_offset: u64,
+    /// Bumped on every exit, so a waiter can tell "the next exit" from an old one.
+    pub exits: u64,
+}
+
+impl Default for RunState {
+    fn default() -> Self {
+        Self {
+            status: Status::Created,
+            pid: 0,
+            monitor_pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            oom_killed: false,
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
+            log_offset: 0,
+            exits: 0,
+        }
+    }
+}
+
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Everything persisted about one container (`containers/<id>/container.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Container {
+    pub id: String,
+    /// Without the leading `/`.
+    pub name: String,
+    pub created: String,
+    /// The image as the user named it.
+    pub image: String,
+    /// `sha256:...` of the image config.
+    pub image_id: String,
+    pub path: String,
+    pub args: Vec<String>,
+    /// Docker's `Config` as received (with the image's defaults merged in).
+    pub config: Value,
+    /// Docker's `HostConfig` as received.
+    pub host_config: Value,
+    pub state: RunState,
+    pub restart_count: u32,
+    /// Set once a removal has started: the record is about to go.
+    #[serde(default)]
+    pub removed: bool,
+}
+
+impl Container {
+    pub fn tty(&self) -> bool {
+        self.config["Tty"].as_bool().unwrap_or(false)
+    }
+    pub fn open_stdin(&self) -> bool {
+        self.config["OpenStdin"].as_bool().unwrap_or(false)
+    }
+    pub fn auto_remove(&self) -> bool {
+        self.host_config["AutoRemove"].as_bool().unwrap_or(false)
+    }
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+}

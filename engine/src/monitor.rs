@@ -1,0 +1,365 @@
+//! The per-container monitor: the berth binary re-executed (`berth monitor DIR`), detached from
+//! the daemon so that containers outlive it. It mounts the rootfs, starts the container through
+//! the `runtime` crate, holds its stdio, writes the json-file log, serves attach clients on
+//! `DIR/attach.sock` (replaying the log from an offset, then live), and records the exit
+//! status in `DIR/exit.json` before unmounting and leaving.
+//!
+//! Protocol on the attach socket: the client sends one JSON line ([`AttachRequest`]); the
+//! monitor answers with Docker's multiplexed frames (8-byte header) and closes the connection
+//! when the container has exited. With `stdin`, bytes the client sends go to the container's
+//! stdin; the client's half-close closes it (for `StdinOnce` containers).
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+/// What the daemon hands the monitor (`DIR/monitor.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MonitorConfig {
+    pub id: String,
+    pub dir: PathBuf,
+    pub lowerdirs: Vec<String>,
+    pub upperdir: String,
+    pub workdir: String,
+    pub mount_chdir: Option<String>,
+    /// The OCI spec, with `process.user` still to resolve from `user`.
+    pub spec: serde_json::Value,
+    pub user: String,
+    pub runtime_root: PathBuf,
+    pub log_path: PathBuf,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+}
+
+/// The first line an attach client sends.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AttachRequest {
+    /// Replay the log from this byte offset before streaming live output.
+    pub replay_from: Option<u64>,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// `DIR/exit.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExitStatus {
+    pub code: i32,
+    pub finished_at: String,
+    #[serde(default)]
+    pub error: String,
+}
+
+pub fn rootfs(dir: &Path) -> PathBuf {
+    dir.join("rootfs")
+}
+pub fn attach_socket(dir: &Path) -> PathBuf {
+    dir.join("attach.sock")
+}
+pub fn exit_file(dir: &Path) -> PathBuf {
+    dir.join("exit.json")
+}
+
+pub fn now() -> String {
+    image_store::import::go_rfc3339_nano(chrono::Utc::now())
+}
+
+/// A frame in Docker's multiplexed stream format.
+pub fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(8 + data.len());
+    f.extend_from_slice(&[stream, 0, 0, 0]);
+    f.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    f.extend_from_slice(data);
+    f
+}
+
+struct Client {
+    sock: UnixStream,
+    stdout: bool,
+    stderr: bool,
+}
+
+/// The log file and the live clients, under one lock so that replay + register is atomic
+/// with respect to new output.
+struct Shared {
+    log: File,
+    clients: Vec<Client>,
+}
+
+/// Entry point of `berth monitor DIR` (stage 1): start stage 2 detached, report its status
+/// line to the daemon on stdout, exit.
+pub fn stage1(dir: &Path) -> io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()?;
+    let log = File::create(dir.join("monitor.log"))?;
+    std::process::Command::new(exe)
+        .arg("monitor")
+        .arg("--stage2")
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .stderr(log)
+        .process_group(0)
+        .spawn()?;
+    // stage 2 inherited our stdout: the daemon reads its status line from there
+    Ok(())
+}
+
+/// Stage 2: the monitor proper.
+pub fn stage2(dir: &Path) -> i32 {
+    let _ = rustix::process::setsid();
+    let cfg: MonitorConfig = match std::fs::read(dir.join("monitor.json"))
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            report(&format!("err reading monitor.json: {e}"));
+            return 1;
+        }
+    };
+    match run(&cfg) {
+        Ok(()) => 0,
+        Err(e) => {
+            report(&format!("err {e}"));
+            eprintln!("monitor {}: {e}", cfg.id);
+            1
+        }
+    }
+}
+
+fn report(line: &str) {
+    let mut out = io::stdout();
+    let _ = writeln!(out, "{}", line.replace('\n', " "));
+    let _ = out.flush();
+}
+
+fn mount_rootfs(cfg: &MonitorConfig) -> Result<PathBuf, String> {
+    let target = rootfs(&cfg.dir);
+    std::fs::create_dir_all(&target).map_err(|e| format!("create {}: {e}", target.display()))?;
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        cfg.lowerdirs.join(":"),
+        cfg.upperdir,
+        cfg.workdir
+    );
+    if let Some(d) = &cfg.mount_chdir {
+        std::env::set_current_dir(d).map_err(|e| format!("chdir {d}: {e}"))?;
+    }
+    let data = std::ffi::CString::new(opts).map_err(|e| e.to_string())?;
+    rustix::mount::mount("overlay", &target, "overlay", rustix::mount::MountFlags::empty(), data.as_c_str())
+        .map_err(|e| format!("mounting the container's root filesystem: {e}"))?;
+    let _ = std::env::set_current_dir("/");
+    Ok(target)
+}
+
+fn unmount(target: &Path) {
+    let _ = rustix::mount::unmount(target, rustix::mount::UnmountFlags::DETACH);
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+fn run(cfg: &MonitorConfig) -> Result<(), String> {
+    let root = mount_rootfs(cfg)?;
+    let result = run_mounted(cfg, &root);
+    unmount(&root);
+    result
+}
+
+fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
+    let (uid, gid, groups) = crate::containers::user::resolve(root, &cfg.user)?;
+    let mut spec = cfg.spec.clone();
+    spec["process"]["user"] = serde_json::json!({"uid": uid, "gid": gid, "additionalGids": groups});
+    spec["root"]["path"] = serde_json::json!(root);
+    let bundle = cfg.dir.join("bundle");
+    std::fs::create_dir_all(&bundle).map_err(|e| e.to_string())?;
+    std::fs::write(bundle.join("config.json"), serde_json::to_vec(&spec).map_err(|e| e.to_string())?)
+        .map_err(|e| format!("write config.json: {e}"))?;
+
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (stdin_child, stdin_ours) = if cfg.open_stdin {
+        let (r, w) = pipe()?;
+        (r, Some(w))
+    } else {
+        (File::open("/dev/null").map_err(|e| e.to_string())?.into(), None)
+    };
+    let mut opts = runtime::CreateOpts::new(&cfg.runtime_root);
+    opts.stdio = runtime::Stdio {
+        stdin: Some(stdin_child),
+        stdout: Some(out_w),
+        stderr: Some(err_w),
+    };
+    let _ = std::fs::remove_dir_all(cfg.runtime_root.join(&cfg.id));
+    let mut container = runtime::Container::create(&cfg.id, &bundle, opts).map_err(|e| e.to_string())?;
+    if let Err(e) = container.start() {
+        let _ = container.delete(true);
+        return Err(e.to_string());
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&cfg.log_path)
+        .map_err(|e| format!("open log {}: {e}", cfg.log_path.display()))?;
+    let shared = Arc::new(Mutex::new(Shared { log, clients: Vec::new() }));
+    let stdin = Arc::new(Mutex::new(stdin_ours.map(File::from)));
+
+    let sock_path = attach_socket(&cfg.dir);
+    let _ = std::fs::remove_file(&sock_path);
+    let listener = UnixListener::bind(&sock_path).map_err(|e| format!("bind {}: {e}", sock_path.display()))?;
+    report(&format!("ok {}", container.pid()));
+
+    {
+        let shared = shared.clone();
+        let stdin = stdin.clone();
+        let log_path = cfg.log_path.clone();
+        let stdin_once = cfg.stdin_once;
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let shared = shared.clone();
+                let stdin = stdin.clone();
+                let log_path = log_path.clone();
+                std::thread::spawn(move || serve_client(conn, &shared, &stdin, &log_path, stdin_once));
+            }
+        });
+    }
+    let pumps = [(out_r, 1u8), (err_r, 2u8)].map(|(fd, stream)| {
+        let shared = shared.clone();
+        std::thread::spawn(move || pump(File::from(fd), stream, &shared))
+    });
+    let code = container.wait().map_err(|e| e.to_string())?;
+    for p in pumps {
+        let _ = p.join();
+    }
+    let status = ExitStatus { code, finished_at: now(), error: String::new() };
+    let tmp = cfg.dir.join("exit.json.tmp");
+    let _ = std::fs::write(&tmp, serde_json::to_vec(&status).unwrap_or_default());
+    let _ = std::fs::rename(&tmp, exit_file(&cfg.dir));
+    {
+        let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+        for c in sh.clients.drain(..) {
+            let _ = c.sock.shutdown(std::net::Shutdown::Both);
+        }
+    }
+    let _ = std::fs::remove_file(&sock_path);
+    container.delete(true).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Copy one output stream of the container into the log and to every attached client.
+fn pump(mut src: File, stream: u8, shared: &Mutex<Shared>) {
+    let name = if stream == 1 { "stdout" } else { "stderr" };
+    let mut buf = vec![0u8; 32 << 10];
+    let mut partial: Vec<u8> = Vec::new();
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = &buf[..n];
+        let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+        // json-file: one entry per line (a long line is cut at 16 KiB, as Docker does)
+        partial.extend_from_slice(chunk);
+        while let Some(i) = partial.iter().position(|&b| b == b'\n').or((partial.len() >= 16 << 10).then_some((16 << 10) - 1)) {
+            let line: Vec<u8> = partial.drain(..=i).collect();
+            write_entry(&mut sh.log, &line, name);
+        }
+        let f = frame(stream, chunk);
+        sh.clients.retain_mut(|c| {
+            let wanted = if stream == 1 { c.stdout } else { c.stderr };
+            !wanted || c.sock.write_all(&f).is_ok()
+        });
+    }
+    if !partial.is_empty() {
+        let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+        write_entry(&mut sh.log, &partial, name);
+    }
+}
+
+fn write_entry(log: &mut File, line: &[u8], stream: &str) {
+    let entry = serde_json::json!({
+        "log": String::from_utf8_lossy(line),
+        "stream": stream,
+        "time": now(),
+    });
+    let mut b = serde_json::to_vec(&entry).unwrap_or_default();
+    b.push(b'\n');
+    let _ = log.write_all(&b);
+}
+
+fn serve_client(conn: UnixStream, shared: &Mutex<Shared>, stdin: &Mutex<Option<File>>, log_path: &Path, stdin_once: bool) {
+    let mut reader = BufReader::new(match conn.try_clone() {
+        Ok(c) => c,
+        Err(_) => return,
+    });
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let req: AttachRequest = serde_json::from_str(line.trim()).unwrap_or_default();
+    {
+        let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sock = match conn.try_clone() {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        if let Some(off) = req.replay_from {
+            if replay(log_path, off, &req, &mut sock).is_err() {
+                return;
+            }
+        }
+        sh.clients.push(Client { sock, stdout: req.stdout, stderr: req.stderr });
+    }
+    if req.stdin {
+        // Bytes after the request line are the container's stdin.
+        let mut buf = vec![0u8; 32 << 10];
+        let pending = reader.buffer().to_vec();
+        let write = |data: &[u8]| -> bool {
+            let mut s = stdin.lock().unwrap_or_else(|p| p.into_inner());
+            match s.as_mut() {
+                Some(f) => f.write_all(data).is_ok(),
+                None => false,
+            }
+        };
+        if !pending.is_empty() && !write(&pending) {
+            return;
+        }
+        let mut raw = reader.into_inner();
+        loop {
+            match raw.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if !write(&buf[..n]) {
+                        break;
+                    }
+                }
+            }
+        }
+        if stdin_once {
+            stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
+    }
+}
+
+/// Send the log's entries from byte `off` as frames.
+fn replay(log_path: &Path, off: u64, req: &AttachRequest, sock: &mut UnixStream) -> io::Result<()> {
+    use std::io::Seek;
+    let mut f = File::open(log_path)?;
+    f.seek(io::SeekFrom::Start(off))?;
+    for line in BufReader::new(f).lines() {
+        let line = line?;
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let stream = if v["stream"] == "stderr" { 2 } else { 1 };
+        if (stream == 1 && !req.stdout) || (stream == 2 && !req.stderr) {
+            continue;
+        }
+        sock.write_all(&frame(stream, v["log"].as_str().unwrap_or("").as_bytes()))?;
+    }
+    Ok(())
+}
