@@ -601,3 +601,68 @@ fn failing_hook_fails_create_and_cleans_up() {
     assert!(e.contains("hooks.createRuntime[0] /bin/sh"), "{e}");
     assert!(e.contains("nope"), "{e}");
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn user_namespace_maps_ids() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; cat /proc/self/gid_map",
+    ]);
+    // The mapped root must be able to reach the bundle.
+    std::fs::set_permissions(b.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(
+        words,
+        ["0", "0", "100000", "65536", "0", "100000", "65536"],
+        "{out}"
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn cli_run_forwards_signals_and_returns_exit_code() {
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "trap 'exit 42' TERM; touch /tmp/ready; while true; do sleep 0.05; done",
+    ]);
+    let mut b = b;
+    b.config["root"]["readonly"] = json!(false);
+    b.write();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth-runtime"))
+        .arg("--root")
+        .arg(b.root())
+        .args(["run", "-b"])
+        .arg(b.dir.path())
+        .arg(&b.id)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = b.dir.path().join("rootfs/tmp/ready");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "container never became ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(42));
+}
