@@ -432,16 +432,53 @@ impl Container {
         }
     }
 
-    /// Recompute the status: a dead init means stopped; an existing fifo means created.
+    /// Recompute the status: a dead init means stopped; an existing fifo means created;
+    /// a frozen cgroup means paused.
     pub fn refresh(&mut self) {
+        let frozen = || {
+            self.state
+                .cgroup
+                .as_ref()
+                .is_some_and(|cg| cg.is_frozen(&RealCgroupFs))
+        };
         let status = match self.state.status {
             Status::Creating if self.state.pid == 0 => Status::Creating,
             _ if !self.is_alive() => Status::Stopped,
-            Status::Paused => Status::Paused,
             _ if self.dir.join("exec.fifo").exists() => Status::Created,
+            _ if frozen() => Status::Paused,
             _ => Status::Running,
         };
         self.state.status = status;
+    }
+
+    /// Freeze every process of the container.
+    pub fn pause(&mut self) -> Result<(), RuntimeError> {
+        self.guard(|s| s == Status::Running, "pause")?;
+        self.freezer(true)
+    }
+
+    /// Thaw a paused container.
+    pub fn resume(&mut self) -> Result<(), RuntimeError> {
+        self.guard(|s| s == Status::Paused, "resume")?;
+        self.freezer(false)
+    }
+
+    fn freezer(&mut self, frozen: bool) -> Result<(), RuntimeError> {
+        let Some(cg) = &self.state.cgroup else {
+            return Err(RuntimeError::WrongStatus {
+                id: self.state.id.clone(),
+                status: self.state.status,
+                action: "pause without a cgroup",
+            });
+        };
+        cg.freeze(&RealCgroupFs, frozen)?;
+        self.state.status = if frozen {
+            Status::Paused
+        } else {
+            Status::Running
+        };
+        self.state.save(&self.dir)?;
+        Ok(())
     }
 
     fn guard(&mut self, ok: fn(Status) -> bool, action: &'static str) -> Result<(), RuntimeError> {
@@ -568,6 +605,12 @@ impl Container {
                 status: self.state.status,
                 action: "delete (use force)",
             });
+        }
+        if self.state.status == Status::Paused {
+            // Frozen tasks do not die until thawed.
+            if let Some(cg) = &self.state.cgroup {
+                let _ = cg.freeze(&RealCgroupFs, false);
+            }
         }
         let hooks = self.hooks().and_then(|h| h.poststop().clone());
         let mut errors = self.teardown(&RealCgroupFs);

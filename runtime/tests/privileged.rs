@@ -22,6 +22,17 @@ const APPLETS: &[&str] = &[
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
+/// Copy busybox in a separate `cp` process: a file open for writing in a test thread
+/// would leak into children forked by other tests and make their exec fail with ETXTBSY.
+fn copy_busybox(dest: &Path) {
+    let st = std::process::Command::new("cp")
+        .arg("/bin/busybox")
+        .arg(dest)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
 /// A bundle in a temp dir, a state root beside it, and a guard that deletes what's left.
 struct Bundle {
     dir: tempfile::TempDir,
@@ -37,7 +48,7 @@ impl Bundle {
         for d in ["proc", "sys", "dev", "tmp", "etc", "work"] {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        copy_busybox(&rootfs.join("bin/busybox"));
         for a in APPLETS {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
         }
@@ -665,4 +676,34 @@ fn cli_run_forwards_signals_and_returns_exit_code() {
     .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(42));
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn pause_resume_and_delete_paused() {
+    let b = Bundle::new(&["sleep", "100"]);
+    b.write();
+    let mut c = Container::create(&b.id, b.dir.path(), b.opts()).unwrap();
+    c.start().unwrap();
+    c.pause().unwrap();
+    assert_eq!(
+        Container::load(&b.root(), &b.id).unwrap().state().status,
+        Status::Paused
+    );
+    let e = c.pause().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RuntimeError::WrongStatus {
+                status: Status::Paused,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    c.resume().unwrap();
+    assert_eq!(c.state().status, Status::Running);
+    c.pause().unwrap();
+    // A paused container still deletes with force (thawed first so SIGKILL lands).
+    c.delete(true).unwrap();
 }

@@ -73,6 +73,10 @@ enum Cmd {
     Start { id: String },
     /// Print the container's state as JSON.
     State { id: String },
+    /// Freeze the container's processes.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
     /// Send a signal (default SIGTERM) to the container's init.
     Kill {
         /// Signal every process in the container.
@@ -220,6 +224,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Container::create(&a.id, &a.bundle, create_opts(root, &a))?;
         }
         Cmd::Start { id } => Container::load(root, &id)?.start()?,
+        Cmd::Pause { id } => Container::load(root, &id)?.pause()?,
+        Cmd::Resume { id } => Container::load(root, &id)?.resume()?,
         Cmd::State { id } => {
             let mut c = Container::load(root, &id)?;
             println!("{}", serde_json::to_string_pretty(&c.state().oci())?);
