@@ -104,6 +104,8 @@ pub struct CreateOpts {
     pub pid_file: Option<PathBuf>,
     /// The container process's stdio; defaults to the caller's.
     pub stdio: Stdio,
+    /// Pass the caller's fds 3 .. 3+N to the container process (runc `--preserve-fds`).
+    pub preserve_fds: u32,
 }
 
 impl CreateOpts {
@@ -114,6 +116,7 @@ impl CreateOpts {
             console_socket: None,
             pid_file: None,
             stdio: Stdio::default(),
+            preserve_fds: 0,
         }
     }
 }
@@ -332,6 +335,7 @@ impl Container {
                 exec: false,
                 hooks,
                 hook_state: &hook_state,
+                preserve_fds: opts.preserve_fds,
             },
             &mut join,
         );

@@ -707,3 +707,19 @@ fn pause_resume_and_delete_paused() {
     // A paused container still deletes with force (thawed first so SIGKILL lands).
     c.delete(true).unwrap();
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn no_runtime_fds_leak_into_the_container() {
+    // Hold an fd open in the test process: it must not reach the container.
+    let _held = std::fs::File::open("/proc/self/status").unwrap();
+    let b = Bundle::new(&["ls", "/proc/self/fd"]);
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    // 0-2 and ls's own directory fd.
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "2", "3"],
+        "{out}"
+    );
+}

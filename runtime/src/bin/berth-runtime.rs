@@ -56,6 +56,9 @@ struct CreateArgs {
     /// Write the container's init pid to this file.
     #[arg(long = "pid-file")]
     pid_file: Option<PathBuf>,
+    /// Pass fds 3 .. 3+N on to the container process.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
     /// Accepted for compatibility (ignored).
     #[arg(long = "no-pivot")]
     no_pivot: bool,
@@ -196,6 +199,7 @@ fn create_opts(root: &Path, a: &CreateArgs) -> CreateOpts {
     let mut o = CreateOpts::new(root);
     o.console_socket = a.console_socket.clone();
     o.pid_file = a.pid_file.clone();
+    o.preserve_fds = a.preserve_fds;
     o
 }
 

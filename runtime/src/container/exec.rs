@@ -83,6 +83,7 @@ impl Container {
                 exec: true,
                 hooks: None,
                 hook_state: &|_| Vec::new(),
+                preserve_fds: 0,
             },
             &mut join_cgroup,
         )?;
