@@ -756,3 +756,22 @@ fn cgroup_v2_hierarchy_create_freeze_remove() {
     c.delete(true).unwrap();
     assert!(!dir.exists());
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn masking_refuses_an_image_dev_null_that_is_not_a_device() {
+    let mut b = Bundle::new(&["true"]);
+    // No tmpfs on /dev: the image's own /dev/null (a symlink to a regular file) is used.
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
+    let rootfs = b.dir.path().join("rootfs");
+    std::fs::write(rootfs.join("etc/secret"), "x").unwrap();
+    std::os::unix::fs::symlink("/etc/secret", rootfs.join("dev/null")).unwrap();
+    b.write();
+    let e = Container::create(&b.id, b.dir.path(), b.opts())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/dev/null is not the null device"), "{e}");
+}
