@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
-use oci_spec::runtime::{Process, Spec};
-use std::os::unix::fs::MetadataExt;
+use oci_spec::runtime::Spec;
 
 use crate::cgroup::{self, Cgroup, CgroupError, CgroupFs, RealCgroupFs};
 use crate::plan::{self, HostLimits, SpecError};
@@ -105,6 +104,8 @@ pub struct CreateOpts {
     pub pid_file: Option<PathBuf>,
     /// The container process's stdio; defaults to the caller's.
     pub stdio: Stdio,
+    /// Pass the caller's fds 3 .. 3+N to the container process (runc `--preserve-fds`).
+    pub preserve_fds: u32,
 }
 
 impl CreateOpts {
@@ -115,19 +116,12 @@ impl CreateOpts {
             console_socket: None,
             pid_file: None,
             stdio: Stdio::default(),
+            preserve_fds: 0,
         }
     }
 }
 
 pub const DEFAULT_ROOT: &str = "/run/berth-runtime";
-
-/// Options for [`Container::exec`].
-#[derive(Debug, Default)]
-pub struct ExecOpts {
-    pub stdio: Stdio,
-    pub console_socket: Option<PathBuf>,
-    pub pid_file: Option<PathBuf>,
-}
 
 /// Everything computed from the bundle before any process exists.
 #[derive(Debug, Clone, Copy)]
@@ -341,6 +335,7 @@ impl Container {
                 exec: false,
                 hooks,
                 hook_state: &hook_state,
+                preserve_fds: opts.preserve_fds,
             },
             &mut join,
         );
@@ -441,16 +436,53 @@ impl Container {
         }
     }
 
-    /// Recompute the status: a dead init means stopped; an existing fifo means created.
+    /// Recompute the status: a dead init means stopped; an existing fifo means created;
+    /// a frozen cgroup means paused.
     pub fn refresh(&mut self) {
+        let frozen = || {
+            self.state
+                .cgroup
+                .as_ref()
+                .is_some_and(|cg| cg.is_frozen(&RealCgroupFs))
+        };
         let status = match self.state.status {
             Status::Creating if self.state.pid == 0 => Status::Creating,
             _ if !self.is_alive() => Status::Stopped,
-            Status::Paused => Status::Paused,
             _ if self.dir.join("exec.fifo").exists() => Status::Created,
+            _ if frozen() => Status::Paused,
             _ => Status::Running,
         };
         self.state.status = status;
+    }
+
+    /// Freeze every process of the container.
+    pub fn pause(&mut self) -> Result<(), RuntimeError> {
+        self.guard(|s| s == Status::Running, "pause")?;
+        self.freezer(true)
+    }
+
+    /// Thaw a paused container.
+    pub fn resume(&mut self) -> Result<(), RuntimeError> {
+        self.guard(|s| s == Status::Paused, "resume")?;
+        self.freezer(false)
+    }
+
+    fn freezer(&mut self, frozen: bool) -> Result<(), RuntimeError> {
+        let Some(cg) = &self.state.cgroup else {
+            return Err(RuntimeError::WrongStatus {
+                id: self.state.id.clone(),
+                status: self.state.status,
+                action: "pause without a cgroup",
+            });
+        };
+        cg.freeze(&RealCgroupFs, frozen)?;
+        self.state.status = if frozen {
+            Status::Paused
+        } else {
+            Status::Running
+        };
+        self.state.save(&self.dir)?;
+        Ok(())
     }
 
     fn guard(&mut self, ok: fn(Status) -> bool, action: &'static str) -> Result<(), RuntimeError> {
@@ -568,80 +600,6 @@ impl Container {
         wait_forwarding_signals(self.state.pid)
     }
 
-    /// Start another process in the running container: join its namespaces and cgroup,
-    /// apply `process` (user, caps, env, cwd, rlimits) and the container's seccomp
-    /// profile. Returns the new process's host pid; it is the caller's child, so
-    /// [`wait_pid`] works on it.
-    pub fn exec(&mut self, process: &Process, opts: ExecOpts) -> Result<i32, RuntimeError> {
-        self.guard(|s| s == Status::Running, "exec")?;
-        let config = self.state.bundle.join("config.json");
-        let spec = Spec::load(&config).map_err(|source| SpecError::Load {
-            path: config.clone(),
-            source,
-        })?;
-        let pid = self.state.pid;
-        let mut join = Vec::new();
-        for kind in plan::NsKind::ALL {
-            let theirs = PathBuf::from(format!("/proc/{pid}/ns/{}", kind.proc_name()));
-            let ours = PathBuf::from(format!("/proc/self/ns/{}", kind.proc_name()));
-            let ino = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
-            match (ino(&theirs), ino(&ours)) {
-                (Ok(a), Ok(b)) if a == b => {}
-                (Ok(_), _) => join.push(plan::NsStep::Join(kind, theirs)),
-                (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => {}
-                (Err(e), _) => return Err(io_err("stat", &theirs)(e)),
-            }
-        }
-        let plan = plan::plan_exec(
-            process,
-            join,
-            self.state.rootfs.clone(),
-            &HostLimits::current(),
-        )?;
-        if plan.process.terminal && opts.console_socket.is_none() {
-            return Err(SpecError::Invalid {
-                field: "process.terminal".into(),
-                reason: "a terminal needs --console-socket".into(),
-            }
-            .into());
-        }
-        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            Some(s) => Some(crate::seccomp::compile_cached(
-                s,
-                self.dir
-                    .parent()
-                    .map(|r| r.join(".seccomp-cache"))
-                    .as_deref(),
-            )?),
-            None => None,
-        };
-        let fs = RealCgroupFs;
-        let cg = self.state.cgroup.clone();
-        let mut join_cgroup = |p: i32| match &cg {
-            Some(cg) => cg.join(&fs, p).map_err(|e| e.to_string()),
-            None => Ok(()),
-        };
-        let child = process::spawn(
-            SpawnOpts {
-                plan: &plan,
-                exec_fifo: None,
-                stdio: opts.stdio,
-                seccomp: seccomp.as_ref(),
-                console_socket: opts.console_socket.as_deref(),
-                exec: true,
-                hooks: None,
-                hook_state: &|_| Vec::new(),
-            },
-            &mut join_cgroup,
-        )?;
-        if let Some(p) = &opts.pid_file {
-            let tmp = p.with_extension("tmp");
-            std::fs::write(&tmp, child.to_string()).map_err(io_err("write", &tmp))?;
-            std::fs::rename(&tmp, p).map_err(io_err("rename", p))?;
-        }
-        Ok(child)
-    }
-
     /// Remove the container. A running one needs `force`, which kills it first.
     pub fn delete(mut self, force: bool) -> Result<(), RuntimeError> {
         self.refresh();
@@ -651,6 +609,12 @@ impl Container {
                 status: self.state.status,
                 action: "delete (use force)",
             });
+        }
+        if self.state.status == Status::Paused {
+            // Frozen tasks do not die until thawed.
+            if let Some(cg) = &self.state.cgroup {
+                let _ = cg.freeze(&RealCgroupFs, false);
+            }
         }
         let hooks = self.hooks().and_then(|h| h.poststop().clone());
         let mut errors = self.teardown(&RealCgroupFs);
@@ -707,75 +671,8 @@ impl Container {
     }
 }
 
-fn exit_code(s: nix::sys::wait::WaitStatus) -> Option<i32> {
-    match s {
-        nix::sys::wait::WaitStatus::Exited(_, code) => Some(code),
-        nix::sys::wait::WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
-        _ => None,
-    }
-}
+mod exec;
+mod wait;
 
-/// Wait for a child process (an init or an `exec`ed process) and return its exit code,
-/// or 128 + the signal that killed it.
-pub fn wait_pid(pid: i32) -> Result<i32, RuntimeError> {
-    loop {
-        match nix::sys::wait::waitpid(Pid::from_raw(pid), None) {
-            Ok(s) => {
-                if let Some(c) = exit_code(s) {
-                    return Ok(c);
-                }
-            }
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(source) => return Err(RuntimeError::Wait { pid, source }),
-        }
-    }
-}
-
-/// Forward catchable signals to `pid` (our child) until it exits; return its exit code.
-/// The calling thread must have blocked them first ([`block_forwarded_signals`]).
-pub fn wait_forwarding_signals(child: i32) -> Result<i32, RuntimeError> {
-    let set = forwarded_signals();
-    let pid = Pid::from_raw(child);
-    loop {
-        match nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-            Ok(nix::sys::wait::WaitStatus::StillAlive) => {}
-            Ok(s) => {
-                if let Some(code) = exit_code(s) {
-                    return Ok(code);
-                }
-            }
-            Err(source) => return Err(RuntimeError::Wait { pid: child, source }),
-        }
-        match set.wait() {
-            Ok(Signal::SIGCHLD) | Err(_) => {}
-            Ok(sig) => {
-                let _ = kill(pid, sig);
-            }
-        }
-    }
-}
-
-fn forwarded_signals() -> nix::sys::signal::SigSet {
-    let mut set = nix::sys::signal::SigSet::empty();
-    for s in Signal::iterator() {
-        if !matches!(
-            s,
-            Signal::SIGKILL
-                | Signal::SIGSTOP
-                | Signal::SIGSEGV
-                | Signal::SIGBUS
-                | Signal::SIGILL
-                | Signal::SIGFPE
-                | Signal::SIGTRAP
-        ) {
-            set.add(s);
-        }
-    }
-    set
-}
-
-/// Block the signals [`Container::wait_forwarding_signals`] forwards, in the calling
-/// thread. Call before `create`, so none is lost between create and wait.
-pub fn block_forwarded_signals() -> Result<(), nix::errno::Errno> {
-    forwarded_signals().thread_block()
-}
+pub use exec::ExecOpts;
+pub use wait::{block_forwarded_signals, wait_forwarding_signals, wait_pid};

@@ -26,6 +26,7 @@ pub use container::{
     block_forwarded_signals, wait_forwarding_signals, wait_pid, Container, CreateOpts, ExecOpts,
     RuntimeError, DEFAULT_ROOT,
 };
+pub use nix::sys::signal::Signal;
 pub use oci_spec;
 pub use process::Stdio;
 pub use state::{State, Status};

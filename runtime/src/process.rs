@@ -4,7 +4,7 @@
 //! of a new pid namespace. Init sets the container up and reports `Ready`; it then waits on
 //! the exec fifo for `start` and execs. All three talk over one [`channel`](crate::channel).
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::fcntl::OFlag;
@@ -58,6 +58,8 @@ pub struct SpawnOpts<'a> {
     /// `exec` into a running container: only join namespaces and set the process up.
     pub exec: bool,
     pub hooks: Option<&'a oci_spec::runtime::Hooks>,
+    /// Pass fds 3 .. 3+N of the caller on to the container process (runc --preserve-fds).
+    pub preserve_fds: u32,
     /// The OCI state JSON given to hooks, for an init pid.
     pub hook_state: &'a dyn Fn(i32) -> Vec<u8>,
 }
@@ -105,9 +107,22 @@ pub fn spawn(
         ),
         None => None,
     };
+    let mut keep: Vec<i32> = [&opts.stdio.stdin, &opts.stdio.stdout, &opts.stdio.stderr]
+        .into_iter()
+        .flatten()
+        .map(|f| f.as_raw_fd())
+        .chain(fifo.as_ref().map(|f| f.as_raw_fd()))
+        .chain(Some(child_ch.as_raw_fd()))
+        .collect();
+    keep.extend((0..opts.preserve_fds).map(|i| 3 + i as i32));
     let pid = crate::sys::fork().map_err(SpawnError::Fork)?;
     if pid == 0 {
         drop(main_ch);
+        if let Err(e) = crate::sys::close_all_except(&keep) {
+            let mut ch = child_ch;
+            let _ = ch.send(&Msg::Error(format!("close_range: {e}")));
+            crate::sys::exit_now(1);
+        }
         let mut ch = child_ch;
         let err = match intermediate(&mut ch, opts, fifo) {
             Ok(never) => match never {},
@@ -326,7 +341,7 @@ fn init(
     let program =
         crate::init::setup_process(&LinuxSyscall, opts.plan, opts.seccomp).map_err(|e| s(&e))?;
     // Nothing the runtime holds may survive into the container (CVE-2024-21626).
-    crate::sys::cloexec_from(3).map_err(|e| format!("close_range: {e}"))?;
+    crate::sys::cloexec_from(3 + opts.preserve_fds).map_err(|e| format!("close_range: {e}"))?;
     ch.send(&Msg::Ready).map_err(|e| s(&e))?;
     // Nobody listens on the channel any more: report on the container's stderr.
     let start_hooks = match (

@@ -92,6 +92,10 @@ fn mount_one(sys: &dyn Syscall, root: &Path, m: &MountStep) -> Result<(), SysErr
 /// do not exist are skipped, as runc does.
 pub fn finish(sys: &dyn Syscall, plan: &Plan) -> Result<(), SysError> {
     let root = Path::new("/");
+    // Mask files with the container's /dev/null, checked to be the real null device and
+    // bound from the checked fd: an image can make /dev/null a symlink or a regular file
+    // (CVE-2025-31133).
+    let mut null: Option<crate::syscall::Resolved> = None;
     for p in &plan.masked_paths {
         let Ok(target) = sys.resolve_in_root(root, p, Create::Nothing) else {
             continue;
@@ -106,13 +110,19 @@ pub fn finish(sys: &dyn Syscall, plan: &Plan) -> Result<(), SysError> {
                 Some("size=0k"),
             )?;
         } else {
-            sys.mount(
-                Some(Path::new("/dev/null")),
-                &path,
-                None,
-                MsFlags::MS_BIND,
-                None,
-            )?;
+            if null.is_none() {
+                let n = sys.resolve_in_root(root, Path::new("/dev/null"), Create::Nothing)?;
+                if n.char_dev != Some((1, 3)) {
+                    return Err(SysError::errno(
+                        "mask",
+                        format!("{} (/dev/null is not the null device)", p.display()),
+                        nix::errno::Errno::EPERM,
+                    ));
+                }
+                null = Some(n);
+            }
+            let src = null.as_ref().map(|n| n.mount_path());
+            sys.mount(src.as_deref(), &path, None, MsFlags::MS_BIND, None)?;
         }
     }
     for p in &plan.readonly_paths {

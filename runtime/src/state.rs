@@ -144,8 +144,9 @@ impl State {
         };
         let mut f = std::fs::File::create(&tmp).map_err(err)?;
         let text = serde_json::to_vec(self).map_err(|e| err(std::io::Error::other(e)))?;
+        // No fsync: state lives on a tmpfs (/run) and only needs to be atomic for
+        // readers, which the rename gives; an fsync costs ~30 ms on a disk.
         f.write_all(&text).map_err(err)?;
-        f.sync_all().map_err(err)?;
         std::fs::rename(&tmp, &path).map_err(err)
     }
 }

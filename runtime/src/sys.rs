@@ -40,6 +40,31 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
+/// Close every fd except those in `keep` (0, 1 and 2 are always kept): right after
+/// fork, so fds other threads of the caller had open (files being written, sockets)
+/// do not live on in the container's processes until exec.
+pub fn close_all_except(keep: &[i32]) -> Result<(), Errno> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|f| u32::try_from(*f).ok())
+        .chain([0, 1, 2])
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut next = 0u32;
+    for k in keep.into_iter().chain([u32::MAX]) {
+        if k > next {
+            let last = if k == u32::MAX { u32::MAX } else { k - 1 };
+            // SAFETY: close_range only closes fds; none of those in the range are used
+            // again by this process (the caller keeps what it needs in `keep`).
+            let r = unsafe { libc::syscall(libc::SYS_close_range, next, last, 0u32) };
+            Errno::result(r)?;
+        }
+        next = k.saturating_add(1);
+    }
+    Ok(())
+}
+
 /// `openat2(dirfd, path, flags, resolve)`.
 pub fn openat2(
     dirfd: BorrowedFd<'_>,

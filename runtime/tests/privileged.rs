@@ -22,6 +22,17 @@ const APPLETS: &[&str] = &[
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
+/// Copy busybox in a separate `cp` process: a file open for writing in a test thread
+/// would leak into children forked by other tests and make their exec fail with ETXTBSY.
+fn copy_busybox(dest: &Path) {
+    let st = std::process::Command::new("cp")
+        .arg("/bin/busybox")
+        .arg(dest)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
 /// A bundle in a temp dir, a state root beside it, and a guard that deletes what's left.
 struct Bundle {
     dir: tempfile::TempDir,
@@ -37,7 +48,7 @@ impl Bundle {
         for d in ["proc", "sys", "dev", "tmp", "etc", "work"] {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        copy_busybox(&rootfs.join("bin/busybox"));
         for a in APPLETS {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
         }
@@ -600,4 +611,167 @@ fn failing_hook_fails_create_and_cleans_up() {
         .to_string();
     assert!(e.contains("hooks.createRuntime[0] /bin/sh"), "{e}");
     assert!(e.contains("nope"), "{e}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn user_namespace_maps_ids() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; cat /proc/self/gid_map",
+    ]);
+    // The mapped root must be able to reach the bundle.
+    std::fs::set_permissions(b.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(
+        words,
+        ["0", "0", "100000", "65536", "0", "100000", "65536"],
+        "{out}"
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn cli_run_forwards_signals_and_returns_exit_code() {
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "trap 'exit 42' TERM; touch /tmp/ready; while true; do sleep 0.05; done",
+    ]);
+    let mut b = b;
+    b.config["root"]["readonly"] = json!(false);
+    b.write();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth-runtime"))
+        .arg("--root")
+        .arg(b.root())
+        .args(["run", "-b"])
+        .arg(b.dir.path())
+        .arg(&b.id)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = b.dir.path().join("rootfs/tmp/ready");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "container never became ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(42));
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn pause_resume_and_delete_paused() {
+    let b = Bundle::new(&["sleep", "100"]);
+    b.write();
+    let mut c = Container::create(&b.id, b.dir.path(), b.opts()).unwrap();
+    c.start().unwrap();
+    c.pause().unwrap();
+    assert_eq!(
+        Container::load(&b.root(), &b.id).unwrap().state().status,
+        Status::Paused
+    );
+    let e = c.pause().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RuntimeError::WrongStatus {
+                status: Status::Paused,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    c.resume().unwrap();
+    assert_eq!(c.state().status, Status::Running);
+    c.pause().unwrap();
+    // A paused container still deletes with force (thawed first so SIGKILL lands).
+    c.delete(true).unwrap();
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn no_runtime_fds_leak_into_the_container() {
+    // Hold an fd open in the test process: it must not reach the container.
+    let _held = std::fs::File::open("/proc/self/status").unwrap();
+    let b = Bundle::new(&["ls", "/proc/self/fd"]);
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    // 0-2 and ls's own directory fd.
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "2", "3"],
+        "{out}"
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn cgroup_v2_hierarchy_create_freeze_remove() {
+    // This host is hybrid: its (controller-less) cgroup2 mount is a real v2 hierarchy.
+    let v2 = Path::new("/sys/fs/cgroup/unified");
+    if !v2.join("cgroup.controllers").exists() {
+        // Not a skip in disguise: on a pure v2 host every other test already runs on v2.
+        assert!(Path::new("/sys/fs/cgroup/cgroup.controllers").exists());
+        return;
+    }
+    let b = Bundle::new(&["sleep", "100"]);
+    b.write();
+    let mut opts = b.opts();
+    opts.cgroup_root = v2.to_path_buf();
+    let mut c = Container::create(&b.id, b.dir.path(), opts).unwrap();
+    let dir = v2.join(&b.id);
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+    assert_eq!(procs.trim(), c.pid().to_string());
+    c.start().unwrap();
+    c.pause().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cgroup.freeze"))
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    assert_eq!(c.state().status, Status::Paused);
+    c.resume().unwrap();
+    assert_eq!(c.state().status, Status::Running);
+    c.delete(true).unwrap();
+    assert!(!dir.exists());
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn masking_refuses_an_image_dev_null_that_is_not_a_device() {
+    let mut b = Bundle::new(&["true"]);
+    // No tmpfs on /dev: the image's own /dev/null (a symlink to a regular file) is used.
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
+    let rootfs = b.dir.path().join("rootfs");
+    std::fs::write(rootfs.join("etc/secret"), "x").unwrap();
+    std::os::unix::fs::symlink("/etc/secret", rootfs.join("dev/null")).unwrap();
+    b.write();
+    let e = Container::create(&b.id, b.dir.path(), b.opts())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/dev/null is not the null device"), "{e}");
 }

@@ -418,6 +418,42 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Freeze or thaw every process in the cgroup (pause / resume).
+    pub fn freeze(&self, fs: &dyn CgroupFs, frozen: bool) -> Result<(), CgroupError> {
+        let (path, value) = match self.version {
+            Version::V1 => (
+                self.root
+                    .join("freezer")
+                    .join(&self.path)
+                    .join("freezer.state"),
+                if frozen { "FROZEN" } else { "THAWED" },
+            ),
+            Version::V2 => (
+                self.root.join(&self.path).join("cgroup.freeze"),
+                if frozen { "1" } else { "0" },
+            ),
+        };
+        fs.write(&path, value).map_err(io("write", &path))
+    }
+
+    /// Whether the cgroup is frozen (or freezing).
+    pub fn is_frozen(&self, fs: &dyn CgroupFs) -> bool {
+        match self.version {
+            Version::V1 => fs
+                .read(
+                    &self
+                        .root
+                        .join("freezer")
+                        .join(&self.path)
+                        .join("freezer.state"),
+                )
+                .is_ok_and(|s| matches!(s.trim(), "FROZEN" | "FREEZING")),
+            Version::V2 => fs
+                .read(&self.root.join(&self.path).join("cgroup.freeze"))
+                .is_ok_and(|s| s.trim() == "1"),
+        }
+    }
+
     /// Move `pid` into the existing cgroup (for `exec`).
     pub fn join(&self, fs: &dyn CgroupFs, pid: i32) -> Result<(), CgroupError> {
         for (_, d) in self.dirs(fs) {

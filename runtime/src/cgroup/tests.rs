@@ -160,3 +160,27 @@ fn shares_to_weight_matches_kernel_doc() {
     assert_eq!(shares_to_weight(1024), 39);
     assert_eq!(shares_to_weight(262_144), 10_000);
 }
+
+#[test]
+fn freeze_writes_per_version() {
+    let root = Path::new("/sys/fs/cgroup");
+    let fs = FakeCgroupFs::v2(root, "");
+    let cg = Cgroup::new(&fs, root, None, "c1").unwrap();
+    cg.freeze(&fs, true).unwrap();
+    assert!(cg.is_frozen(&fs));
+    cg.freeze(&fs, false).unwrap();
+    assert!(!cg.is_frozen(&fs));
+    let fs1 = FakeCgroupFs::v1(root, &["freezer"]);
+    let cg1 = Cgroup::new(&fs1, root, None, "c1").unwrap();
+    cg1.freeze(&fs1, true).unwrap();
+    assert!(cg1.is_frozen(&fs1));
+    expect_test::expect![[r#"
+        write /sys/fs/cgroup/berth/c1/cgroup.freeze "1"
+        write /sys/fs/cgroup/berth/c1/cgroup.freeze "0"
+    "#]]
+    .assert_eq(&fs.log());
+    expect_test::expect![[r#"
+        write /sys/fs/cgroup/freezer/berth/c1/freezer.state "FROZEN"
+    "#]]
+    .assert_eq(&fs1.log());
+}

@@ -64,3 +64,11 @@ fn seccomp_goes_before_identity_without_nnp() {
     let _ = setup(&sys, &plan, Some(&prog));
     assert!(!sys.calls().contains("seccomp"));
 }
+
+#[test]
+fn masking_refuses_a_fake_dev_null() {
+    let mut sys = RecordingSyscall::new();
+    sys.null_is_file = true;
+    let e = setup(&sys, &sample(), None).unwrap_err().to_string();
+    assert!(e.contains("/dev/null is not the null device"), "{e}");
+}

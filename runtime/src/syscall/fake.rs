@@ -18,6 +18,8 @@ pub struct RecordingSyscall {
     pub dirs: BTreeSet<PathBuf>,
     /// A call whose text starts with this fails with EPERM.
     pub fail_on: Option<String>,
+    /// Make `/dev/null` resolve to a regular file (a hostile image).
+    pub null_is_file: bool,
 }
 
 impl RecordingSyscall {
@@ -99,6 +101,7 @@ impl Syscall for RecordingSyscall {
             shown,
             fd: None,
             is_dir,
+            char_dev: (path == Path::new("/dev/null") && !self.null_is_file).then_some((1, 3)),
         })
     }
     fn is_dir(&self, path: &Path) -> Result<bool, SysError> {

@@ -204,6 +204,14 @@ impl Syscall for LinuxSyscall {
             shown: path.to_path_buf(),
             fd: Some(cur),
             is_dir: SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR,
+            char_dev: (SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
+                == SFlag::S_IFCHR)
+                .then(|| {
+                    (
+                        nix::sys::stat::major(st.st_rdev),
+                        nix::sys::stat::minor(st.st_rdev),
+                    )
+                }),
         })
     }
 

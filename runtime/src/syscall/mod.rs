@@ -61,6 +61,8 @@ pub struct Resolved {
     pub shown: PathBuf,
     pub fd: Option<OwnedFd>,
     pub is_dir: bool,
+    /// (major, minor) when the path is a character device.
+    pub char_dev: Option<(u64, u64)>,
 }
 
 impl Resolved {
