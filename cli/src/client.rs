@@ -63,9 +63,11 @@ impl Client {
             .header("Host", "berth");
         let req = match payload {
             Payload::None => builder.body(Empty::new().map_err(|e| match e {}).boxed_unsync())?,
-            Payload::Json(v) => builder
-                .header("Content-Type", "application/json")
-                .body(Full::new(Bytes::from(serde_json::to_vec(&v)?)).map_err(|e| match e {}).boxed_unsync())?,
+            Payload::Json(v) => builder.header("Content-Type", "application/json").body(
+                Full::new(Bytes::from(serde_json::to_vec(&v)?))
+                    .map_err(|e| match e {})
+                    .boxed_unsync(),
+            )?,
             Payload::Reader(r, ct) => {
                 let stream = tokio_util::io::ReaderStream::with_capacity(r, 256 << 10)
                     .map(|r| r.map(Frame::data));
@@ -79,10 +81,14 @@ impl Client {
     /// `POST` with `Upgrade: tcp`: the daemon answers 101 and the connection becomes a raw
     /// stream (attach, exec start).
     pub async fn hijack(&self, path: &str) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
-        let stream = Self::connect(&self.socket)
-            .await
-            .with_context(|| format!("cannot connect to the berth daemon at unix://{}", self.socket.display()))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream)).await?;
+        let stream = Self::connect(&self.socket).await.with_context(|| {
+            format!(
+                "cannot connect to the berth daemon at unix://{}",
+                self.socket.display()
+            )
+        })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
@@ -98,7 +104,10 @@ impl Client {
         let resp = sender.send_request(req).await?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             let resp = Self::ok(resp).await?;
-            bail!("unable to upgrade to tcp, received {}", resp.status().as_u16());
+            bail!(
+                "unable to upgrade to tcp, received {}",
+                resp.status().as_u16()
+            );
         }
         Ok(TokioIo::new(hyper::upgrade::on(resp).await?))
     }

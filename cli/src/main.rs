@@ -136,7 +136,7 @@ enum ContainerCmd {
         containers: Vec<String>,
     },
     /// Create and run a new container from an image
-    Run(commands::containers::RunArgs),
+    Run(Box<commands::containers::RunArgs>),
     /// Stop one or more running containers
     Stop {
         #[arg(short, long)]
@@ -162,9 +162,13 @@ fn main() {
             if stage2 {
                 std::process::exit(engine::monitor::stage2(&dir));
             }
-            engine::monitor::stage1(&dir).map(|()| 0).map_err(anyhow::Error::from)
+            engine::monitor::stage1(&dir)
+                .map(|()| 0)
+                .map_err(anyhow::Error::from)
         }
-        Cmd::Daemon { data_root } => commands::system::daemon(cli.host.as_deref(), data_root).map(|()| 0),
+        Cmd::Daemon { data_root } => {
+            commands::system::daemon(cli.host.as_deref(), data_root).map(|()| 0)
+        }
         cmd => {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -200,17 +204,53 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Start { attach, containers } => ct::start(&c, &containers, attach).await,
         Cmd::Ps(a) => done(ct::ps(&c, a).await),
         Cmd::Logs(a) => done(ct::logs(&c, a).await),
-        Cmd::Stop { time, containers } => done(ct::each(&c, Method::POST, &containers, &format!("stop{}", t(time))).await),
-        Cmd::Kill { signal, containers } => done(ct::each(&c, Method::POST, &containers, &format!("kill?signal={signal}")).await),
-        Cmd::Restart { time, containers } => done(ct::each(&c, Method::POST, &containers, &format!("restart{}", t(time))).await),
-        Cmd::Rm { force, containers } => done(ct::each(&c, Method::DELETE, &containers, if force { "?force=1" } else { "?force=0" }).await),
+        Cmd::Stop { time, containers } => {
+            done(ct::each(&c, Method::POST, &containers, &format!("stop{}", t(time))).await)
+        }
+        Cmd::Kill { signal, containers } => done(
+            ct::each(
+                &c,
+                Method::POST,
+                &containers,
+                &format!("kill?signal={signal}"),
+            )
+            .await,
+        ),
+        Cmd::Restart { time, containers } => done(
+            ct::each(
+                &c,
+                Method::POST,
+                &containers,
+                &format!("restart{}", t(time)),
+            )
+            .await,
+        ),
+        Cmd::Rm { force, containers } => done(
+            ct::each(
+                &c,
+                Method::DELETE,
+                &containers,
+                if force { "?force=1" } else { "?force=0" },
+            )
+            .await,
+        ),
         Cmd::Wait { containers } => ct::wait(&c, &containers).await,
         Cmd::Container(cc) => match cc {
             ContainerCmd::Ls(a) => done(ct::ps(&c, a).await),
             ContainerCmd::Inspect { containers } => done(ct::inspect(&c, &containers).await),
-            ContainerCmd::Run(a) => ct::run(&c, a).await,
-            ContainerCmd::Stop { time, containers } => done(ct::each(&c, Method::POST, &containers, &format!("stop{}", t(time))).await),
-            ContainerCmd::Rm { force, containers } => done(ct::each(&c, Method::DELETE, &containers, if force { "?force=1" } else { "?force=0" }).await),
+            ContainerCmd::Run(a) => ct::run(&c, *a).await,
+            ContainerCmd::Stop { time, containers } => {
+                done(ct::each(&c, Method::POST, &containers, &format!("stop{}", t(time))).await)
+            }
+            ContainerCmd::Rm { force, containers } => done(
+                ct::each(
+                    &c,
+                    Method::DELETE,
+                    &containers,
+                    if force { "?force=1" } else { "?force=0" },
+                )
+                .await,
+            ),
             ContainerCmd::Logs(a) => done(ct::logs(&c, a).await),
         },
         Cmd::Monitor { .. } => unreachable_daemon().map(|()| 0),
@@ -220,21 +260,19 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
 
 async fn run_images(c: &client::Client, cmd: Cmd) -> anyhow::Result<()> {
     use commands::{images, system};
-    let c = c.clone();
-    let c = &c;
     match cmd {
         Cmd::Daemon { .. } => unreachable_daemon(),
-        Cmd::Version => system::version(&c).await,
-        Cmd::Info => system::info(&c).await,
-        Cmd::Images(a) => images::list(&c, a).await,
-        Cmd::Image(i) => images::image(&c, i).await,
-        Cmd::Tag { source, target } => images::tag(&c, &source, &target).await,
-        Cmd::History { image } => images::image(&c, images::ImageCmd::History { image }).await,
-        Cmd::Rmi(a) => images::rmi(&c, a).await,
-        Cmd::Import(a) => images::import(&c, a).await,
-        Cmd::Save(a) => images::save(&c, a).await,
-        Cmd::Load(a) => images::load(&c, a).await,
-        Cmd::System(s) => system::system(&c, s).await,
+        Cmd::Version => system::version(c).await,
+        Cmd::Info => system::info(c).await,
+        Cmd::Images(a) => images::list(c, a).await,
+        Cmd::Image(i) => images::image(c, i).await,
+        Cmd::Tag { source, target } => images::tag(c, &source, &target).await,
+        Cmd::History { image } => images::image(c, images::ImageCmd::History { image }).await,
+        Cmd::Rmi(a) => images::rmi(c, a).await,
+        Cmd::Import(a) => images::import(c, a).await,
+        Cmd::Save(a) => images::save(c, a).await,
+        Cmd::Load(a) => images::load(c, a).await,
+        Cmd::System(s) => system::system(c, s).await,
         _ => unreachable_daemon(),
     }
 }

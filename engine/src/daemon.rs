@@ -122,7 +122,10 @@ impl Daemon {
         let mut chld = signal(SignalKind::child()).map_err(io_err("signal", &sock))?;
         tokio::spawn(async move {
             while chld.recv().await.is_some() {
-                while let Ok(Some(_)) = rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {}
+                while let Ok(Some(_)) =
+                    rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG)
+                {
+                }
             }
         });
         let mut term = signal(SignalKind::terminate()).map_err(io_err("signal", &sock))?;

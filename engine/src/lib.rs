@@ -10,10 +10,10 @@
 pub mod api;
 mod changes;
 pub mod containers;
-pub mod monitor;
 pub mod daemon;
 pub mod error;
 mod http;
+pub mod monitor;
 pub mod version;
 
 pub use daemon::{Daemon, DaemonConfig};

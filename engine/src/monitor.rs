@@ -151,8 +151,14 @@ fn mount_rootfs(cfg: &MonitorConfig) -> Result<PathBuf, String> {
         std::env::set_current_dir(d).map_err(|e| format!("chdir {d}: {e}"))?;
     }
     let data = std::ffi::CString::new(opts).map_err(|e| e.to_string())?;
-    rustix::mount::mount("overlay", &target, "overlay", rustix::mount::MountFlags::empty(), data.as_c_str())
-        .map_err(|e| format!("mounting the container's root filesystem: {e}"))?;
+    rustix::mount::mount(
+        "overlay",
+        &target,
+        "overlay",
+        rustix::mount::MountFlags::empty(),
+        data.as_c_str(),
+    )
+    .map_err(|e| format!("mounting the container's root filesystem: {e}"))?;
     let _ = std::env::set_current_dir("/");
     Ok(target)
 }
@@ -179,8 +185,11 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
     spec["root"]["path"] = serde_json::json!(root);
     let bundle = cfg.dir.join("bundle");
     std::fs::create_dir_all(&bundle).map_err(|e| e.to_string())?;
-    std::fs::write(bundle.join("config.json"), serde_json::to_vec(&spec).map_err(|e| e.to_string())?)
-        .map_err(|e| format!("write config.json: {e}"))?;
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec(&spec).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| format!("write config.json: {e}"))?;
 
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -188,7 +197,10 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
         let (r, w) = pipe()?;
         (r, Some(w))
     } else {
-        (File::open("/dev/null").map_err(|e| e.to_string())?.into(), None)
+        (
+            File::open("/dev/null").map_err(|e| e.to_string())?.into(),
+            None,
+        )
     };
     let mut opts = runtime::CreateOpts::new(&cfg.runtime_root);
     opts.stdio = runtime::Stdio {
@@ -197,7 +209,8 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
         stderr: Some(err_w),
     };
     let _ = std::fs::remove_dir_all(cfg.runtime_root.join(&cfg.id));
-    let mut container = runtime::Container::create(&cfg.id, &bundle, opts).map_err(|e| e.to_string())?;
+    let mut container =
+        runtime::Container::create(&cfg.id, &bundle, opts).map_err(|e| e.to_string())?;
     if let Err(e) = container.start() {
         let _ = container.delete(true);
         return Err(e.to_string());
@@ -207,12 +220,16 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
         .append(true)
         .open(&cfg.log_path)
         .map_err(|e| format!("open log {}: {e}", cfg.log_path.display()))?;
-    let shared = Arc::new(Mutex::new(Shared { log, clients: Vec::new() }));
+    let shared = Arc::new(Mutex::new(Shared {
+        log,
+        clients: Vec::new(),
+    }));
     let stdin = Arc::new(Mutex::new(stdin_ours.map(File::from)));
 
     let sock_path = attach_socket(&cfg.dir);
     let _ = std::fs::remove_file(&sock_path);
-    let listener = UnixListener::bind(&sock_path).map_err(|e| format!("bind {}: {e}", sock_path.display()))?;
+    let listener =
+        UnixListener::bind(&sock_path).map_err(|e| format!("bind {}: {e}", sock_path.display()))?;
     report(&format!("ok {}", container.pid()));
 
     {
@@ -225,7 +242,9 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
                 let shared = shared.clone();
                 let stdin = stdin.clone();
                 let log_path = log_path.clone();
-                std::thread::spawn(move || serve_client(conn, &shared, &stdin, &log_path, stdin_once));
+                std::thread::spawn(move || {
+                    serve_client(conn, &shared, &stdin, &log_path, stdin_once)
+                });
             }
         });
     }
@@ -237,7 +256,11 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
     for p in pumps {
         let _ = p.join();
     }
-    let status = ExitStatus { code, finished_at: now(), error: String::new() };
+    let status = ExitStatus {
+        code,
+        finished_at: now(),
+        error: String::new(),
+    };
     let tmp = cfg.dir.join("exit.json.tmp");
     let _ = std::fs::write(&tmp, serde_json::to_vec(&status).unwrap_or_default());
     let _ = std::fs::rename(&tmp, exit_file(&cfg.dir));
@@ -266,7 +289,11 @@ fn pump(mut src: File, stream: u8, shared: &Mutex<Shared>) {
         let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
         // json-file: one entry per line (a long line is cut at 16 KiB, as Docker does)
         partial.extend_from_slice(chunk);
-        while let Some(i) = partial.iter().position(|&b| b == b'\n').or((partial.len() >= 16 << 10).then_some((16 << 10) - 1)) {
+        while let Some(i) = partial
+            .iter()
+            .position(|&b| b == b'\n')
+            .or((partial.len() >= 16 << 10).then_some((16 << 10) - 1))
+        {
             let line: Vec<u8> = partial.drain(..=i).collect();
             write_entry(&mut sh.log, &line, name);
         }
@@ -293,7 +320,13 @@ fn write_entry(log: &mut File, line: &[u8], stream: &str) {
     let _ = log.write_all(&b);
 }
 
-fn serve_client(conn: UnixStream, shared: &Mutex<Shared>, stdin: &Mutex<Option<File>>, log_path: &Path, stdin_once: bool) {
+fn serve_client(
+    conn: UnixStream,
+    shared: &Mutex<Shared>,
+    stdin: &Mutex<Option<File>>,
+    log_path: &Path,
+    stdin_once: bool,
+) {
     let mut reader = BufReader::new(match conn.try_clone() {
         Ok(c) => c,
         Err(_) => return,
@@ -314,7 +347,11 @@ fn serve_client(conn: UnixStream, shared: &Mutex<Shared>, stdin: &Mutex<Option<F
                 return;
             }
         }
-        sh.clients.push(Client { sock, stdout: req.stdout, stderr: req.stderr });
+        sh.clients.push(Client {
+            sock,
+            stdout: req.stdout,
+            stderr: req.stderr,
+        });
     }
     if req.stdin {
         // Bytes after the request line are the container's stdin.
@@ -354,7 +391,9 @@ fn replay(log_path: &Path, off: u64, req: &AttachRequest, sock: &mut UnixStream)
     f.seek(io::SeekFrom::Start(off))?;
     for line in BufReader::new(f).lines() {
         let line = line?;
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
         let stream = if v["stream"] == "stderr" { 2 } else { 1 };
         if (stream == 1 && !req.stdout) || (stream == 2 && !req.stderr) {
             continue;

@@ -35,7 +35,13 @@ impl Drop for Daemon {
 fn step(berth: &Path, host: &str, args: &[&str]) -> Result<String> {
     let shown: Vec<String> = args
         .iter()
-        .map(|a| if a.contains([' ', '"']) { format!("'{a}'") } else { (*a).to_owned() })
+        .map(|a| {
+            if a.contains([' ', '"']) {
+                format!("'{a}'")
+            } else {
+                (*a).to_owned()
+            }
+        })
         .collect();
     println!("\n$ berth {}", shown.join(" "));
     let out = output(Command::new(berth).arg("-H").arg(host).args(args))?;

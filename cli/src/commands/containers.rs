@@ -101,7 +101,9 @@ fn parse_memory(s: &str) -> Result<i64> {
         Some('b') => (&s[..s.len() - 1], 1),
         _ => (s.as_str(), 1),
     };
-    let n: f64 = num.parse().with_context(|| format!("invalid size: '{s}'"))?;
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid size: '{s}'"))?;
     Ok((n * mult as f64) as i64)
 }
 
@@ -112,7 +114,12 @@ fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
     let mut env = Vec::new();
     for f in &a.env_file {
         let text = std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?;
-        env.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned));
+        env.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
     }
     for e in &a.env {
         // `-e NAME` takes the value from our environment, as docker does
@@ -131,10 +138,17 @@ fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
         })
         .collect();
     let (policy, retries) = match a.restart.split_once(':') {
-        Some((p, n)) => (p.to_owned(), n.parse::<i64>().with_context(|| format!("invalid restart policy {}", a.restart))?),
+        Some((p, n)) => (
+            p.to_owned(),
+            n.parse::<i64>()
+                .with_context(|| format!("invalid restart policy {}", a.restart))?,
+        ),
         None => (a.restart.clone(), 0),
     };
-    if !matches!(policy.as_str(), "no" | "always" | "on-failure" | "unless-stopped") {
+    if !matches!(
+        policy.as_str(),
+        "no" | "always" | "on-failure" | "unless-stopped"
+    ) {
         bail!("invalid restart policy {}", a.restart);
     }
     let mut hc = json!({
@@ -160,9 +174,17 @@ fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
         body["Cmd"] = json!(a.command);
     }
     if let Some(e) = &a.entrypoint {
-        body["Entrypoint"] = if e.is_empty() { json!([""]) } else { json!([e]) };
+        body["Entrypoint"] = if e.is_empty() {
+            json!([""])
+        } else {
+            json!([e])
+        };
     }
-    for (k, v) in [("WorkingDir", &a.workdir), ("User", &a.user), ("Hostname", &a.hostname)] {
+    for (k, v) in [
+        ("WorkingDir", &a.workdir),
+        ("User", &a.user),
+        ("Hostname", &a.hostname),
+    ] {
         if let Some(v) = v {
             body[k] = json!(v);
         }
@@ -173,10 +195,22 @@ fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
 async fn create_container(c: &Client, a: &CreateArgs, attach_stdin: bool) -> Result<String> {
     let body = create_body(a, attach_stdin)?;
     let q = match &a.name {
-        Some(n) => format!("?{}", form_urlencoded::Serializer::new(String::new()).append_pair("name", n).finish()),
+        Some(n) => format!(
+            "?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("name", n)
+                .finish()
+        ),
         None => String::new(),
     };
-    let v = match c.json(Method::POST, &format!("/containers/create{q}"), Payload::Json(body)).await {
+    let v = match c
+        .json(
+            Method::POST,
+            &format!("/containers/create{q}"),
+            Payload::Json(body),
+        )
+        .await
+    {
         Ok(v) => v,
         Err(e) if e.to_string().starts_with("No such image") => {
             eprintln!("Unable to find image '{}' locally", a.image);
@@ -224,19 +258,45 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
     let attach_stdin = a.create.interactive && !a.detach;
     let id = create_container(c, &a.create, attach_stdin).await?;
     if a.detach {
-        c.json(Method::POST, &format!("/containers/{id}/start"), Payload::None).await?;
+        c.json(
+            Method::POST,
+            &format!("/containers/{id}/start"),
+            Payload::None,
+        )
+        .await?;
         println!("{id}");
         return Ok(0);
     }
     let stdin = if attach_stdin { "1" } else { "0" };
-    let conn = c.hijack(&format!("/containers/{id}/attach?stream=1&stdout=1&stderr=1&stdin={stdin}")).await?;
+    let conn = c
+        .hijack(&format!(
+            "/containers/{id}/attach?stream=1&stdout=1&stderr=1&stdin={stdin}"
+        ))
+        .await?;
     let cond = if a.create.rm { "removed" } else { "next-exit" };
     let wait_client = c.clone();
     let wait_path = format!("/containers/{id}/wait?condition={cond}");
-    let waiter = tokio::spawn(async move { wait_client.json(Method::POST, &wait_path, Payload::None).await });
-    if let Err(e) = c.json(Method::POST, &format!("/containers/{id}/start"), Payload::None).await {
+    let waiter = tokio::spawn(async move {
+        wait_client
+            .json(Method::POST, &wait_path, Payload::None)
+            .await
+    });
+    if let Err(e) = c
+        .json(
+            Method::POST,
+            &format!("/containers/{id}/start"),
+            Payload::None,
+        )
+        .await
+    {
         if a.create.rm {
-            let _ = c.json(Method::DELETE, &format!("/containers/{id}?force=1"), Payload::None).await;
+            let _ = c
+                .json(
+                    Method::DELETE,
+                    &format!("/containers/{id}?force=1"),
+                    Payload::None,
+                )
+                .await;
         }
         return Err(e);
     }
@@ -260,16 +320,36 @@ pub async fn start(c: &Client, containers: &[String], attach: bool) -> Result<i3
     let mut code = 0;
     for id in containers {
         if attach {
-            let conn = c.hijack(&format!("/containers/{id}/attach?stream=1&stdout=1&stderr=1")).await?;
+            let conn = c
+                .hijack(&format!(
+                    "/containers/{id}/attach?stream=1&stdout=1&stderr=1"
+                ))
+                .await?;
             let wait_client = c.clone();
             let wait_path = format!("/containers/{id}/wait?condition=next-exit");
-            let waiter = tokio::spawn(async move { wait_client.json(Method::POST, &wait_path, Payload::None).await });
-            c.json(Method::POST, &format!("/containers/{id}/start"), Payload::None).await?;
+            let waiter = tokio::spawn(async move {
+                wait_client
+                    .json(Method::POST, &wait_path, Payload::None)
+                    .await
+            });
+            c.json(
+                Method::POST,
+                &format!("/containers/{id}/start"),
+                Payload::None,
+            )
+            .await?;
             demux(conn).await?;
             code = waiter.await??["StatusCode"].as_i64().unwrap_or(0) as i32;
             continue;
         }
-        match c.json(Method::POST, &format!("/containers/{id}/start"), Payload::None).await {
+        match c
+            .json(
+                Method::POST,
+                &format!("/containers/{id}/start"),
+                Payload::None,
+            )
+            .await
+        {
             Ok(_) => println!("{id}"),
             Err(e) => failed.push(e.to_string()),
         }
@@ -302,14 +382,18 @@ pub struct PsArgs {
 pub async fn ps(c: &Client, a: PsArgs) -> Result<()> {
     let mut filters = serde_json::Map::new();
     for f in &a.filter {
-        let (k, v) = f.split_once('=').with_context(|| format!("bad format of filter (expected name=value): {f}"))?;
+        let (k, v) = f
+            .split_once('=')
+            .with_context(|| format!("bad format of filter (expected name=value): {f}"))?;
         filters.entry(k.to_owned()).or_insert_with(|| json!({}))[v] = json!(true);
     }
     let q = form_urlencoded::Serializer::new(String::new())
         .append_pair("all", if a.all { "1" } else { "0" })
         .append_pair("filters", &Value::Object(filters).to_string())
         .finish();
-    let v = c.json(Method::GET, &format!("/containers/json?{q}"), Payload::None).await?;
+    let v = c
+        .json(Method::GET, &format!("/containers/json?{q}"), Payload::None)
+        .await?;
     let list = v.as_array().cloned().unwrap_or_default();
     if a.format == "json" {
         for i in &list {
@@ -320,7 +404,11 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<()> {
     let mut rows = Vec::new();
     for i in &list {
         let id = i["Id"].as_str().unwrap_or("");
-        let id = if a.no_trunc { id.to_owned() } else { id.chars().take(12).collect() };
+        let id = if a.no_trunc {
+            id.to_owned()
+        } else {
+            id.chars().take(12).collect()
+        };
         if a.quiet {
             println!("{id}");
             continue;
@@ -329,7 +417,12 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<()> {
         if !a.no_trunc && cmd.chars().count() > 22 {
             cmd = format!("{}…\"", cmd.chars().take(20).collect::<String>());
         }
-        let names: Vec<String> = i["Names"].as_array().into_iter().flatten().filter_map(|n| n.as_str().map(|s| s.trim_start_matches('/').to_owned())).collect();
+        let names: Vec<String> = i["Names"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(|s| s.trim_start_matches('/').to_owned()))
+            .collect();
         rows.push(vec![
             id,
             i["Image"].as_str().unwrap_or("").to_owned(),
@@ -341,7 +434,21 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<()> {
         ]);
     }
     if !a.quiet {
-        print!("{}", table(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], &rows));
+        print!(
+            "{}",
+            table(
+                &[
+                    "CONTAINER ID",
+                    "IMAGE",
+                    "COMMAND",
+                    "CREATED",
+                    "STATUS",
+                    "PORTS",
+                    "NAMES"
+                ],
+                &rows
+            )
+        );
     }
     Ok(())
 }
@@ -368,7 +475,15 @@ pub async fn logs(c: &Client, a: LogsArgs) -> Result<()> {
         .append_pair("timestamps", if a.timestamps { "1" } else { "0" })
         .append_pair("tail", &a.tail)
         .finish();
-    let resp = Client::ok(c.request(Method::GET, &format!("/containers/{}/logs?{q}", a.container), Payload::None).await?).await?;
+    let resp = Client::ok(
+        c.request(
+            Method::GET,
+            &format!("/containers/{}/logs?{q}", a.container),
+            Payload::None,
+        )
+        .await?,
+    )
+    .await?;
     let stream = http_body_util::BodyStream::new(resp.into_body());
     use futures_util::TryStreamExt;
     let reader = tokio_util::io::StreamReader::new(
@@ -383,7 +498,11 @@ pub async fn logs(c: &Client, a: LogsArgs) -> Result<()> {
 pub async fn each(c: &Client, method: Method, containers: &[String], suffix: &str) -> Result<()> {
     let mut failed = Vec::new();
     for id in containers {
-        let path = if suffix.starts_with('?') { format!("/containers/{id}{suffix}") } else { format!("/containers/{id}/{suffix}") };
+        let path = if suffix.starts_with('?') {
+            format!("/containers/{id}{suffix}")
+        } else {
+            format!("/containers/{id}/{suffix}")
+        };
         match c.json(method.clone(), &path, Payload::None).await {
             Ok(_) => println!("{id}"),
             Err(e) => failed.push(e.to_string()),
@@ -398,7 +517,13 @@ pub async fn each(c: &Client, method: Method, containers: &[String], suffix: &st
 pub async fn wait(c: &Client, containers: &[String]) -> Result<i32> {
     let mut code = 0;
     for id in containers {
-        let v = c.json(Method::POST, &format!("/containers/{id}/wait?condition=not-running"), Payload::None).await?;
+        let v = c
+            .json(
+                Method::POST,
+                &format!("/containers/{id}/wait?condition=not-running"),
+                Payload::None,
+            )
+            .await?;
         code = v["StatusCode"].as_i64().unwrap_or(0) as i32;
         println!("{code}");
     }
@@ -409,7 +534,10 @@ pub async fn inspect(c: &Client, names: &[String]) -> Result<()> {
     let mut out = Vec::new();
     let mut failed = Vec::new();
     for n in names {
-        match c.json(Method::GET, &format!("/containers/{n}/json"), Payload::None).await {
+        match c
+            .json(Method::GET, &format!("/containers/{n}/json"), Payload::None)
+            .await
+        {
             Ok(v) => out.push(v),
             Err(e) => failed.push(e.to_string()),
         }

@@ -29,10 +29,25 @@ fn merge_config(user: &mut Value, image: &Value) {
         Some(o) => o,
         None => return,
     };
-    let empty = |v: Option<&Value>| v.is_none_or(|v| v.is_null() || v.as_array().is_some_and(|a| a.is_empty()) || v.as_str() == Some(""));
+    let empty = |v: Option<&Value>| {
+        v.is_none_or(|v| {
+            v.is_null() || v.as_array().is_some_and(|a| a.is_empty()) || v.as_str() == Some("")
+        })
+    };
     // Env: image first, user values override by key
-    let mut env: Vec<String> = img["Env"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
-    for e in obj.get("Env").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+    let mut env: Vec<String> = img["Env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    for e in obj
+        .get("Env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         let key = e.split('=').next().unwrap_or(e);
         env.retain(|x| x.split('=').next() != Some(key));
         env.push(e.to_owned());
@@ -55,26 +70,46 @@ fn merge_config(user: &mut Value, image: &Value) {
         if let Some(u) = obj.get(k).and_then(Value::as_object) {
             m.extend(u.clone());
         }
-        obj.insert(k.into(), if m.is_empty() { Value::Null } else { Value::Object(m) });
+        obj.insert(
+            k.into(),
+            if m.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(m)
+            },
+        );
     }
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect()
 }
 
 pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply, ApiError> {
-    let bytes = body.collect().await.map_err(|e| ApiError::bad_request(e.to_string()))?.to_bytes();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .to_bytes();
     let mut body: Value = serde_json::from_slice(&bytes)?;
     let image = body["Image"].as_str().unwrap_or("").to_owned();
     if image.is_empty() {
-        return Err(ApiError::bad_request("Config cannot be empty in order to create a container"));
+        return Err(ApiError::bad_request(
+            "Config cannot be empty in order to create a container",
+        ));
     }
     let rec = d.store.resolve(&image).map_err(|e| match e {
-        image_store::StoreError::ImageNotFound(n) => ApiError::not_found(format!("No such image: {n}")),
+        image_store::StoreError::ImageNotFound(n) => {
+            ApiError::not_found(format!("No such image: {n}"))
+        }
         other => other.into(),
     })?;
-    let image_cfg: Value = serde_json::from_slice(&d.store.config_bytes(&rec.id)?).unwrap_or(Value::Null);
+    let image_cfg: Value =
+        serde_json::from_slice(&d.store.config_bytes(&rec.id)?).unwrap_or(Value::Null);
     let host_config = body.get("HostConfig").cloned().unwrap_or(json!({}));
     if let Some(o) = body.as_object_mut() {
         o.remove("HostConfig");
@@ -91,7 +126,9 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
         return Err(ApiError::not_found(format!("network {net} not found")));
     }
     if body["Tty"].as_bool().unwrap_or(false) {
-        return Err(ApiError::bad_request("berth does not support a TTY (-t) yet"));
+        return Err(ApiError::bad_request(
+            "berth does not support a TTY (-t) yet",
+        ));
     }
     let c = Container {
         id: String::new(),
@@ -107,21 +144,33 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
         restart_count: 0,
         removed: false,
     };
-    let e = d.containers.insert(c, q.get("name").filter(|n| !n.is_empty()))?;
+    let e = d
+        .containers
+        .insert(c, q.get("name").filter(|n| !n.is_empty()))?;
     let c = e.snapshot();
     write_etc_files(d, &c)?;
-    Ok(reply_json(StatusCode::CREATED, &json!({"Id": c.id, "Warnings": []})))
+    Ok(reply_json(
+        StatusCode::CREATED,
+        &json!({"Id": c.id, "Warnings": []}),
+    ))
 }
 
 fn write_etc_files(d: &Daemon, c: &Container) -> Result<(), ApiError> {
     let dir = d.containers.dir_of(&c.id);
-    let hostname = c.config["Hostname"].as_str().filter(|h| !h.is_empty()).unwrap_or(c.short_id()).to_owned();
-    let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-    );
+    let hostname = c.config["Hostname"]
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .unwrap_or(c.short_id())
+        .to_owned();
+    let hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_owned();
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    for (name, content) in [("hostname", format!("{hostname}\n")), ("hosts", hosts), ("resolv.conf", resolv)] {
-        std::fs::write(dir.join(name), content).map_err(|e| ApiError::internal(format!("writing {name}: {e}")))?;
+    for (name, content) in [
+        ("hostname", format!("{hostname}\n")),
+        ("hosts", hosts),
+        ("resolv.conf", resolv),
+    ] {
+        std::fs::write(dir.join(name), content)
+            .map_err(|e| ApiError::internal(format!("writing {name}: {e}")))?;
     }
     Ok(())
 }
@@ -133,10 +182,17 @@ fn monitor_config(d: &Daemon, c: &Container) -> Result<MonitorConfig, ApiError> 
     let hc = &c.host_config;
     let cfg = &c.config;
     let net = hc["NetworkMode"].as_str().unwrap_or("default");
-    let hostname = c.config["Hostname"].as_str().filter(|h| !h.is_empty()).unwrap_or(c.short_id()).to_owned();
+    let hostname = c.config["Hostname"]
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .unwrap_or(c.short_id())
+        .to_owned();
     let mut env = strings(&cfg["Env"]);
     if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
     }
     env.insert(0, format!("HOSTNAME={hostname}"));
     let mut binds = Vec::new();
@@ -145,12 +201,20 @@ fn monitor_config(d: &Daemon, c: &Container) -> Result<MonitorConfig, ApiError> 
         if parts.len() < 2 || !parts[0].starts_with('/') {
             return Err(ApiError::bad_request(format!("invalid bind mount {b:?}: named volumes are not supported yet; use an absolute host path")));
         }
-        binds.push((parts[0].to_owned(), parts[1].to_owned(), parts.get(2).is_some_and(|o| o.split(',').any(|x| x == "ro"))));
+        binds.push((
+            parts[0].to_owned(),
+            parts[1].to_owned(),
+            parts
+                .get(2)
+                .is_some_and(|o| o.split(',').any(|x| x == "ro")),
+        ));
     }
     let input = spec::SpecInput {
         id: c.id.clone(),
         hostname,
-        args: std::iter::once(c.path.clone()).chain(c.args.iter().cloned()).collect(),
+        args: std::iter::once(c.path.clone())
+            .chain(c.args.iter().cloned())
+            .collect(),
         env,
         cwd: cfg["WorkingDir"].as_str().unwrap_or("").to_owned(),
         tty: false,
@@ -174,7 +238,11 @@ fn monitor_config(d: &Daemon, c: &Container) -> Result<MonitorConfig, ApiError> 
     Ok(MonitorConfig {
         id: c.id.clone(),
         dir: dir.clone(),
-        lowerdirs: overlay.lowerdirs.iter().map(|p| p.display().to_string()).collect(),
+        lowerdirs: overlay
+            .lowerdirs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
         upperdir: overlay.upperdir.display().to_string(),
         workdir: overlay.workdir.display().to_string(),
         mount_chdir: overlay.chdir.map(|p| p.display().to_string()),
@@ -195,7 +263,17 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
     }
     let cfg = monitor_config(d, &c)?;
     let (d2, e2) = (d.clone(), e.clone());
-    tokio::task::spawn_blocking(move || d2.containers.start(&e2, cfg)).await.map_err(blocking_err)??;
+    let started = tokio::task::spawn_blocking(move || d2.containers.start(&e2, cfg))
+        .await
+        .map_err(blocking_err)?;
+    if let Err(err) = started {
+        if c.auto_remove() {
+            // as dockerd: a container that cannot start is removed when --rm was asked
+            let (d2, e2) = (d.clone(), e.clone());
+            let _ = tokio::task::spawn_blocking(move || d2.containers.remove_files(&e2)).await;
+        }
+        return Err(err);
+    }
     spawn_watch(d.clone(), e.clone());
     Ok(())
 }
@@ -228,23 +306,60 @@ fn signal_number(s: &str) -> Result<i32, ApiError> {
         return Ok(9);
     }
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let name = s.to_ascii_uppercase();
     let name = name.strip_prefix("SIG").unwrap_or(&name);
     let table = [
-        ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ILL", 4), ("TRAP", 5), ("ABRT", 6), ("BUS", 7), ("FPE", 8), ("KILL", 9),
-        ("USR1", 10), ("SEGV", 11), ("USR2", 12), ("PIPE", 13), ("ALRM", 14), ("TERM", 15), ("CHLD", 17), ("CONT", 18),
-        ("STOP", 19), ("TSTP", 20), ("TTIN", 21), ("TTOU", 22), ("URG", 23), ("XCPU", 24), ("XFSZ", 25), ("VTALRM", 26),
-        ("PROF", 27), ("WINCH", 28), ("IO", 29), ("PWR", 30), ("SYS", 31),
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("PWR", 30),
+        ("SYS", 31),
     ];
-    table.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).ok_or_else(bad)
+    table
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+        .ok_or_else(bad)
 }
 
 fn send_signal(c: &Container, sig: i32) -> Result<(), ApiError> {
-    let pid = rustix::process::Pid::from_raw(c.state.pid).ok_or_else(|| ApiError::internal("container has no pid"))?;
-    let sig = rustix::process::Signal::from_named_raw(sig).ok_or_else(|| ApiError::bad_request(format!("Invalid signal: {sig}")))?;
-    rustix::process::kill_process(pid, sig).map_err(|e| ApiError::internal(format!("signalling the container: {e}")))
+    let pid = rustix::process::Pid::from_raw(c.state.pid)
+        .ok_or_else(|| ApiError::internal("container has no pid"))?;
+    let sig = rustix::process::Signal::from_named_raw(sig)
+        .ok_or_else(|| ApiError::bad_request(format!("Invalid signal: {sig}")))?;
+    rustix::process::kill_process(pid, sig)
+        .map_err(|e| ApiError::internal(format!("signalling the container: {e}")))
 }
 
 pub async fn kill(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
@@ -254,7 +369,10 @@ pub async fn kill(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
     if !c.state.status.is_running() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("Cannot kill container: {name}: Container {} is not running", c.id),
+            format!(
+                "Cannot kill container: {name}: Container {} is not running",
+                c.id
+            ),
         ));
     }
     send_signal(&c, sig)?;
@@ -301,7 +419,11 @@ pub async fn stop_entry(e: &Arc<Entry>, t: Option<u64>) -> Result<bool, ApiError
 pub async fn stop(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
     let e = d.containers.get(name)?;
     let t = q.get("t").and_then(|t| t.parse().ok());
-    Ok(status(if stop_entry(&e, t).await? { StatusCode::NO_CONTENT } else { StatusCode::NOT_MODIFIED }))
+    Ok(status(if stop_entry(&e, t).await? {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_MODIFIED
+    }))
 }
 
 pub async fn restart(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
@@ -327,7 +449,9 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, Api
         wait_for(&e, |s| s.exits > exits).await;
     }
     let d2 = d.clone();
-    tokio::task::spawn_blocking(move || d2.containers.remove_files(&e)).await.map_err(blocking_err)??;
+    tokio::task::spawn_blocking(move || d2.containers.remove_files(&e))
+        .await
+        .map_err(blocking_err)??;
     Ok(status(StatusCode::NO_CONTENT))
 }
 
@@ -337,26 +461,26 @@ pub async fn wait(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
     let e = d.containers.get(name)?;
     let cond = q.get("condition").unwrap_or("not-running").to_owned();
     if !matches!(cond.as_str(), "not-running" | "next-exit" | "removed") {
-        return Err(ApiError::bad_request(format!("invalid condition: {cond:?}")));
+        return Err(ApiError::bad_request(format!(
+            "invalid condition: {cond:?}"
+        )));
     }
     let exits = e.snapshot().state.exits;
     let (mut w, reply) = channel_body("application/json");
     tokio::spawn(async move {
         let s = match cond.as_str() {
             "next-exit" => wait_for(&e, |s| s.exits > exits).await,
-            "removed" => {
-                // until the record is gone (auto-remove or rm); its last state keeps the code
-                let mut rx = e.changes.subscribe();
-                while !e.rec.lock().unwrap_or_else(|p| p.into_inner()).removed {
-                    if rx.changed().await.is_err() {
-                        break;
-                    }
-                }
-                e.snapshot().state
-            }
+            // until the record is gone (auto-remove or rm); its last state keeps the code
+            "removed" => wait_for(&e, |s| s.removed).await,
             _ => wait_for(&e, |s| !s.status.is_running()).await,
         };
-        let body = json!({"StatusCode": s.exit_code, "Error": if s.error.is_empty() { Value::Null } else { json!({"Message": s.error}) }});
+        // A container that never ran reports its start error through start, not here.
+        let err = if s.error.is_empty() || s.exits == 0 {
+            Value::Null
+        } else {
+            json!({"Message": s.error})
+        };
+        let body = json!({"StatusCode": s.exit_code, "Error": err});
         let _ = tokio::task::spawn_blocking(move || w.json_line(&body)).await;
     });
     Ok(reply)
@@ -364,12 +488,18 @@ pub async fn wait(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
 
 fn status_text(c: &Container) -> String {
     let since = |t: &str| {
-        chrono::DateTime::parse_from_rfc3339(t).map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()).unwrap_or(0)
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds())
+            .unwrap_or(0)
     };
     match c.state.status {
         Status::Running => format!("Up {}", human_duration(since(&c.state.started_at))),
         Status::Exited if c.state.finished_at != ZERO_TIME => {
-            format!("Exited ({}) {} ago", c.state.exit_code, human_duration(since(&c.state.finished_at)))
+            format!(
+                "Exited ({}) {} ago",
+                c.state.exit_code,
+                human_duration(since(&c.state.finished_at))
+            )
         }
         Status::Exited => format!("Exited ({})", c.state.exit_code),
         Status::Created => "Created".into(),
@@ -392,13 +522,22 @@ fn human_duration(s: i64) -> String {
 }
 
 fn command_line(c: &Container) -> String {
-    std::iter::once(c.path.as_str()).chain(c.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
+    std::iter::once(c.path.as_str())
+        .chain(c.args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub async fn list(d: &Arc<Daemon>, q: &Query) -> Result<Reply, ApiError> {
     let filters = q.filters()?;
     let all = q.flag("all");
-    let mut cs: Vec<Container> = d.containers.all().iter().map(|e| e.snapshot()).filter(|c| !c.removed).collect();
+    let mut cs: Vec<Container> = d
+        .containers
+        .all()
+        .iter()
+        .map(|e| e.snapshot())
+        .filter(|c| !c.removed)
+        .collect();
     cs.sort_by(|a, b| b.created.cmp(&a.created));
     let mut out = Vec::new();
     for c in cs {
@@ -408,7 +547,9 @@ pub async fn list(d: &Arc<Daemon>, q: &Query) -> Result<Reply, ApiError> {
         if !matches_filters(d, &c, &filters)? {
             continue;
         }
-        let created = chrono::DateTime::parse_from_rfc3339(&c.created).map(|t| t.timestamp()).unwrap_or(0);
+        let created = chrono::DateTime::parse_from_rfc3339(&c.created)
+            .map(|t| t.timestamp())
+            .unwrap_or(0);
         out.push(json!({
             "Id": c.id, "Names": [format!("/{}", c.name)], "Image": c.image, "ImageID": c.image_id,
             "Command": command_line(&c), "Created": created, "Ports": [], "Labels": c.config["Labels"].as_object().cloned().unwrap_or_default(),
@@ -417,24 +558,41 @@ pub async fn list(d: &Arc<Daemon>, q: &Query) -> Result<Reply, ApiError> {
             "NetworkSettings": {"Networks": {}}, "Mounts": [],
         }));
     }
-    if let Some(n) = q.get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|n| *n > 0) {
+    if let Some(n) = q
+        .get("limit")
+        .and_then(|l| l.parse::<i64>().ok())
+        .filter(|n| *n > 0)
+    {
         out.truncate(n as usize);
     }
     Ok(reply_json(StatusCode::OK, &out))
 }
 
-fn matches_filters(d: &Daemon, c: &Container, f: &HashMap<String, Vec<String>>) -> Result<bool, ApiError> {
+fn matches_filters(
+    d: &Daemon,
+    c: &Container,
+    f: &HashMap<String, Vec<String>>,
+) -> Result<bool, ApiError> {
     for (k, vals) in f {
         let ok = match k.as_str() {
             "status" => vals.iter().any(|v| v == c.state.status.as_str()),
-            "name" => vals.iter().any(|v| c.name.contains(v.trim_start_matches('/'))),
+            "name" => vals
+                .iter()
+                .any(|v| c.name.contains(v.trim_start_matches('/'))),
             "id" => vals.iter().any(|v| c.id.starts_with(v)),
             "label" => vals.iter().all(|l| match l.split_once('=') {
                 Some((k, v)) => c.config["Labels"][k].as_str() == Some(v),
                 None => c.config["Labels"].get(l).is_some(),
             }),
-            "ancestor" => vals.iter().any(|v| v == &c.image || d.store.resolve(v).is_ok_and(|r| r.id.to_string() == c.image_id)),
-            "exited" => vals.iter().any(|v| v.parse::<i32>().ok() == Some(c.state.exit_code) && c.state.status == Status::Exited),
+            "ancestor" => vals.iter().any(|v| {
+                v == &c.image
+                    || d.store
+                        .resolve(v)
+                        .is_ok_and(|r| r.id.to_string() == c.image_id)
+            }),
+            "exited" => vals.iter().any(|v| {
+                v.parse::<i32>().ok() == Some(c.state.exit_code) && c.state.status == Status::Exited
+            }),
             other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
         };
         if !ok {
@@ -474,7 +632,9 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
 fn read_log(path: &std::path::Path, from: u64) -> (Vec<(u8, String, Vec<u8>)>, u64) {
     use std::io::{BufRead, Seek};
     let mut out = Vec::new();
-    let Ok(mut f) = std::fs::File::open(path) else { return (out, from) };
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return (out, from);
+    };
     if f.seek(std::io::SeekFrom::Start(from)).is_err() {
         return (out, from);
     }
@@ -493,7 +653,11 @@ fn read_log(path: &std::path::Path, from: u64) -> (Vec<(u8, String, Vec<u8>)>, u
                 pos += n as u64;
                 if let Ok(v) = serde_json::from_str::<Value>(&line) {
                     let stream = if v["stream"] == "stderr" { 2 } else { 1 };
-                    out.push((stream, v["time"].as_str().unwrap_or("").to_owned(), v["log"].as_str().unwrap_or("").as_bytes().to_vec()));
+                    out.push((
+                        stream,
+                        v["time"].as_str().unwrap_or("").to_owned(),
+                        v["log"].as_str().unwrap_or("").as_bytes().to_vec(),
+                    ));
                 }
             }
         }
@@ -516,23 +680,24 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
     *reply.status_mut() = StatusCode::OK;
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
-        let emit = |w: &mut crate::http::ChannelWriter, entries: Vec<(u8, String, Vec<u8>)>| -> bool {
-            for (stream, time, data) in entries {
-                if (stream == 1 && !want_out) || (stream == 2 && !want_err) {
-                    continue;
+        let emit =
+            |w: &mut crate::http::ChannelWriter, entries: Vec<(u8, String, Vec<u8>)>| -> bool {
+                for (stream, time, data) in entries {
+                    if (stream == 1 && !want_out) || (stream == 2 && !want_err) {
+                        continue;
+                    }
+                    let mut payload = Vec::new();
+                    if timestamps {
+                        payload.extend_from_slice(time.as_bytes());
+                        payload.push(b' ');
+                    }
+                    payload.extend_from_slice(&data);
+                    if w.write_all(&monitor::frame(stream, &payload)).is_err() {
+                        return false;
+                    }
                 }
-                let mut payload = Vec::new();
-                if timestamps {
-                    payload.extend_from_slice(time.as_bytes());
-                    payload.push(b' ');
-                }
-                payload.extend_from_slice(&data);
-                if w.write_all(&monitor::frame(stream, &payload)).is_err() {
-                    return false;
-                }
-            }
-            true
-        };
+                true
+            };
         let (mut entries, mut pos) = read_log(&path, 0);
         if let Some(n) = tail {
             let skip = entries.len().saturating_sub(n);
@@ -559,13 +724,26 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
 }
 
 /// `POST /containers/{id}/attach`: hijack the connection, then relay the monitor's stream.
-pub async fn attach(d: &Arc<Daemon>, name: &str, q: &Query, req: Request<Incoming>) -> Result<Reply, ApiError> {
+pub async fn attach(
+    d: &Arc<Daemon>,
+    name: &str,
+    q: &Query,
+    req: Request<Incoming>,
+) -> Result<Reply, ApiError> {
     let e = d.containers.get(name)?;
     let c = e.snapshot();
     if c.state.status == Status::Exited && !q.flag("logs") {
-        return Err(ApiError::new(StatusCode::CONFLICT, "You cannot attach to a stopped container, start it first"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "You cannot attach to a stopped container, start it first",
+        ));
     }
-    let want = AttachRequest { replay_from: None, stdin: q.flag("stdin"), stdout: q.flag("stdout"), stderr: q.flag("stderr") };
+    let want = AttachRequest {
+        replay_from: None,
+        stdin: q.flag("stdin"),
+        stdout: q.flag("stdout"),
+        stderr: q.flag("stderr"),
+    };
     let upgrade = hyper::upgrade::on(req);
     let dir = d.containers.dir_of(&c.id);
     let log_path = d.containers.log_path(&c.id);
@@ -574,7 +752,14 @@ pub async fn attach(d: &Arc<Daemon>, name: &str, q: &Query, req: Request<Incomin
         let Ok(upgraded) = upgrade.await else { return };
         let mut client = hyper_util::rt::TokioIo::new(upgraded);
         // Attach comes before start in `docker run`: wait for this run to begin.
-        let s = wait_for(&e, |s| s.status.is_running() || s.exits > start_exits).await;
+        let s = wait_for(&e, |s| {
+            s.status.is_running() || s.exits > start_exits || s.removed
+        })
+        .await;
+        if s.removed {
+            let _ = client.shutdown().await;
+            return;
+        }
         let mut req = want.clone();
         req.replay_from = Some(s.log_offset);
         match tokio::net::UnixStream::connect(monitor::attach_socket(&dir)).await {
@@ -606,23 +791,32 @@ pub async fn attach(d: &Arc<Daemon>, name: &str, q: &Query, req: Request<Incomin
                 // The container already finished: its output is in the log.
                 let (entries, _) = read_log(&log_path, s.log_offset);
                 for (stream, _, data) in entries {
-                    if (stream == 1 && req.stdout) || (stream == 2 && req.stderr) {
-                        if client.write_all(&monitor::frame(stream, &data)).await.is_err() {
-                            return;
-                        }
+                    let wanted = (stream == 1 && req.stdout) || (stream == 2 && req.stderr);
+                    if wanted
+                        && client
+                            .write_all(&monitor::frame(stream, &data))
+                            .await
+                            .is_err()
+                    {
+                        return;
                     }
                 }
                 let _ = client.shutdown().await;
                 let mut sink = [0u8; 1024];
-                let _ = tokio::time::timeout(Duration::from_millis(10), client.read(&mut sink)).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(10), client.read(&mut sink)).await;
             }
         }
     });
     let mut r = Response::new(empty());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    r.extensions_mut().insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
+    r.extensions_mut()
+        .insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
     let h = r.headers_mut();
-    h.insert("Content-Type", HeaderValue::from_static("application/vnd.docker.raw-stream"));
+    h.insert(
+        "Content-Type",
+        HeaderValue::from_static("application/vnd.docker.raw-stream"),
+    );
     h.insert("Connection", HeaderValue::from_static("Upgrade"));
     h.insert("Upgrade", HeaderValue::from_static("tcp"));
     Ok(r)

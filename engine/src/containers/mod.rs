@@ -56,17 +56,28 @@ fn random_id() -> String {
 
 /// Docker's generated names: adjective_surname.
 fn random_name(id: &str) -> String {
-    const ADJ: [&str; 12] = ["brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "nifty", "quirky", "zen"];
-    const NOUN: [&str; 12] = ["babbage", "curie", "darwin", "euler", "fermat", "galois", "hopper", "lovelace", "noether", "pascal", "turing", "wiles"];
+    const ADJ: [&str; 12] = [
+        "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "nifty",
+        "quirky", "zen",
+    ];
+    const NOUN: [&str; 12] = [
+        "babbage", "curie", "darwin", "euler", "fermat", "galois", "hopper", "lovelace", "noether",
+        "pascal", "turing", "wiles",
+    ];
     let n = u64::from_str_radix(&id[..12], 16).unwrap_or(0);
-    format!("{}_{}", ADJ[(n % 12) as usize], NOUN[((n / 12) % 12) as usize])
+    format!(
+        "{}_{}",
+        ADJ[(n % 12) as usize],
+        NOUN[((n / 12) % 12) as usize]
+    )
 }
 
 pub fn valid_name(n: &str) -> bool {
     let b = n.as_bytes();
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 impl Containers {
@@ -78,11 +89,19 @@ impl Containers {
         let mut map = HashMap::new();
         for e in std::fs::read_dir(&dir)?.flatten() {
             let p = e.path().join("container.json");
-            let Ok(bytes) = std::fs::read(&p) else { continue };
+            let Ok(bytes) = std::fs::read(&p) else {
+                continue;
+            };
             match serde_json::from_slice::<Container>(&bytes) {
                 Ok(c) if !c.removed => {
                     let (tx, _) = watch::channel(c.state.clone());
-                    map.insert(c.id.clone(), Arc::new(Entry { rec: Mutex::new(c), changes: tx }));
+                    map.insert(
+                        c.id.clone(),
+                        Arc::new(Entry {
+                            rec: Mutex::new(c),
+                            changes: tx,
+                        }),
+                    );
                 }
                 Ok(c) => {
                     // a removal was interrupted: finish it
@@ -91,7 +110,11 @@ impl Containers {
                 Err(err) => tracing::warn!("skipping {}: {err}", p.display()),
             }
         }
-        Ok(Self { dir, runtime_root, map: Mutex::new(map) })
+        Ok(Self {
+            dir,
+            runtime_root,
+            map: Mutex::new(map),
+        })
     }
 
     pub fn dir_of(&self, id: &str) -> PathBuf {
@@ -117,14 +140,19 @@ impl Containers {
             return Ok(e.clone());
         }
         let bare = name.strip_prefix('/').unwrap_or(name);
-        if let Some(e) = map.values().find(|e| e.rec.lock().unwrap_or_else(|p| p.into_inner()).name == bare) {
+        if let Some(e) = map
+            .values()
+            .find(|e| e.rec.lock().unwrap_or_else(|p| p.into_inner()).name == bare)
+        {
             return Ok(e.clone());
         }
         if !name.is_empty() && name.bytes().all(|b| b.is_ascii_hexdigit()) {
             let mut it = map.iter().filter(|(id, _)| id.starts_with(name));
             if let Some((_, e)) = it.next() {
                 if it.next().is_some() {
-                    return Err(ApiError::bad_request(format!("multiple IDs found with provided prefix: {name}")));
+                    return Err(ApiError::bad_request(format!(
+                        "multiple IDs found with provided prefix: {name}"
+                    )));
                 }
                 return Ok(e.clone());
             }
@@ -135,7 +163,8 @@ impl Containers {
     pub fn uses_image(&self, image_id: &str) -> Option<String> {
         self.lock().values().find_map(|e| {
             let c = e.rec.lock().unwrap_or_else(|p| p.into_inner());
-            (c.image_id == image_id).then(|| format!("{} container {}", c.state.status.as_str(), c.short_id()))
+            (c.image_id == image_id)
+                .then(|| format!("{} container {}", c.state.status.as_str(), c.short_id()))
         })
     }
 
@@ -151,7 +180,10 @@ impl Containers {
                         "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
                     )));
                 }
-                if let Some(other) = map.values().find(|e| e.rec.lock().unwrap_or_else(|p| p.into_inner()).name == n) {
+                if let Some(other) = map
+                    .values()
+                    .find(|e| e.rec.lock().unwrap_or_else(|p| p.into_inner()).name == n)
+                {
                     return Err(ApiError::new(
                         StatusCode::CONFLICT,
                         format!(
@@ -169,7 +201,10 @@ impl Containers {
         std::fs::create_dir_all(&dir).map_err(io_err("creating the container directory"))?;
         self.persist(&c)?;
         let (tx, _) = watch::channel(c.state.clone());
-        let e = Arc::new(Entry { rec: Mutex::new(c.clone()), changes: tx });
+        let e = Arc::new(Entry {
+            rec: Mutex::new(c.clone()),
+            changes: tx,
+        });
         map.insert(c.id.clone(), e.clone());
         Ok(e)
     }
@@ -180,7 +215,8 @@ impl Containers {
         let tmp = dir.join("container.json.tmp");
         let bytes = serde_json::to_vec_pretty(c).map_err(|e| ApiError::internal(e.to_string()))?;
         let mut f = std::fs::File::create(&tmp).map_err(io_err("writing container state"))?;
-        f.write_all(&bytes).map_err(io_err("writing container state"))?;
+        f.write_all(&bytes)
+            .map_err(io_err("writing container state"))?;
         f.sync_all().map_err(io_err("writing container state"))?;
         std::fs::rename(&tmp, dir.join("container.json")).map_err(io_err("writing container state"))
     }
@@ -207,13 +243,21 @@ impl Containers {
     pub fn start(&self, e: &Arc<Entry>, cfg: MonitorConfig) -> Result<(), ApiError> {
         let c = e.snapshot();
         if c.state.status.is_running() {
-            return Err(ApiError::new(StatusCode::NOT_MODIFIED, "container already started"));
+            return Err(ApiError::new(
+                StatusCode::NOT_MODIFIED,
+                "container already started",
+            ));
         }
         let dir = self.dir_of(&c.id);
         let _ = std::fs::remove_file(monitor::exit_file(&dir));
-        std::fs::write(dir.join("monitor.json"), serde_json::to_vec(&cfg).map_err(|e| ApiError::internal(e.to_string()))?)
-            .map_err(io_err("writing monitor.json"))?;
-        let log_offset = std::fs::metadata(&cfg.log_path).map(|m| m.len()).unwrap_or(0);
+        std::fs::write(
+            dir.join("monitor.json"),
+            serde_json::to_vec(&cfg).map_err(|e| ApiError::internal(e.to_string()))?,
+        )
+        .map_err(io_err("writing monitor.json"))?;
+        let log_offset = std::fs::metadata(&cfg.log_path)
+            .map(|m| m.len())
+            .unwrap_or(0);
         let exe = std::env::current_exe().map_err(io_err("finding the berth binary"))?;
         let mut child = std::process::Command::new(exe)
             .arg("monitor")
@@ -247,15 +291,27 @@ impl Containers {
             })?;
             Ok(())
         } else {
-            let msg = status.strip_prefix("err ").unwrap_or(if status.is_empty() { "the container monitor died during start" } else { status });
+            let msg = status.strip_prefix("err ").unwrap_or(if status.is_empty() {
+                "the container monitor died during start"
+            } else {
+                status
+            });
             let msg = friendly_start_error(msg, &c);
             let _ = self.update(e, |c| {
                 c.state.error = msg.clone();
                 c.state.exit_code = 127;
-                c.state.status = if c.state.status == Status::Created { Status::Created } else { Status::Exited };
+                c.state.status = if c.state.status == Status::Created {
+                    Status::Created
+                } else {
+                    Status::Exited
+                };
             });
             Err(ApiError::new(
-                if msg.contains("no such file") || msg.contains("not found") { StatusCode::BAD_REQUEST } else { StatusCode::INTERNAL_SERVER_ERROR },
+                if msg.contains("executable file not found") {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                },
                 msg,
             ))
         }
@@ -271,7 +327,9 @@ impl Containers {
             let _ = std::io::copy(&mut s, &mut std::io::sink());
         }
         // The monitor writes exit.json before it closes its clients.
-        let exit: Option<ExitStatus> = std::fs::read(monitor::exit_file(&dir)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let exit: Option<ExitStatus> = std::fs::read(monitor::exit_file(&dir))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
         self.update(e, |c| {
             c.state.status = Status::Exited;
             c.state.pid = 0;
@@ -292,10 +350,16 @@ impl Containers {
 
     /// Remove the container's files and forget it.
     pub fn remove_files(&self, e: &Arc<Entry>) -> Result<(), ApiError> {
-        let c = self.update(e, |c| c.removed = true)?;
+        let c = self.update(e, |c| {
+            c.removed = true;
+            c.state.removed = true;
+        })?;
         let dir = self.dir_of(&c.id);
         // mark first, so a crash mid-removal finishes the job at the next start
-        let _ = std::fs::write(dir.join("container.json"), serde_json::to_vec(&c).unwrap_or_default());
+        let _ = std::fs::write(
+            dir.join("container.json"),
+            serde_json::to_vec(&c).unwrap_or_default(),
+        );
         let _ = rustix::mount::unmount(monitor::rootfs(&dir), rustix::mount::UnmountFlags::DETACH);
         std::fs::remove_dir_all(&dir).map_err(io_err("removing the container directory"))?;
         self.forget(&c.id);
@@ -306,7 +370,10 @@ impl Containers {
 
 /// Docker's wording for a missing entrypoint.
 fn friendly_start_error(msg: &str, c: &Container) -> String {
-    if msg.contains("No such file or directory") || msg.contains("ENOENT") || msg.contains("executable file not found") {
+    if msg.contains("No such file or directory")
+        || msg.contains("ENOENT")
+        || msg.contains("not found in the container's PATH")
+    {
         format!(
             "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"{}\": executable file not found in $PATH: unknown",
             c.path

@@ -53,6 +53,9 @@ pub struct RunState {
     pub log_offset: u64,
     /// Bumped on every exit, so a waiter can tell "the next exit" from an old one.
     pub exits: u64,
+    /// The container has been removed (the last state waiters see).
+    #[serde(default)]
+    pub removed: bool,
 }
 
 impl Default for RunState {
@@ -68,6 +71,7 @@ impl Default for RunState {
             finished_at: ZERO_TIME.into(),
             log_offset: 0,
             exits: 0,
+            removed: false,
         }
     }
 }

@@ -35,7 +35,13 @@ const MASKED: [&str; 12] = [
     "/sys/devices/virtual/powercap",
     "/proc/interrupts",
 ];
-const READONLY: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+const READONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// What the spec is made of: resolved values, no I/O.
 #[derive(Debug, Clone, Default)]
@@ -79,7 +85,11 @@ pub fn capabilities(add: &[String], drop: &[String]) -> Vec<String> {
     let mut caps: Vec<String> = if drop.iter().any(|d| d.eq_ignore_ascii_case("all")) {
         vec![]
     } else {
-        DEFAULT_CAPS.iter().map(|c| (*c).to_owned()).filter(|c| !drop.iter().any(|d| &cap_name(d) == c)).collect()
+        DEFAULT_CAPS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .filter(|c| !drop.iter().any(|d| &cap_name(d) == c))
+            .collect()
     };
     for a in add {
         let n = cap_name(a);
@@ -113,7 +123,12 @@ pub fn build(i: &SpecInput) -> Value {
         }
         mounts.push(json!({"destination": dst, "type": "bind", "source": src, "options": opts}));
     }
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
     if !i.host_network {
         namespaces.push(json!({"type": "network"}));
     }
@@ -131,7 +146,11 @@ pub fn build(i: &SpecInput) -> Value {
     if i.pids_limit > 0 {
         resources["pids"] = json!({"limit": i.pids_limit});
     }
-    let parent = if i.cgroup_parent.is_empty() { "berth" } else { i.cgroup_parent.trim_matches('/') };
+    let parent = if i.cgroup_parent.is_empty() {
+        "berth"
+    } else {
+        i.cgroup_parent.trim_matches('/')
+    };
     let mut user = json!({"uid": i.uid, "gid": i.gid});
     if !i.additional_gids.is_empty() {
         user["additionalGids"] = json!(i.additional_gids);
@@ -169,7 +188,10 @@ mod tests {
         let c = capabilities(&["net_admin".into()], &["CHOWN".into(), "cap_kill".into()]);
         assert_eq!(c.len(), 13);
         assert!(c.contains(&"CAP_NET_ADMIN".to_owned()) && !c.contains(&"CAP_CHOWN".to_owned()));
-        assert_eq!(capabilities(&["SYS_ADMIN".into()], &["ALL".into()]), vec!["CAP_SYS_ADMIN"]);
+        assert_eq!(
+            capabilities(&["SYS_ADMIN".into()], &["ALL".into()]),
+            vec!["CAP_SYS_ADMIN"]
+        );
     }
 
     #[test]
@@ -193,8 +215,20 @@ mod tests {
         assert_eq!(s["linux"]["resources"]["cpu"]["quota"], 50_000);
         assert_eq!(s["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert_eq!(s["linux"]["cgroupsPath"], "berth/abc");
-        assert_eq!(s["process"]["capabilities"]["bounding"].as_array().unwrap().len(), 14);
-        assert_eq!(s["mounts"].as_array().unwrap().last().unwrap()["options"], json!(["rbind", "rprivate", "ro"]));
-        assert!(s["linux"]["namespaces"].as_array().unwrap().contains(&json!({"type": "network"})));
+        assert_eq!(
+            s["process"]["capabilities"]["bounding"]
+                .as_array()
+                .unwrap()
+                .len(),
+            14
+        );
+        assert_eq!(
+            s["mounts"].as_array().unwrap().last().unwrap()["options"],
+            json!(["rbind", "rprivate", "ro"])
+        );
+        assert!(s["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"type": "network"})));
     }
 }

@@ -5,8 +5,20 @@ use std::path::Path;
 
 fn read_in_root(root: &Path, rel: &str) -> Option<String> {
     use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
-    let dir = rustix::fs::open(root, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
-    let fd = openat2(&dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS).ok()?;
+    let dir = rustix::fs::open(
+        root,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let fd = openat2(
+        &dir,
+        rel,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .ok()?;
     let mut s = String::new();
     std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut s).ok()?;
     Some(s)
@@ -34,7 +46,11 @@ pub fn resolve(root: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), String> 
     let (uid, mut gid, name) = match (uid_gid, u.parse::<u32>()) {
         (Some(x), _) => x,
         (None, Ok(n)) => (n, 0, String::new()),
-        (None, Err(_)) => return Err(format!("unable to find user {u}: no matching entries in passwd file")),
+        (None, Err(_)) => {
+            return Err(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            ))
+        }
     };
     if let Some(g) = g {
         gid = match g.parse::<u32>() {
@@ -44,7 +60,9 @@ pub fn resolve(root: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), String> 
                 .map(|l| l.split(':').collect::<Vec<_>>())
                 .find(|f| f.len() >= 3 && f[0] == g)
                 .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))?,
+                .ok_or_else(|| {
+                    format!("unable to find group {g}: no matching entries in group file")
+                })?,
         };
     }
     let extra: Vec<u32> = if name.is_empty() {
@@ -69,12 +87,22 @@ mod tests {
     fn resolves_names_and_numbers() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("etc")).unwrap();
-        std::fs::write(d.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n").unwrap();
-        std::fs::write(d.path().join("etc/group"), "root:x:0:\napp:x:1000:\nwheel:x:10:app\n").unwrap();
+        std::fs::write(
+            d.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("etc/group"),
+            "root:x:0:\napp:x:1000:\nwheel:x:10:app\n",
+        )
+        .unwrap();
         assert_eq!(resolve(d.path(), "").unwrap(), (0, 0, vec![]));
         assert_eq!(resolve(d.path(), "app").unwrap(), (1000, 1000, vec![10]));
         assert_eq!(resolve(d.path(), "app:wheel").unwrap(), (1000, 10, vec![]));
         assert_eq!(resolve(d.path(), "4242:7").unwrap(), (4242, 7, vec![]));
-        assert!(resolve(d.path(), "nobody").unwrap_err().contains("unable to find user nobody"));
+        assert!(resolve(d.path(), "nobody")
+            .unwrap_err()
+            .contains("unable to find user nobody"));
     }
 }
