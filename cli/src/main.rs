@@ -35,6 +35,9 @@ enum Cmd {
         /// Root of persistent state (images, containers)
         #[arg(long, env = "BERTH_DATA_ROOT", default_value = DEFAULT_DATA_ROOT)]
         data_root: PathBuf,
+        /// Parent cgroup for all containers
+        #[arg(long, default_value = "berth")]
+        cgroup_parent: String,
     },
     /// Show the client and daemon versions
     Version,
@@ -166,9 +169,10 @@ fn main() {
                 .map(|()| 0)
                 .map_err(anyhow::Error::from)
         }
-        Cmd::Daemon { data_root } => {
-            commands::system::daemon(cli.host.as_deref(), data_root).map(|()| 0)
-        }
+        Cmd::Daemon {
+            data_root,
+            cgroup_parent,
+        } => commands::system::daemon(cli.host.as_deref(), data_root, cgroup_parent).map(|()| 0),
         cmd => {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()

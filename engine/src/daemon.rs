@@ -16,6 +16,8 @@ pub struct DaemonConfig {
     pub data_root: PathBuf,
     /// Path of the unix socket to listen on.
     pub socket: PathBuf,
+    /// Parent cgroup of the containers (relative to each hierarchy's root).
+    pub cgroup_parent: String,
 }
 
 /// Errors that stop the daemon from starting.

@@ -61,6 +61,31 @@ pub fn rootfs(dir: &Path) -> PathBuf {
 pub fn attach_socket(dir: &Path) -> PathBuf {
     dir.join("attach.sock")
 }
+
+/// A unix socket path can hold only 107 bytes; a container directory under a deep data root
+/// does not fit. Reach the socket through a descriptor of its directory instead:
+/// `/proc/self/fd/N/attach.sock` is short whatever the directory's path.
+pub struct ShortPath {
+    _dir: OwnedFd,
+    pub path: PathBuf,
+}
+
+pub fn short_socket_path(dir: &Path) -> io::Result<ShortPath> {
+    use std::os::fd::AsRawFd;
+    let fd = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    let path = PathBuf::from(format!("/proc/self/fd/{}/attach.sock", fd.as_raw_fd()));
+    Ok(ShortPath { _dir: fd, path })
+}
+
+/// Connect to a monitor's attach socket (blocking).
+pub fn connect(dir: &Path) -> io::Result<UnixStream> {
+    let p = short_socket_path(dir)?;
+    UnixStream::connect(&p.path)
+}
 pub fn exit_file(dir: &Path) -> PathBuf {
     dir.join("exit.json")
 }
@@ -215,6 +240,41 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
         let _ = container.delete(true);
         return Err(e.to_string());
     }
+    let served = serve(
+        cfg,
+        &mut container,
+        Pipes {
+            out_r,
+            err_r,
+            stdin: stdin_ours,
+        },
+    );
+    if served.is_err() {
+        let _ = container.kill_all(runtime::Signal::SIGKILL);
+        let _ = container.wait();
+    }
+    let deleted = container.delete(true).map_err(|e| e.to_string());
+    served.and(deleted)
+}
+
+/// Our ends of the container's stdio pipes.
+struct Pipes {
+    out_r: OwnedFd,
+    err_r: OwnedFd,
+    stdin: Option<OwnedFd>,
+}
+
+/// Log, attach and wait for a started container; returns when it has exited.
+fn serve(
+    cfg: &MonitorConfig,
+    container: &mut runtime::Container,
+    stdio: Pipes,
+) -> Result<(), String> {
+    let Pipes {
+        out_r,
+        err_r,
+        stdin: stdin_ours,
+    } = stdio;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -228,8 +288,10 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
 
     let sock_path = attach_socket(&cfg.dir);
     let _ = std::fs::remove_file(&sock_path);
-    let listener =
-        UnixListener::bind(&sock_path).map_err(|e| format!("bind {}: {e}", sock_path.display()))?;
+    let short =
+        short_socket_path(&cfg.dir).map_err(|e| format!("open {}: {e}", cfg.dir.display()))?;
+    let listener = UnixListener::bind(&short.path)
+        .map_err(|e| format!("bind {}: {e}", sock_path.display()))?;
     report(&format!("ok {}", container.pid()));
 
     {
@@ -271,7 +333,6 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
         }
     }
     let _ = std::fs::remove_file(&sock_path);
-    container.delete(true).map_err(|e| e.to_string())?;
     Ok(())
 }
 

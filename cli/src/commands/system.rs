@@ -20,7 +20,7 @@ pub enum SystemCmd {
     Info,
 }
 
-pub fn daemon(host: Option<&str>, data_root: PathBuf) -> Result<()> {
+pub fn daemon(host: Option<&str>, data_root: PathBuf, cgroup_parent: String) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
@@ -34,7 +34,11 @@ pub fn daemon(host: Option<&str>, data_root: PathBuf) -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let d = engine::Daemon::open(engine::DaemonConfig { data_root, socket })?;
+        let d = engine::Daemon::open(engine::DaemonConfig {
+            data_root,
+            socket,
+            cgroup_parent,
+        })?;
         d.serve().await?;
         Ok(())
     })

@@ -73,6 +73,8 @@ impl TestDaemon {
             Command::new(BERTH)
         };
         cmd.arg("daemon")
+            .arg("--cgroup-parent")
+            .arg(self.cgroup_parent())
             .arg("--data-root")
             .arg(&self.data_root)
             .arg("-H")
@@ -111,6 +113,17 @@ impl TestDaemon {
         }
     }
 
+    /// A cgroup parent of this test's own, removed when the test ends.
+    pub fn cgroup_parent(&self) -> String {
+        let name = self
+            .dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("berth-test/{name}")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
     }
@@ -142,8 +155,78 @@ impl TestDaemon {
 
 impl Drop for TestDaemon {
     fn drop(&mut self) {
+        // Containers outlive the daemon by design: remove them through it first.
+        if self.child.is_some() {
+            if let Ok(out) = self.berth(&["ps", "-aq"]).stdin(Stdio::null()).output() {
+                let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect();
+                if !ids.is_empty() {
+                    let mut c = self.berth(&["rm", "-f"]);
+                    c.args(&ids)
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null());
+                    let _ = c.status();
+                }
+            }
+        }
         self.kill9();
+        remove_cgroups(&self.cgroup_parent());
     }
+}
+
+/// Kill whatever is left in the test's cgroups and remove them, in every hierarchy.
+fn remove_cgroups(parent: &str) {
+    let Ok(roots) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    let mut dirs: Vec<PathBuf> = roots
+        .flatten()
+        .map(|e| e.path().join(parent))
+        .filter(|p| p.is_dir())
+        .collect();
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        dirs.push(Path::new("/sys/fs/cgroup").join(parent));
+    }
+    for d in dirs {
+        let mut all = Vec::new();
+        collect_dirs(&d, &mut all);
+        all.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for c in &all {
+            for pid in std::fs::read_to_string(c.join("cgroup.procs"))
+                .unwrap_or_default()
+                .split_whitespace()
+            {
+                if let Some(p) = pid.parse().ok().and_then(rustix::process::Pid::from_raw) {
+                    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                }
+            }
+        }
+        for c in &all {
+            for _ in 0..50 {
+                if std::fs::remove_dir(c).is_ok() || !c.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        if let Some(top) = d.parent() {
+            let _ = std::fs::remove_dir(top); // berth-test, once the last test is done
+        }
+    }
+}
+
+fn collect_dirs(d: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(rd) = std::fs::read_dir(d) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_dirs(&e.path(), out);
+            }
+        }
+    }
+    out.push(d.to_owned());
 }
 
 /// Run and require success; returns stdout.

@@ -232,7 +232,11 @@ fn monitor_config(d: &Daemon, c: &Container) -> Result<MonitorConfig, ApiError> 
         cap_add: strings(&hc["CapAdd"]),
         cap_drop: strings(&hc["CapDrop"]),
         binds,
-        cgroup_parent: hc["CgroupParent"].as_str().unwrap_or("").to_owned(),
+        cgroup_parent: hc["CgroupParent"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .unwrap_or(&d.config.cgroup_parent)
+            .to_owned(),
         ..Default::default()
     };
     Ok(MonitorConfig {
@@ -762,7 +766,11 @@ pub async fn attach(
         }
         let mut req = want.clone();
         req.replay_from = Some(s.log_offset);
-        match tokio::net::UnixStream::connect(monitor::attach_socket(&dir)).await {
+        let conn = monitor::connect(&dir).and_then(|s| {
+            s.set_nonblocking(true)?;
+            tokio::net::UnixStream::from_std(s)
+        });
+        match conn {
             Ok(mut mon) => {
                 let line = format!("{}\n", serde_json::to_string(&req).unwrap_or_default());
                 if mon.write_all(line.as_bytes()).await.is_err() {

@@ -321,7 +321,7 @@ impl Containers {
     pub fn watch_blocking(&self, e: &Arc<Entry>) -> Result<Container, ApiError> {
         let c = e.snapshot();
         let dir = self.dir_of(&c.id);
-        if let Ok(mut s) = std::os::unix::net::UnixStream::connect(monitor::attach_socket(&dir)) {
+        if let Ok(mut s) = monitor::connect(&dir) {
             let req = serde_json::to_string(&AttachRequest::default()).unwrap_or_default();
             let _ = writeln!(s, "{req}");
             let _ = std::io::copy(&mut s, &mut std::io::sink());

@@ -1,0 +1,286 @@
+//! End to end: containers through the berth CLI and the real docker CLI. Privileged (mounts,
+//! namespaces, cgroups): run by `cargo xtask test` as root; each daemon in its own mount and
+//! network namespaces with a scratch data root.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::{busybox_rootfs_tar, fails, is_root, ok, run, TestDaemon};
+
+fn daemon_with_busybox() -> TestDaemon {
+    assert!(
+        is_root(),
+        "containers need root: run through `cargo xtask test`"
+    );
+    let d = TestDaemon::start();
+    let tar = d.path("rootfs.tar");
+    std::fs::write(&tar, busybox_rootfs_tar(&[])).unwrap();
+    ok(d.berth(&[
+        "import",
+        "-c",
+        r#"CMD ["/bin/sh"]"#,
+        "-c",
+        "ENV PATH=/bin",
+        tar.to_str().unwrap(),
+        "busybox",
+    ]));
+    d
+}
+
+fn wait_until(mut f: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn run_attached_exit_codes_and_streams() {
+    let d = daemon_with_busybox();
+    let out = run(&mut d.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]));
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    // --rm removed it; the exit code survived the removal
+    assert_eq!(ok(d.berth(&["ps", "-a", "-q"])), "");
+
+    let out = ok(d.berth(&[
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "-w",
+        "/tmp",
+        "-u",
+        "nobody",
+        "--hostname",
+        "box",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A $(pwd) $(id -u) $(hostname)",
+    ]));
+    assert_eq!(out, "1 /tmp 65534 box\n");
+    // isolation: own pid namespace, default capabilities only
+    let out = ok(d.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $$; ls /proc | grep -c '^[0-9]'; grep CapEff /proc/self/status",
+    ]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1", "the command is PID 1: {out}");
+    assert_eq!(
+        lines[2], "CapEff:\t00000000a80425fb",
+        "Docker's 14 default capabilities: {out}"
+    );
+
+    let mut child = d
+        .berth(&["run", "-i", "--rm", "busybox", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
+
+    let out = run(&mut d.berth(&["run", "--rm", "busybox", "nosuchcmd"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("executable file not found in $PATH"));
+    assert_eq!(
+        ok(d.berth(&["ps", "-a", "-q"])),
+        "",
+        "a --rm container that cannot start is removed"
+    );
+    let err = fails(d.berth(&["run", "nosuchimage"]));
+    assert!(err.contains("No such image: nosuchimage:latest"), "{err}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn detached_lifecycle_ps_logs_stop_rm() {
+    let d = daemon_with_busybox();
+    let id = ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo bye; exit 0' TERM; while true; do echo tick; sleep 0.1; done",
+    ]));
+    let id = id.trim().to_owned();
+    assert_eq!(id.len(), 64);
+    let ps = ok(d.berth(&["ps"]));
+    assert!(ps.starts_with("CONTAINER ID   IMAGE     COMMAND"), "{ps}");
+    assert!(
+        ps.contains(&id[..12]) && ps.contains("Up ") && ps.contains("ticker"),
+        "{ps}"
+    );
+    wait_until(
+        || ok(d.berth(&["logs", "ticker"])).lines().count() >= 2,
+        "log lines",
+    );
+    let err = fails(d.berth(&["run", "-d", "--name", "ticker", "busybox", "true"]));
+    assert!(err.contains("is already in use"), "{err}");
+    let err = fails(d.berth(&["rm", "ticker"]));
+    assert!(
+        err.contains("You cannot remove a running container"),
+        "{err}"
+    );
+
+    // prefix lookup, then a graceful stop: the trap runs
+    assert_eq!(ok(d.berth(&["stop", &id[..6]])), format!("{}\n", &id[..6]));
+    let logs = ok(d.berth(&["logs", "ticker"]));
+    assert!(logs.ends_with("bye\n"), "{logs}");
+    let ps = ok(d.berth(&["ps", "-a"]));
+    assert!(ps.contains("Exited (0)"), "{ps}");
+    assert_eq!(ok(d.berth(&["wait", "ticker"])), "0\n");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(d.berth(&["container", "inspect", "ticker"]))).unwrap();
+    assert_eq!(v[0]["State"]["Status"], "exited");
+    assert_eq!(v[0]["Name"], "/ticker");
+
+    // start again, then kill: 137
+    ok(d.berth(&["start", "ticker"]));
+    ok(d.berth(&["kill", "ticker"]));
+    assert_eq!(ok(d.berth(&["wait", "ticker"])), "137\n");
+    ok(d.berth(&["rm", "ticker"]));
+    assert_eq!(ok(d.berth(&["ps", "-a", "-q"])), "");
+    assert!(
+        !d.data_root.join("containers").join(&id).exists(),
+        "rm leaves nothing behind"
+    );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn containers_outlive_a_killed_daemon() {
+    let mut d = daemon_with_busybox();
+    let id = ok(d.berth(&[
+        "run",
+        "-d",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.05; done",
+    ]));
+    let id = id.trim().to_owned();
+    let quick = ok(d.berth(&["run", "-d", "busybox", "sh", "-c", "sleep 0.3; exit 7"]))
+        .trim()
+        .to_owned();
+    wait_until(
+        || ok(d.berth(&["logs", &id])).lines().count() >= 3,
+        "first lines",
+    );
+    // The daemon dies; the containers keep running and logging.
+    d.kill9();
+    std::thread::sleep(Duration::from_millis(600));
+    d.spawn();
+    let ps = ok(d.berth(&["ps"]));
+    assert!(
+        ps.contains(&id[..12]) && ps.contains("Up "),
+        "the survivor is still up: {ps}"
+    );
+    // the one that exited while the daemon was away is marked with its real exit code
+    wait_until(
+        || ok(d.berth(&["ps", "-a"])).contains("Exited (7)"),
+        "Exited (7)",
+    );
+    let before = ok(d.berth(&["logs", &id])).lines().count();
+    wait_until(
+        || ok(d.berth(&["logs", &id])).lines().count() > before + 3,
+        "logging goes on",
+    );
+    ok(d.berth(&["stop", "-t", "1", &id]));
+    assert!(ok(d.berth(&["ps", "-a"])).contains("Exited (137)"));
+    ok(d.berth(&["rm", &id, &quick]));
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn real_docker_cli_runs_containers() {
+    let d = daemon_with_busybox();
+    let out = run(&mut d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo hi; exit 5"]));
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    let out = run(&mut d.docker(&["run", "--rm", "busybox", "nosuchcmd"]));
+    assert_eq!(
+        out.status.code(),
+        Some(127),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let id = ok(d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; sleep 30",
+    ]));
+    assert_eq!(id.trim().len(), 64);
+    let out = ok(d.docker(&["ps", "--format", "{{.Names}} {{.Image}} {{.Status}}"]));
+    assert!(out.starts_with("web busybox Up "), "{out}");
+    wait_until(
+        || ok(d.docker(&["logs", "web"])) == "started\n",
+        "docker logs",
+    );
+    let out = ok(d.docker(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.Running}} {{.Name}}",
+        "web",
+    ]));
+    assert_eq!(out.trim(), "running true /web");
+    ok(d.docker(&["stop", "-t", "1", "web"]));
+    let out = ok(d.docker(&["ps", "-a", "--format", "{{.Status}}"]));
+    assert!(out.starts_with("Exited (137)"), "{out}");
+    ok(d.docker(&["start", "web"]));
+    ok(d.docker(&["restart", "-t", "0", "web"]));
+    ok(d.docker(&["rm", "-f", "web"]));
+    assert_eq!(ok(d.docker(&["ps", "-aq"])), "");
+
+    let mut child = d
+        .docker(&[
+            "run",
+            "-i",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "read x; echo got $x",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"value\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got value\n");
+}
