@@ -65,6 +65,8 @@ enum Cmd {
     System(commands::system::SystemCmd),
     /// Create and run a new container from an image
     Run(commands::containers::RunArgs),
+    /// Execute a command in a running container
+    Exec(commands::containers::ExecArgs),
     /// Create a new container
     Create(commands::containers::CreateArgs),
     /// Start one or more stopped containers
@@ -205,6 +207,7 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
     match cmd {
         Cmd::Run(a) => ct::run(&c, a).await,
         Cmd::Create(a) => done(ct::create(&c, a).await),
+        Cmd::Exec(a) => ct::exec(&c, a).await,
         Cmd::Start { attach, containers } => ct::start(&c, &containers, attach).await,
         Cmd::Ps(a) => done(ct::ps(&c, a).await),
         Cmd::Logs(a) => done(ct::logs(&c, a).await),

@@ -284,3 +284,75 @@ fn real_docker_cli_runs_containers() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "got value\n");
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn exec_into_a_running_container() {
+    let d = daemon_with_busybox();
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "-e",
+        "FROM_RUN=1",
+        "busybox",
+        "sleep",
+        "600",
+    ]));
+    let out = run(&mut d.berth(&[
+        "exec",
+        "-e",
+        "X=2",
+        "-w",
+        "/tmp",
+        "box",
+        "sh",
+        "-c",
+        "echo $FROM_RUN $X $(pwd) $$; exit 4",
+    ]));
+    assert_eq!(out.status.code(), Some(4));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(
+        &f[..3],
+        ["1", "2", "/tmp"],
+        "env of the container plus the exec's own: {text}"
+    );
+    assert_ne!(f[3], "1", "not the container's init");
+    let mut child = d
+        .berth(&["exec", "-i", "box", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"via exec\n")
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout),
+        "via exec\n"
+    );
+    // the same through the docker CLI, with its exit codes
+    let out = run(&mut d.docker(&["exec", "box", "sh", "-c", "echo hi; exit 6"]));
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        ),
+        (Some(6), "hi\n".into())
+    );
+    let out = run(&mut d.docker(&["exec", "box", "nosuch"]));
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("executable file not found in $PATH"));
+    // finished exec processes are reaped: the container sees only its init and `ps`
+    let ps = ok(d.docker(&["exec", "box", "ps", "-o", "pid,stat,comm"]));
+    assert!(!ps.contains(" Z "), "no zombies: {ps}");
+    assert_eq!(ps.lines().count(), 3, "{ps}");
+    ok(d.docker(&["stop", "-t", "0", "box"]));
+    let err = fails(d.docker(&["exec", "box", "true"]));
+    assert!(err.contains("is not running"), "{err}");
+}

@@ -46,6 +46,8 @@ pub struct Daemon {
     pub config: DaemonConfig,
     pub store: Arc<Store>,
     pub containers: crate::containers::Containers,
+    pub execs: crate::api::exec::Execs,
+    pub reaper: crate::reaper::Reaper,
     pub id: String,
 }
 
@@ -79,6 +81,8 @@ impl Daemon {
         let containers = crate::containers::Containers::open(&config.data_root)
             .map_err(io_err("opening containers in", &config.data_root))?;
         Ok(Self {
+            execs: Default::default(),
+            reaper: Default::default(),
             containers,
             config,
             store: Arc::new(store),

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod error;
 mod http;
 pub mod monitor;
+mod reaper;
 pub mod version;
 
 pub use daemon::{Daemon, DaemonConfig};

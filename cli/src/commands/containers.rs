@@ -542,3 +542,70 @@ pub async fn inspect(c: &Client, names: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background
+    #[arg(short, long)]
+    detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    tty: bool,
+    /// Set environment variables
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    workdir: Option<String>,
+    container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
+    if a.tty {
+        bail!("berth does not support a TTY (-t) yet");
+    }
+    let attach = !a.detach;
+    let body = json!({
+        "AttachStdin": a.interactive && attach, "AttachStdout": attach, "AttachStderr": attach,
+        "Tty": false, "Env": a.env, "Cmd": a.command,
+        "User": a.user.clone().unwrap_or_default(), "WorkingDir": a.workdir.clone().unwrap_or_default(),
+    });
+    let v = c
+        .json(
+            Method::POST,
+            &format!("/containers/{}/exec", a.container),
+            Payload::Json(body),
+        )
+        .await?;
+    let id = v["Id"].as_str().unwrap_or("").to_owned();
+    if a.detach {
+        c.json(
+            Method::POST,
+            &format!("/exec/{id}/start"),
+            Payload::Json(json!({"Detach": true, "Tty": false})),
+        )
+        .await?;
+        return Ok(0);
+    }
+    let conn = c.hijack(&format!("/exec/{id}/start")).await?;
+    let (rd, mut wr) = tokio::io::split(conn);
+    if a.interactive {
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut wr).await;
+            let _ = wr.shutdown().await;
+        });
+    }
+    demux(rd).await?;
+    let v = c
+        .json(Method::GET, &format!("/exec/{id}/json"), Payload::None)
+        .await?;
+    Ok(v["ExitCode"].as_i64().unwrap_or(0) as i32)
+}

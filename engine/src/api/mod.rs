@@ -1,6 +1,7 @@
 //! The Engine API router: version prefix handling, Docker's common headers, dispatch.
 
 pub mod containers;
+pub mod exec;
 mod images;
 mod system;
 
@@ -133,6 +134,17 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                         containers::attach(&d, &name, &q, req).await
                     }
                     (&Method::DELETE, "") => containers::remove(&d, name, &q).await,
+                    (&Method::POST, "exec") => exec::create(&d, name, req.into_body()).await,
+                    _ => Err(not_found()),
+                };
+            }
+            if let Some(rest) = path.strip_prefix("/exec/") {
+                let (id, op) = rest.split_once('/').unwrap_or((rest, ""));
+                let id = id.to_owned();
+                return match (&m, op) {
+                    (&Method::POST, "start") => exec::start(&d, &id, req).await,
+                    (&Method::GET, "json") => exec::inspect(&d, &id).await,
+                    (&Method::POST, "resize") => Ok(crate::http::status(StatusCode::OK)),
                     _ => Err(not_found()),
                 };
             }

@@ -1,0 +1,335 @@
+//! `exec`: another process in a running container. The daemon starts it through the
+//! runtime (it is the daemon's child), relays its stdio over the hijacked connection and
+//! records its exit code for `GET /exec/{id}/json`.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::containers::spec;
+use crate::daemon::Daemon;
+use crate::error::ApiError;
+use crate::http::{empty, json as reply_json, status, Reply};
+use crate::monitor;
+
+/// One exec instance (kept in memory, as dockerd does).
+#[derive(Debug, Clone)]
+pub struct Exec {
+    pub id: String,
+    pub container: String,
+    pub config: Value,
+    pub running: bool,
+    pub exit_code: Option<i32>,
+    pub pid: i32,
+}
+
+#[derive(Debug, Default)]
+pub struct Execs(Mutex<HashMap<String, Exec>>);
+
+impl Execs {
+    fn get(&self, id: &str) -> Result<Exec, ApiError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))
+    }
+    fn update(&self, id: &str, f: impl FnOnce(&mut Exec)) {
+        if let Some(e) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get_mut(id) {
+            f(e);
+        }
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect()
+}
+
+pub async fn create(d: &Arc<Daemon>, name: &str, body: Incoming) -> Result<Reply, ApiError> {
+    let e = d.containers.get(name)?;
+    let c = e.snapshot();
+    if !c.state.status.is_running() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("Container {} is not running", c.id),
+        ));
+    }
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .to_bytes();
+    let config: Value = serde_json::from_slice(&bytes)?;
+    if strings(&config["Cmd"]).is_empty() {
+        return Err(ApiError::bad_request("No exec command specified"));
+    }
+    if config["Tty"].as_bool().unwrap_or(false) {
+        return Err(ApiError::bad_request(
+            "berth does not support a TTY (-t) yet",
+        ));
+    }
+    let id = image_store::Digest::of_bytes(
+        format!(
+            "{}{:?}{}",
+            c.id,
+            std::time::SystemTime::now(),
+            std::process::id()
+        )
+        .as_bytes(),
+    )
+    .hex()
+    .to_owned();
+    d.execs.0.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        id.clone(),
+        Exec {
+            id: id.clone(),
+            container: c.id.clone(),
+            config,
+            running: false,
+            exit_code: None,
+            pid: 0,
+        },
+    );
+    Ok(reply_json(StatusCode::CREATED, &json!({"Id": id})))
+}
+
+fn pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), ApiError> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| ApiError::internal(format!("pipe: {e}")))
+}
+
+/// Start the process; returns (pid, our ends of stdin, stdout, stderr).
+fn spawn(d: &Daemon, x: &Exec) -> Result<(i32, Option<File>, File, File), ApiError> {
+    let e = d.containers.get(&x.container)?;
+    let c = e.snapshot();
+    let dir = d.containers.dir_of(&c.id);
+    let user = x.config["User"]
+        .as_str()
+        .filter(|u| !u.is_empty())
+        .or(c.config["User"].as_str())
+        .unwrap_or("");
+    let (uid, gid, groups) = crate::containers::user::resolve(&monitor::rootfs(&dir), user)
+        .map_err(ApiError::internal)?;
+    let mut env = strings(&c.config["Env"]);
+    env.extend(strings(&x.config["Env"]));
+    let caps = spec::capabilities(
+        &strings(&c.host_config["CapAdd"]),
+        &strings(&c.host_config["CapDrop"]),
+    );
+    let cwd = x.config["WorkingDir"]
+        .as_str()
+        .filter(|w| !w.is_empty())
+        .or(c.config["WorkingDir"].as_str())
+        .filter(|w| !w.is_empty())
+        .unwrap_or("/");
+    let process: runtime::oci_spec::runtime::Process = serde_json::from_value(json!({
+        "terminal": false,
+        "user": {"uid": uid, "gid": gid, "additionalGids": groups},
+        "args": strings(&x.config["Cmd"]),
+        "env": env,
+        "cwd": cwd,
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "noNewPrivileges": false,
+    }))
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let attach_stdin = x.config["AttachStdin"].as_bool().unwrap_or(false);
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (in_r, in_w) = if attach_stdin {
+        let (r, w) = pipe()?;
+        (r, Some(w))
+    } else {
+        (
+            File::open("/dev/null")
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .into(),
+            None,
+        )
+    };
+    let mut rc = runtime::Container::load(&d.containers.runtime_root, &c.id)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let opts = runtime::ExecOpts {
+        stdio: runtime::Stdio {
+            stdin: Some(in_r),
+            stdout: Some(out_w),
+            stderr: Some(err_w),
+        },
+        ..Default::default()
+    };
+    let pid = rc.exec(&process, opts).map_err(|e| {
+        let m = e.to_string();
+        if m.contains("not found in the container's PATH") {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("OCI runtime exec failed: exec failed: unable to start container process: exec: \"{}\": executable file not found in $PATH: unknown", strings(&x.config["Cmd"])[0]),
+            )
+        } else {
+            ApiError::internal(m)
+        }
+    })?;
+    Ok((
+        pid,
+        in_w.map(File::from),
+        File::from(out_r),
+        File::from(err_r),
+    ))
+}
+
+/// `POST /exec/{id}/start`: hijacked unless `Detach`.
+pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    let x = d.execs.get(id)?;
+    if x.running || x.exit_code.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("Error: Exec command {id} has already run"),
+        ));
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .to_bytes();
+    let opts: Value = serde_json::from_slice(&bytes).unwrap_or(json!({}));
+    let detach = opts["Detach"].as_bool().unwrap_or(false);
+    if detach {
+        let (d2, x2) = (d.clone(), x.clone());
+        let (pid, stdin, mut out, mut err) = tokio::task::spawn_blocking(move || spawn(&d2, &x2))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??;
+        drop(stdin);
+        d.execs.update(id, |e| {
+            e.running = true;
+            e.pid = pid;
+        });
+        std::thread::spawn(move || {
+            let mut sink = std::io::sink();
+            let _ = std::io::copy(&mut out, &mut sink);
+            let _ = std::io::copy(&mut err, &mut sink);
+        });
+        let (d, id) = (d.clone(), id.to_owned());
+        std::thread::spawn(move || {
+            let code = d.reaper.wait(pid);
+            d.execs.update(&id, |e| {
+                e.running = false;
+                e.exit_code = Some(code);
+            });
+        });
+        return Ok(status(StatusCode::OK));
+    }
+    let req = Request::from_parts(parts, http_body_util::Empty::<bytes::Bytes>::new());
+    let upgrade = hyper::upgrade::on(req);
+    let d = d.clone();
+    let id = id.to_owned();
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let io = hyper_util::rt::TokioIo::new(upgraded);
+        let (mut cr, mut cw) = tokio::io::split(io);
+        let (d2, x2) = (d.clone(), x.clone());
+        let spawned = tokio::task::spawn_blocking(move || spawn(&d2, &x2)).await;
+        let (pid, stdin, out, err) = match spawned {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                // As dockerd: the error goes down the stream and the exit code to inspect.
+                let code = if e.message.contains("executable file not found") {
+                    127
+                } else {
+                    126
+                };
+                d.execs.update(&id, |x| x.exit_code = Some(code));
+                let msg = format!("{}\r\n", e.message);
+                let _ = cw.write_all(&monitor::frame(1, msg.as_bytes())).await;
+                let _ = cw.shutdown().await;
+                return;
+            }
+            Err(_) => return,
+        };
+        d.execs.update(&id, |e| {
+            e.running = true;
+            e.pid = pid;
+        });
+        // Pump both output pipes into frames on one channel, from blocking threads.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(32);
+        for (mut f, stream) in [(out, 1u8), (err, 2u8)] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 32 << 10];
+                while let Ok(n) = f.read(&mut buf) {
+                    if n == 0 || tx.blocking_send(monitor::frame(stream, &buf[..n])).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        if let Some(mut stdin) = stdin {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 << 10];
+                loop {
+                    match cr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if stdin.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        while let Some(f) = rx.recv().await {
+            if cw.write_all(&f).await.is_err() {
+                break;
+            }
+        }
+        let d2 = d.clone();
+        let code = tokio::task::spawn_blocking(move || d2.reaper.wait(pid))
+            .await
+            .unwrap_or(137);
+        d.execs.update(&id, |e| {
+            e.running = false;
+            e.exit_code = Some(code);
+        });
+        let _ = cw.shutdown().await;
+    });
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    r.extensions_mut()
+        .insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
+    let h = r.headers_mut();
+    h.insert(
+        "Content-Type",
+        HeaderValue::from_static("application/vnd.docker.raw-stream"),
+    );
+    h.insert("Connection", HeaderValue::from_static("Upgrade"));
+    h.insert("Upgrade", HeaderValue::from_static("tcp"));
+    Ok(r)
+}
+
+pub async fn inspect(d: &Arc<Daemon>, id: &str) -> Result<Reply, ApiError> {
+    let x = d.execs.get(id)?;
+    let cmd = strings(&x.config["Cmd"]);
+    Ok(reply_json(
+        StatusCode::OK,
+        &json!({
+            "ID": x.id, "Running": x.running, "ExitCode": x.exit_code, "ContainerID": x.container, "Pid": x.pid,
+            "OpenStdin": x.config["AttachStdin"], "OpenStdout": x.config["AttachStdout"], "OpenStderr": x.config["AttachStderr"],
+            "CanRemove": false, "DetachKeys": "",
+            "ProcessConfig": {"tty": false, "entrypoint": cmd.first(), "arguments": cmd.get(1..).unwrap_or_default(),
+                "privileged": x.config["Privileged"].as_bool().unwrap_or(false), "user": x.config["User"]},
+        }),
+    ))
+}
