@@ -135,7 +135,17 @@ impl Session {
             Err(e) if transport::http_allowed(&self.api_host, &self.transport.insecure) => {
                 tracing::debug!(registry = %self.registry, error = %e, "https ping failed, trying http");
                 let http = format!("http://{}", self.api_host);
-                (http.clone(), self.ping(&http).await?)
+                match self.ping(&http).await {
+                    Ok(resp)
+                        if resp.status().is_success()
+                            || resp.status() == StatusCode::UNAUTHORIZED =>
+                    {
+                        (http, resp)
+                    }
+                    // Plain HTTP reached something that is not a v2 registry (often the TLS
+                    // port refusing plain text): the TLS failure is the useful message.
+                    _ => return Err(e),
+                }
             }
             Err(e) => return Err(e),
         };

@@ -2,8 +2,12 @@
 //! the `docker-registry` package and fail, naming it, when it is missing.
 #![allow(clippy::unwrap_used)]
 
+mod faults;
 mod harness;
 mod plain;
+mod servers;
+mod tls;
+mod token;
 
 use std::time::Duration;
 
