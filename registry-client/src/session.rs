@@ -162,12 +162,7 @@ impl Session {
                     .ok_or_else(|| bad(&self.registry, "401 on /v2/ without a usable challenge"))?
             }
             s if s.is_success() => Scheme::Anonymous,
-            s => {
-                return Err(self.fail(resp, "ping /v2/").await).map_err(|e| {
-                    tracing::debug!(status = %s, "ping failed");
-                    e
-                })
-            }
+            _ => return Err(self.fail(resp, "ping /v2/").await),
         };
         let base: Uri = base
             .parse()

@@ -162,7 +162,7 @@ pub const ISSUER: &str = "berth-test-issuer";
 pub struct Registry {
     child: Child,
     pub host: String,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     log: PathBuf,
 }
 
@@ -221,7 +221,7 @@ impl Registry {
         let mut r = Registry {
             child,
             host,
-            dir,
+            _dir: dir,
             log,
         };
         r.wait_ready();

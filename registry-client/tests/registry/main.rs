@@ -6,6 +6,7 @@ mod faults;
 mod harness;
 mod plain;
 mod servers;
+mod skopeo;
 mod tls;
 mod token;
 
