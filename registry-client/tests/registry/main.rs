@@ -2,6 +2,7 @@
 //! the `docker-registry` package and fail, naming it, when it is missing.
 #![allow(clippy::unwrap_used)]
 
+mod fake;
 mod faults;
 mod harness;
 mod plain;

@@ -22,18 +22,18 @@ use tokio::task::JoinHandle;
 
 use crate::harness::{run, ISSUER};
 
-type Body = BoxBody<Bytes, std::io::Error>;
+pub type Body = BoxBody<Bytes, std::io::Error>;
 
-fn full(b: impl Into<Bytes>) -> Body {
+pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
 }
 
-async fn serve<F, Fut>(handler: F) -> (SocketAddr, JoinHandle<()>)
+pub async fn serve<F, Fut>(bind: &str, handler: F) -> (SocketAddr, JoinHandle<()>)
 where
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = Response<Body>> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = TcpListener::bind(bind).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         loop {
@@ -226,7 +226,7 @@ impl TokenServer {
             requests: requests.clone(),
             scopes: scopes.clone(),
         });
-        let (addr, task) = serve(move |req| {
+        let (addr, task) = serve("127.0.0.1:0", move |req| {
             let issuer = issuer.clone();
             async move {
                 tokio::task::spawn_blocking(move || issuer.handle(&req))
@@ -282,7 +282,7 @@ impl FaultProxy {
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http::<Incoming>();
         let seen = ranges.clone();
-        let (addr, task) = serve(move |req: Request<Incoming>| {
+        let (addr, task) = serve("127.0.0.1:0", move |req: Request<Incoming>| {
             let (upstream, client, seen, budget) = (
                 upstream.clone(),
                 client.clone(),
