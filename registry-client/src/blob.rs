@@ -163,6 +163,9 @@ impl Client {
         parallel: usize,
         progress: &dyn Progress,
     ) -> Result<Vec<S::Committed>> {
+        for (b, _) in &blobs {
+            report(progress, b.digest.short(), Status::Waiting, 0, b.size);
+        }
         futures_util::stream::iter(blobs)
             .map(|(b, sink)| async move { self.pull_blob(repo, &b, sink, progress).await })
             .buffered(parallel.max(1))

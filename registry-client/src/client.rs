@@ -231,3 +231,31 @@ impl Client {
         d.min(Duration::from_secs(8))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_hub_names_map_to_its_api_host() {
+        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
+        assert_eq!(api_host("index.docker.io"), "registry-1.docker.io");
+        assert_eq!(api_host("127.0.0.1:5000"), "127.0.0.1:5000");
+        let r = Repository::of(&Reference::parse("busybox").unwrap());
+        assert_eq!(r, Repository::new("docker.io", "library/busybox"));
+        let r = Repository::of(&Reference::parse("localhost:5000/a/b:v1").unwrap());
+        assert_eq!(r, Repository::new("localhost:5000", "a/b"));
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let c = Client::new(ClientConfig {
+            retry_delay: Duration::from_millis(500),
+            ..ClientConfig::default()
+        });
+        assert_eq!(c.backoff(1), Duration::from_millis(500));
+        assert_eq!(c.backoff(2), Duration::from_secs(1));
+        assert_eq!(c.backoff(4), Duration::from_secs(4));
+        assert_eq!(c.backoff(9), Duration::from_secs(8));
+    }
+}

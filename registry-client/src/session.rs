@@ -20,6 +20,8 @@ use crate::transport::{self, BodySpec, Transport};
 
 const MAX_REDIRECTS: usize = 5;
 const ERROR_BODY_LIMIT: usize = 64 << 10;
+/// Request bodies from this size on are not bounded by the response-head timeout.
+const UNBOUNDED_BODY: u64 = 1 << 20;
 
 /// What the registry asked for in its `/v2/` challenge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -272,11 +274,16 @@ impl Session {
         let bytes = transport::read_body(resp.into_body(), 1 << 20, &host, "token request")
             .await?
             .ok_or_else(|| token_err("token response over 1 MiB".into()))?;
-        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
-            && self.creds.is_some()
-        {
-            return Err(RegistryError::WrongCredentials {
-                registry: self.registry.clone(),
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return Err(match self.creds {
+                Some(_) => RegistryError::WrongCredentials {
+                    registry: self.registry.clone(),
+                },
+                None => RegistryError::AuthRequired {
+                    registry: self.registry.clone(),
+                    what: "anonymous token".into(),
+                    errors: ApiErrors::parse(&bytes),
+                },
             });
         }
         if !status.is_success() {
@@ -329,7 +336,13 @@ impl Session {
             let http_req = b
                 .body(body)
                 .map_err(|e| bad(&self.registry, e.to_string()))?;
-            let resp = self.transport.send(http_req, &req.what).await?;
+            // An upload's answer comes after its body: only small requests get the head timeout.
+            let head_timeout =
+                (req.body.len() < UNBOUNDED_BODY).then_some(self.transport.request_timeout);
+            let resp = self
+                .transport
+                .send_with(http_req, &req.what, head_timeout)
+                .await?;
             let status = resp.status();
 
             if status.is_redirection() && matches!(req.method, Method::GET | Method::HEAD) {

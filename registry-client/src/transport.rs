@@ -149,6 +149,18 @@ impl Transport {
     /// request timeout. Plain HTTP to a host that may not have it is refused here, the one place
     /// every request passes.
     pub(crate) async fn send(&self, req: Request<Body>, what: &str) -> Result<Response<Incoming>> {
+        self.send_with(req, what, Some(self.request_timeout)).await
+    }
+
+    /// [`Transport::send`] with the bound on the response head chosen by the caller: `None`
+    /// for uploads, whose answer comes only after the whole body went out (connecting stays
+    /// bounded by the connector's timeout).
+    pub(crate) async fn send_with(
+        &self,
+        req: Request<Body>,
+        what: &str,
+        head_timeout: Option<Duration>,
+    ) -> Result<Response<Incoming>> {
         let uri = req.uri().clone();
         let host_port = authority(&uri);
         if uri.scheme_str() == Some("http") && !http_allowed(&host_port, &self.insecure) {
@@ -158,7 +170,12 @@ impl Transport {
         }
         let pool = self.pool(&host_port)?;
         tracing::debug!(method = %req.method(), %uri, "registry request");
-        match tokio::time::timeout(self.request_timeout, pool.request(req)).await {
+        let response = pool.request(req);
+        let outcome = match head_timeout {
+            Some(t) => tokio::time::timeout(t, response).await,
+            None => Ok(response.await),
+        };
+        match outcome {
             Err(_) => Err(RegistryError::Timeout {
                 host: host_port,
                 what: what.to_owned(),
