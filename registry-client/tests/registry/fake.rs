@@ -106,3 +106,70 @@ async fn expired_token_is_refreshed_and_auth_stays_off_redirects() {
         "Authorization leaked to the redirect target"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema1_oversized_and_lying_manifests_are_refused() {
+    let (addr, _task) = serve("127.0.0.1:0", |req| async move {
+        let path = req.uri().path().to_owned();
+        let accept = req
+            .headers()
+            .get("accept")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let resp = hyper::Response::builder();
+        if path == "/v2/" {
+            return resp.body(full("{}")).unwrap();
+        }
+        // Every manifest GET must carry the full Accept list.
+        assert!(
+            accept.contains("application/vnd.oci.image.index.v1+json"),
+            "{accept}"
+        );
+        assert!(
+            accept.contains("application/vnd.docker.distribution.manifest.v2+json"),
+            "{accept}"
+        );
+        match path.rsplit('/').next().unwrap() {
+            "schema1" => resp
+                .header(
+                    "content-type",
+                    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+                )
+                .body(full(
+                    r#"{"schemaVersion":1,"name":"x","tag":"schema1","fsLayers":[]}"#,
+                ))
+                .unwrap(),
+            "huge" => resp
+                .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+                .body(full(vec![b' '; 5 << 20]))
+                .unwrap(),
+            _ => resp
+                .header("content-type", "application/vnd.oci.image.index.v1+json")
+                .header(
+                    "docker-content-digest",
+                    Digest::of_bytes(b"something else").to_string(),
+                )
+                .body(full(r#"{"schemaVersion":2,"manifests":[]}"#))
+                .unwrap(),
+        }
+    })
+    .await;
+    let client = Client::new(config());
+    let repo = Repository::new(addr.to_string(), "fake/manifests");
+    let err = client.get_manifest(&repo, "schema1").await.unwrap_err();
+    assert!(
+        matches!(err, registry_client::RegistryError::Schema1 { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("schema 1 manifests"), "{err}");
+    let err = client.get_manifest(&repo, "huge").await.unwrap_err();
+    assert!(
+        matches!(err, registry_client::RegistryError::ManifestTooLarge { .. }),
+        "{err:?}"
+    );
+    let err = client.get_manifest(&repo, "lying").await.unwrap_err();
+    assert!(
+        matches!(err, registry_client::RegistryError::DigestMismatch { .. }),
+        "{err:?}"
+    );
+}
