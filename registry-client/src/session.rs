@@ -358,11 +358,7 @@ impl Session {
                     .and_then(|v| v.to_str().ok())
                     .ok_or_else(|| bad(&self.registry, format!("{status} without Location")))?;
                 let next = transport::resolve(&url, loc).map_err(|e| bad(&self.registry, e))?;
-                if next.scheme_str() == Some("http") && url.scheme_str() == Some("https") {
-                    // A downgrade would expose the content to the network; the rule in
-                    // Transport::send still applies to loopback.
-                    tracing::debug!(%next, "redirect from https to http");
-                }
+                // Plain-HTTP targets still pass Transport::send's loopback/insecure rule.
                 url = next;
                 redirects += 1;
                 continue;
@@ -389,10 +385,9 @@ impl Session {
                                 .filter(|c| c.scheme == "bearer")
                                 .flat_map(Challenge::scopes),
                         );
-                        self.tokens
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&scopes.join(" "));
+                        // The token we sent was refused (expired, revoked, or too narrow):
+                        // drop it, and ask for the scopes the challenge names as well.
+                        self.forget_token(&scopes);
                         scopes = normalize_scopes(&all);
                         scheme = s;
                         self.forget_token(&scopes);
