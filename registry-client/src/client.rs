@@ -131,6 +131,19 @@ impl Client {
         }
     }
 
+    /// A client sharing this one's connections but with its own credentials and tokens: for a
+    /// daemon whose callers each bring their own (`X-Registry-Auth`).
+    pub fn scoped(&self) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config: self.inner.config.clone(),
+                transport: self.inner.transport.clone(),
+                sessions: Mutex::new(HashMap::new()),
+                credentials: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
     }

@@ -98,6 +98,7 @@ pub(crate) struct Session {
     creds: Option<Credentials>,
     reached: tokio::sync::Mutex<Option<Reached>>,
     tokens: Mutex<HashMap<String, Token>>,
+    fetching: tokio::sync::Mutex<()>,
 }
 
 fn bad(registry: &str, reason: impl Into<String>) -> RegistryError {
@@ -121,6 +122,7 @@ impl Session {
             creds,
             reached: tokio::sync::Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
+            fetching: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -214,14 +216,20 @@ impl Session {
             Scheme::Basic => Ok(self.creds.as_ref().map(Credentials::basic_header)),
             Scheme::Bearer { .. } => {
                 let key = scopes.join(" ");
-                let cached = {
+                let cached = || {
                     let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
                     tokens
                         .get(&key)
                         .filter(|t| t.refresh_at > Instant::now())
                         .map(|t| t.value.clone())
                 };
-                let value = match cached {
+                if let Some(v) = cached() {
+                    return Ok(Some(format!("Bearer {v}")));
+                }
+                // One fetch at a time: parallel blob transfers that miss the cache together
+                // wait for the first one's token instead of each asking for their own.
+                let _fetching = self.fetching.lock().await;
+                let value = match cached() {
                     Some(v) => v,
                     None => {
                         let t = self.fetch_token(scheme, scopes).await?;

@@ -13,7 +13,7 @@ mod token;
 
 use std::time::Duration;
 
-use registry_client::{BlobSource, Client, ClientConfig, NoProgress, Repository};
+use registry_client::{BlobSource, Client, ClientConfig, ManifestUpload, NoProgress, Repository};
 
 use harness::TestImage;
 
@@ -27,15 +27,19 @@ pub fn config() -> ClientConfig {
 }
 
 pub async fn push_image(client: &Client, repo: &Repository, tag: &str, img: &TestImage) {
-    for (d, b) in img.blobs() {
-        client
-            .push_blob(repo, &d, &BlobSource::Bytes(b), None, &NoProgress)
-            .await
-            .unwrap();
-    }
-    let d = client
-        .push_manifest(repo, tag, harness::OCI_MANIFEST, img.manifest.clone())
+    let blobs = img
+        .blobs()
+        .into_iter()
+        .map(|(d, b)| (d, BlobSource::Bytes(b)))
+        .collect();
+    let manifest = ManifestUpload {
+        reference: tag.to_owned(),
+        media_type: harness::OCI_MANIFEST.to_owned(),
+        bytes: img.manifest.clone(),
+    };
+    let (_, d) = client
+        .push_image(repo, blobs, vec![manifest], None, 3, &NoProgress)
         .await
         .unwrap();
-    assert_eq!(d, img.manifest_digest);
+    assert_eq!(d.as_ref(), Some(&img.manifest_digest));
 }

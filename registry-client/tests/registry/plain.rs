@@ -31,6 +31,17 @@ async fn push_then_pull_gives_identical_digests() {
     assert_eq!(resolved.manifest.bytes, img.manifest);
     assert_eq!(resolved.image.layers().len(), 1);
 
+    // the plan for a caller that already has the config: only the layer is missing
+    let plan = client
+        .plan_pull(&repo, "v1", &Platform::host(), |d| d == &img.config_digest)
+        .await
+        .unwrap();
+    assert_eq!(plan.present.len(), 1);
+    assert_eq!(plan.present[0].digest, img.config_digest);
+    assert_eq!(plan.missing.len(), 1);
+    assert_eq!(plan.missing[0].digest, img.layers[0].0);
+    assert_eq!(plan.missing[0].size, Some(img.layers[0].1.len() as u64));
+
     let head = client.head_manifest(&repo, "v1").await.unwrap().unwrap();
     assert_eq!(head.digest.as_ref(), Some(&img.manifest_digest));
     assert_eq!(head.media_type.as_deref(), Some(harness::OCI_MANIFEST));
