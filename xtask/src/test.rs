@@ -16,6 +16,9 @@ pub const TEST_PACKAGES: &[&str] = &[
     "util-linux",
     "tar",
     "docker.io",
+    "docker-registry",
+    "apache2-utils",
+    "openssl",
 ];
 
 pub fn lint() -> Result<()> {
