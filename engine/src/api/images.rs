@@ -230,13 +230,16 @@ pub async fn tag(d: &Daemon, name: &str, q: &Query) -> Result<Reply, ApiError> {
     Ok(status(StatusCode::CREATED))
 }
 
-pub async fn remove(d: &Daemon, name: &str, q: &Query) -> Result<Reply, ApiError> {
+pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
     let store = d.store.clone();
+    let d2 = d.clone();
     let force = q.flag("force");
     let name = name.to_owned();
-    let removed = tokio::task::spawn_blocking(move || store.remove(&name, force, &|_| None))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let removed = tokio::task::spawn_blocking(move || {
+        store.remove(&name, force, &|id| d2.containers.uses_image(id.as_str()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(reply_json(StatusCode::OK, &removed_json(&removed)))
 }
 
@@ -250,15 +253,18 @@ fn removed_json(removed: &[Removed]) -> Vec<Value> {
         .collect()
 }
 
-pub async fn prune(d: &Daemon, q: &Query) -> Result<Reply, ApiError> {
+pub async fn prune(d: &Arc<Daemon>, q: &Query) -> Result<Reply, ApiError> {
     let filters = q.filters()?;
     let all = filters
         .get("dangling")
         .is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
     let store = d.store.clone();
-    let (removed, reclaimed) = tokio::task::spawn_blocking(move || store.prune(all, &|_| false))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let d2 = d.clone();
+    let (removed, reclaimed) = tokio::task::spawn_blocking(move || {
+        store.prune(all, &|id| d2.containers.uses_image(id.as_str()).is_some())
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     let deleted = removed_json(&removed);
     Ok(reply_json(
         StatusCode::OK,

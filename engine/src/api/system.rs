@@ -98,9 +98,21 @@ pub async fn info(d: &Daemon) -> Result<Reply, ApiError> {
         .nodename()
         .to_string_lossy()
         .into_owned();
+    let states: Vec<_> = d
+        .containers
+        .all()
+        .iter()
+        .map(|e| e.snapshot().state.status)
+        .collect();
+    let count =
+        |f: &dyn Fn(crate::containers::Status) -> bool| states.iter().filter(|s| f(**s)).count();
+    use crate::containers::Status;
     let body = json!({
         "ID": d.id,
-        "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+        "Containers": states.len(),
+        "ContainersRunning": count(&|s| s == Status::Running),
+        "ContainersPaused": count(&|s| s == Status::Paused),
+        "ContainersStopped": count(&|s| !s.is_running()),
         "Images": d.store.list().len(),
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Native Overlay Diff", "true"]],
@@ -147,18 +159,29 @@ pub async fn info(d: &Daemon) -> Result<Reply, ApiError> {
     Ok(reply_json(StatusCode::OK, &body))
 }
 
-pub async fn df(d: &Daemon) -> Result<Reply, ApiError> {
+pub async fn df(d: &std::sync::Arc<Daemon>) -> Result<Reply, ApiError> {
     let store = d.store.clone();
-    let (usage, images) =
-        tokio::task::spawn_blocking(move || (store.usage(&|_| false), store.list()))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+    let d2 = d.clone();
+    let (usage, images) = tokio::task::spawn_blocking(move || {
+        (
+            store.usage(&|id| d2.containers.uses_image(id.as_str()).is_some()),
+            store.list(),
+        )
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
     let usage = usage?;
     let imgs: Vec<Value> = images
         .iter()
         .map(|r| {
             let mut s = super::images::summary(r);
-            s["Containers"] = json!(0);
+            let users = d
+                .containers
+                .all()
+                .iter()
+                .filter(|e| e.snapshot().image_id == r.id.as_str())
+                .count();
+            s["Containers"] = json!(users);
             s["SharedSize"] = json!(0);
             s
         })
