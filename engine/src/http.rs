@@ -99,6 +99,23 @@ pub fn status(code: StatusCode) -> Reply {
     r
 }
 
+/// The reply that hands a connection over to a raw stream (attach, exec start): Docker's
+/// literal `101 UPGRADED`, which the docker CLI insists on.
+pub fn upgraded() -> Reply {
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    r.extensions_mut()
+        .insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.docker.raw-stream"),
+    );
+    h.insert("Connection", HeaderValue::from_static("Upgrade"));
+    h.insert("Upgrade", HeaderValue::from_static("tcp"));
+    r
+}
+
 /// A request body as a blocking `Read`, for use inside `spawn_blocking`.
 pub fn blocking_reader(body: Incoming) -> impl io::Read + Send {
     let stream = BodyStream::new(body).map(|frame| {

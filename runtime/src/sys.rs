@@ -76,18 +76,26 @@ pub fn openat2(
     let mut how: libc::open_how = open_how_zeroed();
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.resolve = resolve;
-    // SAFETY: `c` is a NUL-terminated string and `how` a valid open_how; both outlive the
-    // call and the size passed is the size of the struct.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dirfd.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
+    // With RESOLVE_IN_ROOT the kernel answers EAGAIN when a rename or mount elsewhere on
+    // the system raced with the lookup; the lookup is safe to repeat.
+    let mut tries = 0;
+    let fd = loop {
+        // SAFETY: `c` is a NUL-terminated string and `how` a valid open_how; both outlive the
+        // call and the size passed is the size of the struct.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dirfd.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        match Errno::result(fd) {
+            Err(Errno::EAGAIN) if tries < 64 => tries += 1,
+            other => break other?,
+        }
     };
-    let fd = Errno::result(fd)?;
     let fd = i32::try_from(fd).map_err(|_| Errno::EBADF)?;
     // SAFETY: the kernel just returned this fd to us; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })

@@ -13,8 +13,9 @@ use crate::sys::{build_release, busybox_rootfs, ensure_packages, output, workspa
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("store") => store(),
-        Some(other) => bail!("unknown bench {other:?}: available: store"),
-        None => bail!("usage: cargo xtask bench store"),
+        Some("run") => run_bench(),
+        Some(other) => bail!("unknown bench {other:?}: available: store, run"),
+        None => bail!("usage: cargo xtask bench <store|run>"),
     }
 }
 
@@ -220,5 +221,206 @@ fn store() -> Result<()> {
     let _ = Command::new("kill").arg(daemon.id().to_string()).status();
     let _ = daemon.wait();
     let _ = std::fs::remove_dir_all(dir.join("podman-root"));
+    result
+}
+
+fn wait_for_socket(p: &Path, what: &str) -> Result<()> {
+    let t0 = Instant::now();
+    while std::os::unix::net::UnixStream::connect(p).is_err() {
+        if t0.elapsed() > Duration::from_secs(30) {
+            bail!("{what} did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// `run --rm busybox true`: berth vs podman (--net=none) vs dockerd 20.10 (--net=none), interleaved.
+fn run_bench() -> Result<()> {
+    ensure_packages(&[
+        "podman",
+        "runc",
+        "docker.io",
+        "busybox-static",
+        "util-linux",
+    ])?;
+    let berth = build_release()?;
+    let dir = workspace_root().join("target/bench-run");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let rootfs = busybox_rootfs(&dir)?;
+    // podman as DEVELOPERS.md configures it on this machine
+    std::fs::create_dir_all("/etc/containers")?;
+    let conf = Path::new("/etc/containers/containers.conf");
+    if !conf.exists() {
+        std::fs::write(conf, "[containers]\ndefault_ulimits = [\"nofile=20000:20000\"]\n[engine]\ncgroup_manager = \"cgroupfs\"\nruntime = \"runc\"\n")?;
+    }
+    let sock = dir.join("berth.sock");
+    let dsock = dir.join("docker.sock");
+    let mut berthd = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--fork",
+            "--kill-child=SIGKILL",
+            "--",
+        ])
+        .arg(&berth)
+        .args(["daemon", "--cgroup-parent", "berth-bench", "--data-root"])
+        .arg(dir.join("berth-data"))
+        .arg("-H")
+        .arg(format!("unix://{}", sock.display()))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("berth.log"))?)
+        .spawn()?;
+    let mut dockerd = Command::new("unshare")
+        .args([
+            "--pid",
+            "--mount",
+            "--net",
+            "--mount-proc",
+            "--propagation",
+            "private",
+            "--fork",
+            "--kill-child=SIGKILL",
+            "--",
+            "dockerd",
+        ])
+        .arg("-H")
+        .arg(format!("unix://{}", dsock.display()))
+        .arg("--data-root")
+        .arg(dir.join("docker-data"))
+        .arg("--exec-root")
+        .arg(dir.join("docker-exec"))
+        .arg("--pidfile")
+        .arg(dir.join("docker.pid"))
+        .args(["--iptables=false", "--ip-masq=false", "--bridge=none"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("dockerd.log"))?)
+        .spawn()?;
+    let result = (|| -> Result<()> {
+        wait_for_socket(&sock, "berth daemon")?;
+        wait_for_socket(&dsock, "dockerd")?;
+        let host = format!("unix://{}", sock.display());
+        let dhost = format!("unix://{}", dsock.display());
+        output(
+            Command::new(&berth)
+                .args(["-H", &host, "import", "-c", "CMD [\"/bin/sh\"]"])
+                .arg(&rootfs)
+                .arg("bench/busybox"),
+        )?;
+        output(
+            Command::new("docker")
+                .env("DOCKER_HOST", &dhost)
+                .args(["import", "-c", "CMD [\"/bin/sh\"]"])
+                .arg(&rootfs)
+                .arg("bench/busybox"),
+        )?;
+        let proot = dir.join("podman-root");
+        let prun = dir.join("podman-run");
+        let podman = |args: &[&str]| {
+            let mut c = Command::new("podman");
+            c.arg("--root")
+                .arg(&proot)
+                .arg("--runroot")
+                .arg(&prun)
+                .args(args);
+            c
+        };
+        output(
+            podman(&[
+                "import",
+                "-c",
+                "CMD [\"/bin/sh\"]",
+                &rootfs.display().to_string(),
+                "bench/busybox",
+            ])
+            .stdin(Stdio::null()),
+        )?;
+        let (mut b, mut p, mut d) = (Vec::new(), Vec::new(), Vec::new());
+        let runs = 15;
+        for _ in 0..3 {
+            timed(Command::new(&berth).args([
+                "-H",
+                &host,
+                "run",
+                "--rm",
+                "bench/busybox",
+                "true",
+            ]))?;
+        }
+        for i in 0..runs {
+            b.push(timed(Command::new(&berth).args([
+                "-H",
+                &host,
+                "run",
+                "--rm",
+                "bench/busybox",
+                "true",
+            ]))?);
+            p.push(timed(&mut podman(&[
+                "run",
+                "--rm",
+                "--net=none",
+                "bench/busybox",
+                "true",
+            ]))?);
+            d.push(timed(
+                Command::new("docker").env("DOCKER_HOST", &dhost).args([
+                    "run",
+                    "--rm",
+                    "--net=none",
+                    "bench/busybox",
+                    "true",
+                ]),
+            )?);
+            eprintln!(
+                "run {}/{runs}: berth {:?}, podman {:?}, docker {:?}",
+                i + 1,
+                b[i],
+                p[i],
+                d[i]
+            );
+        }
+        let (mb, mp, md) = (median(b), median(p), median(d));
+        println!("\nbench run: `run --rm busybox true`, client to exit code (median of {runs}, interleaved)");
+        println!("  berth          {:>7.1} ms", mb.as_secs_f64() * 1e3);
+        println!(
+            "  podman (runc)  {:>7.1} ms  --net=none",
+            mp.as_secs_f64() * 1e3
+        );
+        println!(
+            "  dockerd 20.10  {:>7.1} ms  --net=none",
+            md.as_secs_f64() * 1e3
+        );
+        println!(
+            "  podman / berth = {:.1}x (goal >= 20x), docker / berth = {:.1}x; goal <= 15 ms",
+            mp.as_secs_f64() / mb.as_secs_f64(),
+            md.as_secs_f64() / mb.as_secs_f64()
+        );
+        Ok(())
+    })();
+    let _ = berthd.kill();
+    let _ = berthd.wait();
+    let _ = dockerd.kill();
+    let _ = dockerd.wait();
+    let _ = Command::new("podman")
+        .arg("--root")
+        .arg(dir.join("podman-root"))
+        .arg("--runroot")
+        .arg(dir.join("podman-run"))
+        .args(["system", "reset", "-f"])
+        .output();
+    for c in std::fs::read_dir("/sys/fs/cgroup")
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.path().join("berth-bench"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+    {
+        let _ = std::fs::remove_dir(c);
+    }
     result
 }

@@ -7,15 +7,14 @@ use std::time::Duration;
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::HeaderValue;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::containers::{model::ZERO_TIME, spec, Container, Entry, RunState, Status};
 use crate::daemon::Daemon;
 use crate::error::ApiError;
-use crate::http::{channel_body, empty, json as reply_json, status, Query, Reply};
+use crate::http::{channel_body, json as reply_json, status, Query, Reply};
 use crate::monitor::{self, AttachRequest, MonitorConfig};
 
 fn blocking_err(e: tokio::task::JoinError) -> ApiError {
@@ -816,16 +815,5 @@ pub async fn attach(
             }
         }
     });
-    let mut r = Response::new(empty());
-    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    r.extensions_mut()
-        .insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
-    let h = r.headers_mut();
-    h.insert(
-        "Content-Type",
-        HeaderValue::from_static("application/vnd.docker.raw-stream"),
-    );
-    h.insert("Connection", HeaderValue::from_static("Upgrade"));
-    h.insert("Upgrade", HeaderValue::from_static("tcp"));
-    Ok(r)
+    Ok(crate::http::upgraded())
 }

@@ -9,15 +9,14 @@ use std::sync::{Arc, Mutex};
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::HeaderValue;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::containers::spec;
 use crate::daemon::Daemon;
 use crate::error::ApiError;
-use crate::http::{empty, json as reply_json, status, Reply};
+use crate::http::{json as reply_json, status, Reply};
 use crate::monitor;
 
 /// One exec instance (kept in memory, as dockerd does).
@@ -305,18 +304,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result<
         });
         let _ = cw.shutdown().await;
     });
-    let mut r = Response::new(empty());
-    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    r.extensions_mut()
-        .insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
-    let h = r.headers_mut();
-    h.insert(
-        "Content-Type",
-        HeaderValue::from_static("application/vnd.docker.raw-stream"),
-    );
-    h.insert("Connection", HeaderValue::from_static("Upgrade"));
-    h.insert("Upgrade", HeaderValue::from_static("tcp"));
-    Ok(r)
+    Ok(crate::http::upgraded())
 }
 
 pub async fn inspect(d: &Arc<Daemon>, id: &str) -> Result<Reply, ApiError> {

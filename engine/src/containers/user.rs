@@ -11,13 +11,16 @@ fn read_in_root(root: &Path, rel: &str) -> Option<String> {
         Mode::empty(),
     )
     .ok()?;
-    let fd = openat2(
-        &dir,
-        rel,
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
+    let flags = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    let fd = image_store::unpack::retry_eagain(|| {
+        openat2(
+            &dir,
+            rel,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            flags,
+        )
+    })
     .ok()?;
     let mut s = String::new();
     std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut s).ok()?;

@@ -110,6 +110,18 @@ fn copy_buf(r: &mut impl Read, w: &mut impl io::Write, buf: &mut [u8]) -> io::Re
     }
 }
 
+/// openat2 with RESOLVE_IN_ROOT fails with EAGAIN when a rename or mount anywhere on the
+/// system raced with the lookup; the lookup is safe to repeat.
+pub fn retry_eagain<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+    let mut tries = 0;
+    loop {
+        match f() {
+            Err(rustix::io::Errno::AGAIN) if tries < 64 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
 
 impl Applier<'_> {
@@ -119,13 +131,15 @@ impl Applier<'_> {
         } else {
             rel
         };
-        rfs::openat2(
-            &self.root,
-            rel,
-            flags | OFlags::CLOEXEC,
-            Mode::empty(),
-            RESOLVE,
-        )
+        retry_eagain(|| {
+            rfs::openat2(
+                &self.root,
+                rel,
+                flags | OFlags::CLOEXEC,
+                Mode::empty(),
+                RESOLVE,
+            )
+        })
     }
 
     /// Open (creating as needed) the directory `rel` inside the root.

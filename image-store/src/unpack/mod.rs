@@ -9,7 +9,7 @@
 mod apply;
 mod compression;
 
-pub use apply::{unpack, UnpackOptions, UnpackStats, WhiteoutStyle};
+pub use apply::{retry_eagain, unpack, UnpackOptions, UnpackStats, WhiteoutStyle};
 pub use compression::{decompressed, Compression};
 
 use std::path::PathBuf;
