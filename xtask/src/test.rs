@@ -40,7 +40,8 @@ pub fn run(extra: &[String]) -> Result<()> {
     ensure_packages(TEST_PACKAGES)?;
     lint()?;
     let mut c = cargo();
-    c.args(["test", "--workspace", "--"]);
+    // --no-fail-fast: every test runs, so the summary line counts all of them
+    c.args(["test", "--workspace", "--no-fail-fast", "--"]);
     if is_root() {
         c.arg("--include-ignored");
     } else {
