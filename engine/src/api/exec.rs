@@ -58,6 +58,12 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 pub async fn create(d: &Arc<Daemon>, name: &str, body: Incoming) -> Result<Reply, ApiError> {
+    // Read the body before answering: a client still writing it would get a broken pipe.
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .to_bytes();
     let e = d.containers.get(name)?;
     let c = e.snapshot();
     if !c.state.status.is_running() {
@@ -66,11 +72,6 @@ pub async fn create(d: &Arc<Daemon>, name: &str, body: Incoming) -> Result<Reply
             format!("Container {} is not running", c.id),
         ));
     }
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?
-        .to_bytes();
     let config: Value = serde_json::from_slice(&bytes)?;
     if strings(&config["Cmd"]).is_empty() {
         return Err(ApiError::bad_request("No exec command specified"));
