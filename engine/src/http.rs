@@ -116,6 +116,24 @@ pub fn upgraded() -> Reply {
     r
 }
 
+/// The strings of a JSON array (Docker's `Cmd`, `Env`, `Binds`...); anything else is empty.
+pub fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A whole (small) request body, such as a JSON create request.
+pub async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
+    Ok(body
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .to_bytes())
+}
+
 /// A request body as a blocking `Read`, for use inside `spawn_blocking`.
 pub fn blocking_reader(body: Incoming) -> impl io::Read + Send {
     let stream = BodyStream::new(body).map(|frame| {

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{json, Value};
@@ -14,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::containers::{model::ZERO_TIME, spec, Container, Entry, RunState, Status};
 use crate::daemon::Daemon;
 use crate::error::ApiError;
-use crate::http::{channel_body, json as reply_json, status, Query, Reply};
+use crate::http::{channel_body, json as reply_json, status, strings, Query, Reply};
 use crate::monitor::{self, AttachRequest, MonitorConfig};
 
 fn blocking_err(e: tokio::task::JoinError) -> ApiError {
@@ -80,20 +79,8 @@ fn merge_config(user: &mut Value, image: &Value) {
     }
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_owned))
-        .collect()
-}
-
 pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply, ApiError> {
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?
-        .to_bytes();
+    let bytes = crate::http::read_body(body).await?;
     let mut body: Value = serde_json::from_slice(&bytes)?;
     let image = body["Image"].as_str().unwrap_or("").to_owned();
     if image.is_empty() {

@@ -7,7 +7,6 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{json, Value};
@@ -16,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::containers::spec;
 use crate::daemon::Daemon;
 use crate::error::ApiError;
-use crate::http::{json as reply_json, status, Reply};
+use crate::http::{json as reply_json, status, strings, Reply};
 use crate::monitor;
 
 /// One exec instance (kept in memory, as dockerd does).
@@ -49,21 +48,9 @@ impl Execs {
     }
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_owned))
-        .collect()
-}
-
 pub async fn create(d: &Arc<Daemon>, name: &str, body: Incoming) -> Result<Reply, ApiError> {
     // Read the body before answering: a client still writing it would get a broken pipe.
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?
-        .to_bytes();
+    let bytes = crate::http::read_body(body).await?;
     let e = d.containers.get(name)?;
     let c = e.snapshot();
     if !c.state.status.is_running() {
@@ -198,11 +185,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result<
         ));
     }
     let (parts, body) = req.into_parts();
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?
-        .to_bytes();
+    let bytes = crate::http::read_body(body).await?;
     let opts: Value = serde_json::from_slice(&bytes).unwrap_or(json!({}));
     let detach = opts["Detach"].as_bool().unwrap_or(false);
     if detach {
