@@ -113,8 +113,12 @@ fn run_attached_exit_codes_and_streams() {
         "",
         "a --rm container that cannot start is removed"
     );
-    let err = fails(d.berth(&["run", "nosuchimage"]));
+    let err = fails(d.berth(&["run", "--pull", "never", "nosuchimage"]));
     assert!(err.contains("No such image: nosuchimage:latest"), "{err}");
+    // A missing image is pulled first (from a registry that is not there: loopback only).
+    let err = fails(d.berth(&["run", "127.0.0.1:1/nosuchimage"]));
+    assert!(err.contains("Unable to find image '127.0.0.1:1/nosuchimage' locally"), "{err}");
+    assert!(err.contains("127.0.0.1:1"), "{err}");
 }
 
 #[test]

@@ -78,6 +78,12 @@ pub struct CreateArgs {
     /// Restart policy (no, on-failure[:N], always, unless-stopped)
     #[arg(long, default_value = "no")]
     restart: String,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, default_value = "missing")]
+    pull: String,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    platform: Option<String>,
     image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -203,18 +209,34 @@ async fn create_container(c: &Client, a: &CreateArgs, attach_stdin: bool) -> Res
         ),
         None => String::new(),
     };
+    match a.pull.as_str() {
+        "always" => {
+            super::registry::pull_image(c, &a.image, a.platform.as_deref(), false, true).await?;
+        }
+        "missing" | "never" => {}
+        other => bail!(
+            "invalid pull option: '{other}': must be one of \"always\", \"missing\", \"never\""
+        ),
+    }
     let v = match c
         .json(
             Method::POST,
             &format!("/containers/create{q}"),
-            Payload::Json(body),
+            Payload::Json(body.clone()),
         )
         .await
     {
         Ok(v) => v,
-        Err(e) if e.to_string().starts_with("No such image") => {
+        Err(e) if e.to_string().starts_with("No such image") && a.pull != "never" => {
+            // As docker: pull the missing image, then create again.
             eprintln!("Unable to find image '{}' locally", a.image);
-            bail!("{e}: pulling from a registry is not supported yet; use `berth load` or `berth import`");
+            super::registry::pull_image(c, &a.image, a.platform.as_deref(), false, true).await?;
+            c.json(
+                Method::POST,
+                &format!("/containers/create{q}"),
+                Payload::Json(body),
+            )
+            .await?
         }
         Err(e) => return Err(e),
     };
