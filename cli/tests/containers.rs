@@ -117,7 +117,10 @@ fn run_attached_exit_codes_and_streams() {
     assert!(err.contains("No such image: nosuchimage:latest"), "{err}");
     // A missing image is pulled first (from a registry that is not there: loopback only).
     let err = fails(d.berth(&["run", "127.0.0.1:1/nosuchimage"]));
-    assert!(err.contains("Unable to find image '127.0.0.1:1/nosuchimage' locally"), "{err}");
+    assert!(
+        err.contains("Unable to find image '127.0.0.1:1/nosuchimage' locally"),
+        "{err}"
+    );
     assert!(err.contains("127.0.0.1:1"), "{err}");
 }
 

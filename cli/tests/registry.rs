@@ -76,6 +76,28 @@ fn push_and_pull_round_trips_with_skopeo_and_run_pulls_missing_images() {
     // a second push finds every layer there
     let out = ok(d.berth(&["push", &remote]));
     assert!(out.contains("Layer already exists"), "{out}");
+    // podman pulls what berth pushed, to the same digest
+    let proot = d.path("podman");
+    let podman = |args: &[&str]| {
+        let mut c = d.in_netns("podman");
+        c.arg("--root")
+            .arg(proot.join("root"))
+            .arg("--runroot")
+            .arg(proot.join("run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args);
+        c
+    };
+    ok(podman(&["pull", "-q", "--tls-verify=false", &remote]));
+    let pd = ok(podman(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Digest}}",
+        &remote,
+    ]));
+    assert_eq!(pd.trim(), pushed, "podman pulled another digest");
+    let _ = ok(podman(&["system", "reset", "-f"]));
 
     // pull back into an empty store: same image ID, the digest as RepoDigest
     ok(d.berth(&["rmi", &remote, "busybox"]));
@@ -217,6 +239,101 @@ fn tls_registry_with_login_through_berth_and_the_docker_cli() {
     let err = fails(berth(&["pull", &remote]));
     assert!(
         err.contains("authentication required") || err.contains("unauthorized"),
+        "{err}"
+    );
+    check_clean(&d);
+}
+
+/// Write `bytes` as a blob of the OCI layout at `dir`; returns (digest, size).
+fn blob(dir: &std::path::Path, bytes: &[u8]) -> (String, usize) {
+    use sha2::Digest as _;
+    let hex = hex::encode(sha2::Sha256::digest(bytes));
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    std::fs::write(dir.join("blobs/sha256").join(&hex), bytes).unwrap();
+    (format!("sha256:{hex}"), bytes.len())
+}
+
+/// An OCI layout whose index holds an amd64 and an arm64 image, each busybox plus `/arch`.
+fn multi_arch_layout(dir: &std::path::Path) -> String {
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let mut entries = Vec::new();
+    for arch in ["arm64", "amd64"] {
+        let tar = busybox_rootfs_tar(&[("arch", arch.as_bytes())]);
+        let (diff_id, _) = blob(dir, &tar);
+        let gz = support::gzip(&tar);
+        let (layer, lsize) = blob(dir, &gz);
+        let config = serde_json::json!({
+            "architecture": arch, "os": "linux", "config": { "Cmd": ["/bin/cat", "/arch"] },
+            "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+        });
+        let (cfg, csize) = blob(dir, &serde_json::to_vec(&config).unwrap());
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": csize },
+            "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": lsize }],
+        });
+        let (m, msize) = blob(dir, &serde_json::to_vec(&manifest).unwrap());
+        entries.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m, "size": msize,
+            "platform": { "architecture": arch, "os": "linux" },
+        }));
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    });
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let (digest, size) = blob(dir, &bytes);
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest, "size": size,
+                "annotations": { "org.opencontainers.image.ref.name": "multi" },
+            }],
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    digest
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn multi_arch_index_pushed_by_skopeo_pulls_the_host_platform() {
+    assert!(is_root(), "needs root: run through `cargo xtask test`");
+    require("skopeo");
+    let d = TestDaemon::start();
+    let reg = TestRegistry::plain(&d, 5000);
+    let layout = d.path("multi-oci");
+    std::fs::create_dir_all(&layout).unwrap();
+    let index_digest = multi_arch_layout(&layout);
+    let remote = format!("{}/e2e/multi:1", reg.host);
+    ok(d.in_netns("skopeo").args([
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:multi", layout.display()),
+        &format!("docker://{remote}"),
+    ]));
+    let out = ok(d.berth(&["pull", &remote]));
+    assert!(out.contains(&format!("Digest: {index_digest}")), "{out}");
+    let insp = ok(d.berth(&["image", "inspect", &remote]));
+    assert!(insp.contains(r#""Architecture": "amd64""#), "{insp}");
+    assert!(
+        insp.contains(&format!("{}/e2e/multi@{index_digest}", reg.host)),
+        "{insp}"
+    );
+    let out = ok(d.berth(&["run", "--rm", &remote]));
+    assert_eq!(out.trim(), "amd64");
+    // another platform on request
+    ok(d.berth(&["pull", "--platform", "linux/arm64", &remote]));
+    let insp = ok(d.berth(&["image", "inspect", &remote]));
+    assert!(insp.contains(r#""Architecture": "arm64""#), "{insp}");
+    let err = fails(d.berth(&["pull", "--platform", "linux/s390x", &remote]));
+    assert!(
+        err.contains("no matching manifest for linux/s390x"),
         "{err}"
     );
     check_clean(&d);

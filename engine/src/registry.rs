@@ -404,8 +404,21 @@ pub async fn push(
         lines: lines.clone(),
         config: rec.id.short().to_owned(),
     };
+    // Blobs pulled from another repository of the same registry are mounted, not sent again.
+    let mount_from = rec
+        .repo_digests
+        .iter()
+        .find(|r| r.domain() == local.domain() && r.path() != local.path())
+        .map(|r| r.path().to_owned());
     let (_, digest) = client
-        .push_image(&repo, blobs, vec![upload], None, PUSH_PARALLEL, &progress)
+        .push_image(
+            &repo,
+            blobs,
+            vec![upload],
+            mount_from.as_deref(),
+            PUSH_PARALLEL,
+            &progress,
+        )
         .await?;
     let digest = digest.unwrap_or_else(|| rec.manifest.clone());
     lines.status(format!("{tag}: digest: {digest} size: {size}"));

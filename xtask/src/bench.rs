@@ -14,17 +14,18 @@ pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("store") => store(),
         Some("run") => run_bench(),
-        Some(other) => bail!("unknown bench {other:?}: available: store, run"),
-        None => bail!("usage: cargo xtask bench <store|run>"),
+        Some("pull") => crate::bench_pull::run(),
+        Some(other) => bail!("unknown bench {other:?}: available: store, run, pull"),
+        None => bail!("usage: cargo xtask bench <store|run|pull>"),
     }
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
 
-fn timed(cmd: &mut Command) -> Result<Duration> {
+pub(crate) fn timed(cmd: &mut Command) -> Result<Duration> {
     let t = Instant::now();
     let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
     let d = t.elapsed();
@@ -39,7 +40,7 @@ fn timed(cmd: &mut Command) -> Result<Duration> {
 }
 
 /// xorshift: fast incompressible filler, reproducible.
-fn fill(buf: &mut [u8], seed: u64) {
+pub(crate) fn fill(buf: &mut [u8], seed: u64) {
     let mut x = seed | 1;
     for chunk in buf.chunks_mut(8) {
         x ^= x << 13;
@@ -224,7 +225,7 @@ fn store() -> Result<()> {
     result
 }
 
-fn wait_for_socket(p: &Path, what: &str) -> Result<()> {
+pub(crate) fn wait_for_socket(p: &Path, what: &str) -> Result<()> {
     let t0 = Instant::now();
     while std::os::unix::net::UnixStream::connect(p).is_err() {
         if t0.elapsed() > Duration::from_secs(30) {
