@@ -186,7 +186,11 @@ fn main() {
                     std::process::exit(1);
                 }
             };
-            rt.block_on(run(cli.host, cmd))
+            let r = rt.block_on(run(cli.host, cmd));
+            // A read of stdin may still block a runtime thread (nothing more was typed):
+            // do not wait for it.
+            rt.shutdown_background();
+            r
         }
     };
     match result {

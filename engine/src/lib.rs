@@ -16,6 +16,7 @@ mod http;
 pub mod monitor;
 mod reaper;
 pub mod registry;
+pub mod tty;
 pub mod version;
 
 pub use daemon::{Daemon, DaemonConfig};

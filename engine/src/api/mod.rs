@@ -140,6 +140,7 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                     (&Method::POST, "stop") => containers::stop(&d, name, &q).await,
                     (&Method::POST, "restart") => containers::restart(&d, name, &q).await,
                     (&Method::POST, "kill") => containers::kill(&d, name, &q).await,
+                    (&Method::POST, "resize") => containers::resize(&d, name, &q).await,
                     (&Method::POST, "wait") => containers::wait(&d, name, &q).await,
                     (&Method::GET, "logs") => containers::logs(&d, name, &q).await,
                     (&Method::POST, "attach") => {
@@ -157,7 +158,7 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                 return match (&m, op) {
                     (&Method::POST, "start") => exec::start(&d, &id, req).await,
                     (&Method::GET, "json") => exec::inspect(&d, &id).await,
-                    (&Method::POST, "resize") => Ok(crate::http::status(StatusCode::OK)),
+                    (&Method::POST, "resize") => exec::resize(&d, &id, &q).await,
                     _ => Err(not_found()),
                 };
             }
