@@ -5,11 +5,19 @@
 //!
 //! All methods are blocking (netlink, `nft`, fsync): call them from `spawn_blocking`.
 //! One lock serializes them; each takes a few milliseconds.
+//!
+//! Teardown never waits for `nft` (rule deletions cost an RCU grace period, 10–20 ms): the
+//! ruleset is marked stale and a background thread rebuilds it from the state as it is when
+//! it runs. Every batch carries a sequence number taken under the state lock, and a batch
+//! older than the last one applied is dropped, so an older state never replaces a newer one;
+//! the `nft` process itself runs outside the state lock.
+//! Setup with published ports applies synchronously: the port works when `connect` returns.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
 use crate::dns::server::{DnsOptions, Responder};
 use crate::dns::Records;
@@ -19,7 +27,7 @@ use crate::id;
 use crate::ipam;
 use crate::netlink::{BridgeSpec, Netlink, VethSpec};
 use crate::ports::{self, PortMapping, PublishedPort, Reservation};
-use crate::state::{EndpointRecord, NetworkRecord, Store};
+use crate::state::{Durability, EndpointRecord, NetworkRecord, Store};
 use crate::subnet::Subnet;
 
 /// The default network's name, as Docker's.
@@ -127,8 +135,25 @@ struct Inner {
     /// Open host-port sockets by (network name, container id).
     reserved: HashMap<(String, String), Vec<Reservation>>,
     dns: HashMap<String, Responder>,
-    /// The last batch `nft` accepted.
-    applied: Option<String>,
+    /// Sequence number of the last batch computed.
+    fw_seq: u64,
+    /// The ruleset no longer matches the state: the background thread will rebuild it.
+    fw_stale: bool,
+    closing: bool,
+}
+
+/// The last batch `nft` accepted and its sequence number.
+#[derive(Default)]
+struct Applied {
+    seq: u64,
+    batch: Option<String>,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    wake: Condvar,
+    /// Lock order: `inner` before `applied`, never the reverse.
+    applied: Mutex<Applied>,
 }
 
 /// Bridge networks of one daemon.
@@ -137,7 +162,8 @@ pub struct Networks {
     netlink: Arc<dyn Netlink>,
     firewall: Arc<dyn Firewall>,
     store: Store,
-    inner: Mutex<Inner>,
+    shared: Arc<Shared>,
+    worker: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Networks {
@@ -176,23 +202,40 @@ impl Networks {
             .into_iter()
             .map(|n| (n.name.clone(), n))
             .collect();
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                nets,
+                reserved: HashMap::new(),
+                dns: HashMap::new(),
+                fw_seq: 0,
+                fw_stale: false,
+                closing: false,
+            }),
+            wake: Condvar::new(),
+            applied: Mutex::default(),
+        });
+        let worker = {
+            let (shared, firewall) = (shared.clone(), firewall.clone());
+            std::thread::Builder::new()
+                .name("netbridge-fw".into())
+                .spawn(move || firewall_worker(&shared, firewall.as_ref()))
+                .map_err(|source| {
+                    NetError::Nft(format!("starting the firewall thread: {source}"))
+                })?
+        };
         let me = Networks {
             cfg,
             netlink,
             firewall,
             store,
-            inner: Mutex::new(Inner {
-                nets,
-                reserved: HashMap::new(),
-                dns: HashMap::new(),
-                applied: None,
-            }),
+            shared,
+            worker: Some(worker),
         };
         {
             let mut inner = me.lock();
             if !inner.nets.contains_key(DEFAULT_NETWORK) {
                 let rec = me.default_record(&inner)?;
-                me.store.save(&rec)?;
+                me.store.save(&rec, Durability::Sync)?;
                 inner.nets.insert(rec.name.clone(), rec);
             }
         }
@@ -200,7 +243,20 @@ impl Networks {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Leave the ruleset rebuild to the background thread.
+    fn firewall_later(&self, inner: &mut Inner) {
+        inner.fw_stale = true;
+        self.shared.wake.notify_one();
+    }
+
+    /// Make sure the live ruleset matches the state now, waiting for a background rebuild
+    /// in flight (tests; before reading the live rules).
+    pub fn flush_firewall(&self) -> Result<(), NetError> {
+        let mut inner = self.lock();
+        self.apply_firewall(&mut inner, false)
     }
 
     fn default_record(&self, inner: &Inner) -> Result<NetworkRecord, NetError> {
@@ -305,7 +361,7 @@ impl Networks {
             created: now(),
             endpoints: BTreeMap::new(),
         };
-        self.store.save(&rec)?;
+        self.store.save(&rec, Durability::Sync)?;
         inner.nets.insert(rec.name.clone(), rec.clone());
         let made = self.bring_up(&mut inner, &rec);
         if let Err(e) = made {
@@ -487,7 +543,7 @@ impl Networks {
         };
         let mut rec = net.clone();
         rec.endpoints.insert(req.container_id.clone(), ep.clone());
-        self.store.save(&rec)?;
+        self.store.save(&rec, Durability::Atomic)?;
         inner.nets.insert(rec.name.clone(), rec.clone());
         let key = (rec.name.clone(), req.container_id.clone());
         let has_ports = !reservations.is_empty();
@@ -515,7 +571,7 @@ impl Networks {
             let mut errs = vec![e];
             inner.reserved.remove(&key);
             rec.endpoints.remove(&req.container_id);
-            errs.extend(self.store.save(&rec).err());
+            errs.extend(self.store.save(&rec, Durability::Atomic).err());
             inner.nets.insert(rec.name.clone(), rec);
             if has_ports {
                 errs.extend(self.apply_firewall(&mut inner, false).err());
@@ -537,7 +593,7 @@ impl Networks {
                 container: container_id.to_string(),
             });
         };
-        self.store.save(&rec)?;
+        self.store.save(&rec, Durability::Atomic)?;
         inner.nets.insert(rec.name.clone(), rec.clone());
         inner
             .reserved
@@ -545,7 +601,7 @@ impl Networks {
         Self::update_dns(&inner, &rec.name);
         let mut errs = Vec::new();
         if !ep.ports.is_empty() {
-            errs.extend(self.apply_firewall(&mut inner, false).err());
+            self.firewall_later(&mut inner);
         }
         errs.extend(
             self.netlink
@@ -577,7 +633,7 @@ impl Networks {
                 ports_changed |= !ep.ports.is_empty();
                 netns.insert(ep.netns);
             }
-            errs.extend(self.store.save(&rec).err());
+            errs.extend(self.store.save(&rec, Durability::Atomic).err());
             inner.nets.insert(name.clone(), rec);
             inner
                 .reserved
@@ -585,7 +641,7 @@ impl Networks {
             Self::update_dns(&inner, &name);
         }
         if ports_changed {
-            errs.extend(self.apply_firewall(&mut inner, false).err());
+            self.firewall_later(&mut inner);
         }
         for p in netns {
             errs.extend(self.netlink.release_netns(&p).err());
@@ -631,7 +687,7 @@ impl Networks {
                     }
                     inner.reserved.remove(&(name.clone(), c.clone()));
                 }
-                errs.extend(self.store.save(&rec).err());
+                errs.extend(self.store.save(&rec, Durability::Atomic).err());
                 inner.nets.insert(name.clone(), rec.clone());
             }
             for (c, ep) in &rec.endpoints {
@@ -682,9 +738,21 @@ impl Networks {
         let mut inner = self.lock();
         inner.dns.clear();
         inner.reserved.clear();
+        inner.fw_stale = false;
         let mut errs = Vec::new();
-        errs.extend(self.firewall.apply(&firewall::ruleset(&[])).err());
-        inner.applied = None;
+        inner.fw_stale = false;
+        inner.fw_seq += 1;
+        let empty = firewall::ruleset(&[]);
+        errs.extend(
+            apply_batch(
+                &self.shared,
+                self.firewall.as_ref(),
+                inner.fw_seq,
+                empty,
+                true,
+            )
+            .err(),
+        );
         for rec in inner.nets.values() {
             for ep in rec.endpoints.values() {
                 errs.extend(self.netlink.release_netns(&ep.netns).err());
@@ -699,15 +767,69 @@ impl Networks {
         firewall::ruleset(&rules(&self.lock()))
     }
 
+    /// Apply the current state's ruleset now, holding the state lock.
     fn apply_firewall(&self, inner: &mut Inner, force: bool) -> Result<(), NetError> {
-        let batch = firewall::ruleset(&rules(inner));
-        if !force && inner.applied.as_deref() == Some(batch.as_str()) {
-            return Ok(());
+        let (seq, batch) = next_batch(inner);
+        apply_batch(&self.shared, self.firewall.as_ref(), seq, batch, force)
+    }
+}
+
+impl Drop for Networks {
+    /// Stops the background thread after it applied what is pending.
+    fn drop(&mut self) {
+        self.lock().closing = true;
+        self.shared.wake.notify_one();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
         }
-        inner.applied = None;
-        self.firewall.apply(&batch)?;
-        inner.applied = Some(batch);
-        Ok(())
+    }
+}
+
+/// The ruleset of the current state and its sequence number.
+fn next_batch(inner: &mut Inner) -> (u64, String) {
+    inner.fw_stale = false;
+    inner.fw_seq += 1;
+    (inner.fw_seq, firewall::ruleset(&rules(inner)))
+}
+
+fn apply_batch(
+    shared: &Shared,
+    fw: &dyn Firewall,
+    seq: u64,
+    batch: String,
+    force: bool,
+) -> Result<(), NetError> {
+    let mut applied = shared.applied.lock().unwrap_or_else(|e| e.into_inner());
+    if seq < applied.seq || (!force && applied.batch.as_deref() == Some(batch.as_str())) {
+        return Ok(()); // a newer state is already in place, or this one is
+    }
+    applied.batch = None;
+    fw.apply(&batch)?;
+    *applied = Applied {
+        seq,
+        batch: Some(batch),
+    };
+    Ok(())
+}
+
+/// Rebuild the ruleset whenever it is marked stale, from the state as it is then; `nft`
+/// runs after the state lock is released.
+fn firewall_worker(shared: &Shared, fw: &dyn Firewall) {
+    loop {
+        let (seq, batch) = {
+            let mut inner = shared.inner.lock().unwrap_or_else(|e| e.into_inner());
+            while !inner.fw_stale && !inner.closing {
+                inner = shared.wake.wait(inner).unwrap_or_else(|e| e.into_inner());
+            }
+            if !inner.fw_stale {
+                return; // closing, nothing pending
+            }
+            next_batch(&mut inner)
+        };
+        if let Err(e) = apply_batch(shared, fw, seq, batch, false) {
+            // the next change or reconcile tries again
+            tracing::warn!(error = %e, "rebuilding the berth nftables table");
+        }
     }
 }
 

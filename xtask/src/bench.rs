@@ -14,8 +14,9 @@ pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("store") => store(),
         Some("run") => run_bench(),
-        Some(other) => bail!("unknown bench {other:?}: available: store, run"),
-        None => bail!("usage: cargo xtask bench <store|run>"),
+        Some("net") => crate::bench_net::run(&args[1..]),
+        Some(other) => bail!("unknown bench {other:?}: available: store, run, net"),
+        None => bail!("usage: cargo xtask bench <store|run|net>"),
     }
 }
 

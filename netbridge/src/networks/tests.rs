@@ -127,6 +127,7 @@ fn connect_release_and_firewall_batches() {
     assert!(nets.endpoints("c3").is_empty());
 
     nets.release("c2").unwrap();
+    nets.flush_firewall().unwrap();
     assert_eq!(env.fw.count(), 3);
     assert!(!env.fw.last().contains("dnat to"));
     assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
