@@ -15,8 +15,9 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("store") => store(),
         Some("run") => run_bench(),
         Some("pull") => crate::bench_pull::run(),
-        Some(other) => bail!("unknown bench {other:?}: available: store, run, pull"),
-        None => bail!("usage: cargo xtask bench <store|run|pull>"),
+        Some("net") => crate::bench_net::run(&args[1..]),
+        Some(other) => bail!("unknown bench {other:?}: available: store, run, pull, net"),
+        None => bail!("usage: cargo xtask bench <store|run|pull|net>"),
     }
 }
 
