@@ -63,6 +63,9 @@ enum Cmd {
     Logout(commands::registry::LogoutArgs),
     /// Search a registry for images
     Search(commands::registry::SearchArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(commands::network::NetworkCmd),
     /// Manage berth
     #[command(subcommand)]
     System(commands::system::SystemCmd),
@@ -290,6 +293,7 @@ async fn run_images(c: &client::Client, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Load(a) => images::load(c, a).await,
         Cmd::System(s) => system::system(c, s).await,
         Cmd::Pull(a) => registry::pull(c, a).await,
+        Cmd::Network(n) => commands::network::network(c, n).await,
         Cmd::Push(a) => registry::push(c, a).await,
         Cmd::Login(a) => registry::login(c, a).await,
         Cmd::Search(a) => registry::search(c, a).await,

@@ -67,6 +67,8 @@ pub struct Daemon {
     pub reaper: crate::reaper::Reaper,
     /// Connections to registries, shared by all requests (each brings its own credentials).
     pub registry: registry_client::Client,
+    /// Bridge networks (`None` when the daemon cannot manage them, e.g. not root).
+    pub networks: Option<Arc<netbridge::Networks>>,
     pub id: String,
 }
 
@@ -104,7 +106,9 @@ impl Daemon {
             certs_dir: config.certs_dir.clone(),
             ..Default::default()
         });
+        let networks = crate::network::open(&config.data_root);
         Ok(Self {
+            networks,
             registry,
             execs: Default::default(),
             reaper: Default::default(),
@@ -148,6 +152,24 @@ impl Daemon {
         for e in daemon.containers.all() {
             if e.snapshot().state.status.is_running() {
                 crate::api::containers::spawn_watch(daemon.clone(), e);
+            }
+        }
+        // Networks: drop what dead containers held, re-apply bridges, ports and rules.
+        if let Some(nets) = daemon.networks.clone() {
+            let running: std::collections::HashSet<String> = daemon
+                .containers
+                .all()
+                .iter()
+                .map(|e| e.snapshot())
+                .filter(|c| c.state.status.is_running())
+                .map(|c| c.id)
+                .collect();
+            let done = tokio::task::spawn_blocking(move || {
+                nets.reconcile(&|id: &str| running.contains(id))
+            })
+            .await;
+            if let Ok(Err(e)) = done {
+                tracing::warn!("network reconcile: {e}");
             }
         }
         let mut chld = signal(SignalKind::child()).map_err(io_err("signal", &sock))?;

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod error;
 mod http;
 pub mod monitor;
+pub mod network;
 mod reaper;
 pub mod registry;
 pub mod tty;

@@ -81,24 +81,24 @@ mod tests {
         let l = Arc::new(Leases::default());
         let w = l.writer();
         let done = Arc::new(AtomicBool::new(false));
-        let (l2, d2) = (l.clone(), done.clone());
+        let ending = Arc::new(AtomicBool::new(false));
+        let (l2, d2, e2) = (l.clone(), done.clone(), ending.clone());
         let gc = std::thread::spawn(move || {
-            let _x = l2.exclusive();
+            let x = l2.exclusive();
             d2.store(true, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(50));
+            e2.store(true, Ordering::SeqCst);
+            drop(x);
         });
         std::thread::sleep(Duration::from_millis(50));
-        assert!(
-            !done.load(Ordering::SeqCst),
-            "GC ran while a writer held a lease"
-        );
+        assert!(!done.load(Ordering::SeqCst), "GC ran while a writer held a lease");
         drop(w);
         // A new writer waits for the collection to finish.
         while !done.load(Ordering::SeqCst) {
             std::thread::yield_now();
         }
         let w = l.writer();
-        assert!(gc.is_finished(), "a writer started during a collection");
+        assert!(ending.load(Ordering::SeqCst), "a writer started during a collection");
         drop(w);
         gc.join().unwrap();
     }

@@ -42,9 +42,24 @@ pub struct CreateArgs {
     /// Bind mount a volume (SRC:DST[:ro])
     #[arg(short, long)]
     volume: Vec<String>,
-    /// Connect a container to a network (none, host)
+    /// Connect a container to a network (bridge, none, host, or a network's name)
     #[arg(long, default_value = "default")]
     network: String,
+    /// Publish a container's port(s) to the host ([ip:][hostPort:]containerPort[/proto])
+    #[arg(short = 'p', long = "publish")]
+    publish: Vec<String>,
+    /// Publish all exposed ports to random host ports
+    #[arg(short = 'P', long)]
+    publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long)]
+    expose: Vec<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long)]
+    network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    ip: Option<String>,
     /// Memory limit (e.g. 64m, 1g)
     #[arg(short, long)]
     memory: Option<String>,
@@ -171,6 +186,31 @@ fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
     if let Some((h, w)) = a.tty.then(term_size).flatten() {
         hc["ConsoleSize"] = json!([h, w]);
     }
+    let mut bindings = serde_json::Map::new();
+    let mut exposed = serde_json::Map::new();
+    for spec in &a.publish {
+        for m in engine::network::parse_port_spec(spec)? {
+            let key = format!("{}/{}", m.container_port, m.proto);
+            exposed.insert(key.clone(), json!({}));
+            let list = bindings.entry(key).or_insert_with(|| json!([]));
+            if let Some(l) = list.as_array_mut() {
+                l.push(json!({
+                    "HostIp": m.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                    "HostPort": m.host_port.map(|p| p.to_string()).unwrap_or_default(),
+                }));
+            }
+        }
+    }
+    for e in &a.expose {
+        let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+        exposed.insert(format!("{port}/{proto}"), json!({}));
+    }
+    if !bindings.is_empty() {
+        hc["PortBindings"] = Value::Object(bindings);
+    }
+    if a.publish_all {
+        hc["PublishAllPorts"] = json!(true);
+    }
     let mut body = json!({
         "Image": a.image, "Env": env, "Labels": labels, "Tty": a.tty,
         "OpenStdin": a.interactive, "StdinOnce": a.interactive && attach_stdin,
@@ -179,6 +219,20 @@ fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
     });
     if !a.command.is_empty() {
         body["Cmd"] = json!(a.command);
+    }
+    if !exposed.is_empty() {
+        body["ExposedPorts"] = Value::Object(exposed);
+    }
+    if !a.network_alias.is_empty() || a.ip.is_some() {
+        let net = match a.network.as_str() {
+            "" | "default" => "bridge",
+            n => n,
+        };
+        let mut ep = json!({"Aliases": a.network_alias});
+        if let Some(ip) = &a.ip {
+            ep["IPAMConfig"] = json!({"IPv4Address": ip});
+        }
+        body["NetworkingConfig"] = json!({"EndpointsConfig": {net: ep}});
     }
     if let Some(e) = &a.entrypoint {
         body["Entrypoint"] = if e.is_empty() {
@@ -552,7 +606,7 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<()> {
             cmd,
             ago(i["Created"].as_i64().unwrap_or(0)),
             i["Status"].as_str().unwrap_or("").to_owned(),
-            String::new(),
+            ports_column(&i["Ports"]),
             names.join(","),
         ]);
     }
@@ -748,4 +802,26 @@ pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
         .json(Method::GET, &format!("/exec/{id}/json"), Payload::None)
         .await?;
     Ok(v["ExitCode"].as_i64().unwrap_or(0) as i32)
+}
+
+/// docker's PORTS column: `0.0.0.0:8080->80/tcp`, or `80/tcp` when not published.
+fn ports_column(ports: &Value) -> String {
+    let mut out: Vec<String> = ports
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let private = p["PrivatePort"].as_u64().unwrap_or(0);
+            let proto = p["Type"].as_str().unwrap_or("tcp");
+            match p["PublicPort"].as_u64() {
+                Some(public) => format!(
+                    "{}:{public}->{private}/{proto}",
+                    p["IP"].as_str().unwrap_or("0.0.0.0")
+                ),
+                None => format!("{private}/{proto}"),
+            }
+        })
+        .collect();
+    out.sort();
+    out.join(", ")
 }

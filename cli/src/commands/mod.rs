@@ -2,5 +2,6 @@
 
 pub mod containers;
 pub mod images;
+pub mod network;
 pub mod registry;
 pub mod system;

@@ -322,7 +322,7 @@ pub fn busybox_rootfs_tar(extra: &[(&str, &[u8])]) -> Vec<u8> {
     }
     for applet in [
         "sh", "ls", "cat", "echo", "true", "false", "sleep", "id", "hostname", "env", "ps", "wget",
-        "head", "top",
+        "head", "top", "httpd", "nslookup", "ip", "mkdir", "tty", "stty",
     ] {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);

@@ -97,6 +97,16 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
     let image_cfg: Value =
         serde_json::from_slice(&d.store.config_bytes(&rec.id)?).unwrap_or(Value::Null);
     let host_config = body.get("HostConfig").cloned().unwrap_or(json!({}));
+    // NetworkingConfig (compose puts the service name there as an alias).
+    let mut host_config = host_config;
+    let net_name = crate::network::mode(&host_config);
+    let endpoint = &body["NetworkingConfig"]["EndpointsConfig"][&net_name];
+    if let Some(a) = endpoint["Aliases"].as_array() {
+        host_config["NetworkingAliases"] = json!(a);
+    }
+    if let Some(ip) = endpoint["IPAMConfig"]["IPv4Address"].as_str() {
+        host_config["BerthIPv4Address"] = json!(ip);
+    }
     if let Some(o) = body.as_object_mut() {
         o.remove("HostConfig");
         o.remove("NetworkingConfig");
@@ -107,9 +117,15 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
     if full.is_empty() {
         return Err(ApiError::bad_request("No command specified"));
     }
-    let net = host_config["NetworkMode"].as_str().unwrap_or("default");
-    if !matches!(net, "default" | "bridge" | "none" | "host" | "") {
-        return Err(ApiError::not_found(format!("network {net} not found")));
+    let net = crate::network::mode(&host_config);
+    if crate::network::is_bridged(&net) && net != netbridge::DEFAULT_NETWORK {
+        match &d.networks {
+            Some(nets) => {
+                nets.inspect(&net)
+                    .map_err(|_| ApiError::not_found(format!("network {net} not found")))?;
+            }
+            None => return Err(ApiError::not_found(format!("network {net} not found"))),
+        }
     }
     let c = Container {
         id: String::new(),
@@ -124,6 +140,7 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
         state: RunState::default(),
         restart_count: 0,
         removed: false,
+        network_settings: Value::Null,
     };
     let e = d
         .containers
@@ -156,7 +173,11 @@ fn write_etc_files(d: &Daemon, c: &Container) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn monitor_config(d: &Daemon, c: &Container) -> Result<MonitorConfig, ApiError> {
+fn monitor_config(
+    d: &Daemon,
+    c: &Container,
+    netns: Option<std::path::PathBuf>,
+) -> Result<MonitorConfig, ApiError> {
     let dir = d.containers.dir_of(&c.id);
     let id = image_store::Digest::parse(&c.image_id)?;
     let overlay = d.store.overlay(&id, &dir)?;
@@ -205,6 +226,7 @@ fn monitor_config(d: &Daemon, c: &Container) -> Result<MonitorConfig, ApiError> 
             .map(|f| (format!("/etc/{f}"), dir.join(f).display().to_string()))
             .collect(),
         host_network: net == "host",
+        netns_path: netns.map(|p| p.display().to_string()),
         readonly_rootfs: hc["ReadonlyRootfs"].as_bool().unwrap_or(false),
         memory: hc["Memory"].as_i64().unwrap_or(0),
         nano_cpus: hc["NanoCpus"].as_i64().unwrap_or(0),
@@ -255,12 +277,20 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
     if c.state.status.is_running() {
         return Err(ApiError::new(StatusCode::NOT_MODIFIED, ""));
     }
-    let cfg = monitor_config(d, &c)?;
+    let netns = connect_network(d, e, &c).await?;
+    let cfg = match monitor_config(d, &c, netns) {
+        Ok(cfg) => cfg,
+        Err(err) => {
+            release_network(d, &c.id).await;
+            return Err(err);
+        }
+    };
     let (d2, e2) = (d.clone(), e.clone());
     let started = tokio::task::spawn_blocking(move || d2.containers.start(&e2, cfg))
         .await
         .map_err(blocking_err)?;
     if let Err(err) = started {
+        release_network(d, &c.id).await;
         if c.auto_remove() {
             // as dockerd: a container that cannot start is removed when --rm was asked
             let (d2, e2) = (d.clone(), e.clone());
@@ -272,10 +302,86 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
     Ok(())
 }
 
+/// Give a container on a bridge network its netns (connected), its NetworkSettings, and
+/// the matching /etc/hosts and resolv.conf. `None` for `none`/`host`.
+async fn connect_network(
+    d: &Arc<Daemon>,
+    e: &Arc<Entry>,
+    c: &Container,
+) -> Result<Option<std::path::PathBuf>, ApiError> {
+    let mode = crate::network::mode(&c.host_config);
+    if !crate::network::is_bridged(&mode) {
+        return Ok(None);
+    }
+    let Some(nets) = d.networks.clone() else {
+        if mode == netbridge::DEFAULT_NETWORK {
+            // No bridge here (not root): as --network none.
+            return Ok(None);
+        }
+        return Err(ApiError::not_found(format!("network {mode} not found")));
+    };
+    let hostname = c.config["Hostname"]
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .unwrap_or(c.short_id())
+        .to_owned();
+    let c2 = c.clone();
+    let att = tokio::task::spawn_blocking(move || crate::network::attach(&nets, &c2, &hostname))
+        .await
+        .map_err(blocking_err)??;
+    let dir = d.containers.dir_of(&c.id);
+    let written = (|| -> std::io::Result<()> {
+        let hosts = std::fs::read_to_string(dir.join("hosts")).unwrap_or_default();
+        let base: String = hosts
+            .lines()
+            .take_while(|l| !l.starts_with("# berth network"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(
+            dir.join("hosts"),
+            format!("{base}# berth network\n{}", att.hosts),
+        )?;
+        if let Some(r) = &att.resolv {
+            std::fs::write(dir.join("resolv.conf"), r)?;
+        }
+        Ok(())
+    })();
+    if let Err(err) = written {
+        release_network(d, &c.id).await;
+        return Err(ApiError::internal(format!("writing /etc files: {err}")));
+    }
+    let settings = att.settings.clone();
+    if let Err(err) = d.containers.update(e, |c| c.network_settings = settings) {
+        release_network(d, &c.id).await;
+        return Err(err);
+    }
+    Ok(Some(att.netns))
+}
+
+/// Give back a container's netns, addresses and ports (never blocks on the kernel).
+async fn release_network(d: &Arc<Daemon>, id: &str) {
+    if let Some(nets) = d.networks.clone() {
+        let id = id.to_owned();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = nets.release(&id) {
+                tracing::warn!("releasing the network of {id}: {e}");
+            }
+        })
+        .await;
+    }
+}
+
 /// Follow a running container to its exit, on a blocking thread.
 pub fn spawn_watch(d: Arc<Daemon>, e: Arc<Entry>) {
     tokio::task::spawn_blocking(move || {
-        if let Ok(c) = d.containers.watch_blocking(&e) {
+        let watched = d.containers.watch_blocking(&e);
+        if let Some(nets) = &d.networks {
+            let id = e.snapshot().id;
+            if let Err(err) = nets.release(&id) {
+                tracing::warn!("releasing the network of {id}: {err}");
+            }
+        }
+        if let Ok(c) = watched {
             if c.auto_remove() {
                 if let Err(err) = d.containers.remove_files(&e) {
                     tracing::warn!("auto-remove of {}: {}", c.id, err.message);
@@ -546,10 +652,10 @@ pub async fn list(d: &Arc<Daemon>, q: &Query) -> Result<Reply, ApiError> {
             .unwrap_or(0);
         out.push(json!({
             "Id": c.id, "Names": [format!("/{}", c.name)], "Image": c.image, "ImageID": c.image_id,
-            "Command": command_line(&c), "Created": created, "Ports": [], "Labels": c.config["Labels"].as_object().cloned().unwrap_or_default(),
+            "Command": command_line(&c), "Created": created, "Ports": crate::network::ps_ports(&c.network_settings), "Labels": c.config["Labels"].as_object().cloned().unwrap_or_default(),
             "State": c.state.status.as_str(), "Status": status_text(&c),
             "HostConfig": {"NetworkMode": c.host_config["NetworkMode"].as_str().unwrap_or("default")},
-            "NetworkSettings": {"Networks": {}}, "Mounts": [],
+            "NetworkSettings": {"Networks": c.network_settings.get("Networks").cloned().unwrap_or(json!({}))}, "Mounts": [],
         }));
     }
     if let Some(n) = q
@@ -617,7 +723,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
         "GraphDriver": {"Name": "overlay2", "Data": {"MergedDir": monitor::rootfs(&dir), "UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}},
         "Mounts": [],
         "Config": c.config,
-        "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "Networks": {}, "IPAddress": "", "Gateway": "", "MacAddress": ""},
+        "NetworkSettings": if c.network_settings.is_object() { c.network_settings.clone() } else { json!({"Bridge": "", "SandboxID": "", "Ports": {}, "Networks": {}, "IPAddress": "", "Gateway": "", "MacAddress": ""}) },
     });
     Ok(reply_json(StatusCode::OK, &body))
 }

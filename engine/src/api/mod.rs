@@ -3,6 +3,7 @@
 pub mod containers;
 pub mod exec;
 mod images;
+mod networks;
 mod registry;
 mod system;
 
@@ -116,6 +117,9 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
         (&Method::POST, "/images/prune") => images::prune(&d, &q).await,
         (&Method::POST, "/containers/create") => containers::create(&d, &q, req.into_body()).await,
         (&Method::GET, "/containers/json") => containers::list(&d, &q).await,
+        (&Method::GET, "/networks") => networks::list(&d, &q).await,
+        (&Method::POST, "/networks/create") => networks::create(&d, req.into_body()).await,
+        (&Method::POST, "/networks/prune") => networks::prune(&d).await,
         _ => {
             if let Some(rest) = path.strip_prefix("/images/") {
                 let (name, op) = match rest.rsplit_once('/') {
@@ -129,6 +133,13 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                     (&Method::GET, "history") => images::history(&d, name).await,
                     (&Method::POST, "push") => registry::push(d, name, &q, &registry_auth).await,
                     (&Method::DELETE, _) => images::remove(&d, rest, &q).await,
+                    _ => Err(not_found()),
+                };
+            }
+            if let Some(name) = path.strip_prefix("/networks/") {
+                return match m {
+                    Method::GET => networks::inspect(&d, name).await,
+                    Method::DELETE => networks::remove(&d, name).await,
                     _ => Err(not_found()),
                 };
             }

@@ -100,6 +100,9 @@ pub struct Container {
     /// Set once a removal has started: the record is about to go.
     #[serde(default)]
     pub removed: bool,
+    /// Docker's `NetworkSettings` of the current (or last) run.
+    #[serde(default)]
+    pub network_settings: Value,
 }
 
 impl Container {

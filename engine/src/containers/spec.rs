@@ -59,6 +59,8 @@ pub struct SpecInput {
     /// Files the engine writes per container and binds in: (destination, host source).
     pub etc_files: Vec<(String, String)>,
     pub host_network: bool,
+    /// Join this network namespace (made by netbridge) instead of a new one.
+    pub netns_path: Option<String>,
     pub readonly_rootfs: bool,
     pub memory: i64,
     pub nano_cpus: i64,
@@ -129,8 +131,10 @@ pub fn build(i: &SpecInput) -> Value {
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    if !i.host_network {
-        namespaces.push(json!({"type": "network"}));
+    match (&i.netns_path, i.host_network) {
+        (Some(p), _) => namespaces.push(json!({"type": "network", "path": p})),
+        (None, false) => namespaces.push(json!({"type": "network"})),
+        (None, true) => {}
     }
     let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
     if i.memory > 0 {

@@ -1,0 +1,145 @@
+//! End to end: bridge networks through the berth CLI and the docker CLI — addresses, names
+//! that resolve on user networks, published ports from the test host and from containers,
+//! and cleanup. Everything runs in the daemon's private network namespace.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::{busybox_rootfs_tar, fails, is_root, ok, TestDaemon};
+
+fn daemon_with_busybox() -> TestDaemon {
+    assert!(is_root(), "needs root: run through `cargo xtask test`");
+    let d = TestDaemon::start();
+    let tar = d.path("rootfs.tar");
+    std::fs::write(
+        &tar,
+        busybox_rootfs_tar(&[("www/index.html", b"hello from web\n")]),
+    )
+    .unwrap();
+    ok(d.berth(&[
+        "import",
+        "-c",
+        "ENV PATH=/bin",
+        tar.to_str().unwrap(),
+        "busybox",
+    ]));
+    ok(d.in_netns("ip").args(["link", "set", "lo", "up"]));
+    d
+}
+
+fn inspect_field(d: &TestDaemon, c: &str, path: &str) -> String {
+    let out = ok(d.berth(&["container", "inspect", c]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut cur = &v[0];
+    for k in path.split('.') {
+        cur = &cur[k];
+    }
+    cur.as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| cur.to_string())
+}
+
+const HTTPD: &str = "httpd -f -p 80 -h /www";
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn user_network_names_published_ports_and_cleanup() {
+    let d = daemon_with_busybox();
+    // the default bridge: an address in 172.17.0.0/16 and a route out through the gateway
+    ok(d.berth(&["run", "-d", "--name", "plain", "busybox", "sleep", "60"]));
+    let ip = inspect_field(&d, "plain", "NetworkSettings.IPAddress");
+    assert!(ip.starts_with("172.17."), "{ip}");
+    let addrs = ok(d.berth(&["exec", "plain", "sh", "-c", "ip addr show eth0; ip route"]));
+    assert!(
+        addrs.contains(&ip) && addrs.contains("default via 172.17.0.1"),
+        "{addrs}"
+    );
+
+    // a user network: containers reach each other by name and alias
+    ok(d.berth(&["network", "create", "appnet"]));
+    let ls = ok(d.berth(&["network", "ls"]));
+    assert!(ls.contains("appnet") && ls.contains("bridge"), "{ls}");
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "appnet",
+        "--network-alias",
+        "frontend",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]));
+    for name in ["web", "frontend"] {
+        let out = ok(d.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "appnet",
+            "busybox",
+            "sh",
+            "-c",
+            &format!("nslookup {name} && wget -qO- http://{name}/"),
+        ]));
+        assert!(out.contains("hello from web"), "{name}: {out}");
+    }
+    // the default bridge cannot reach the user network
+    let web_ip = inspect_field(&d, "web", "NetworkSettings.Networks.appnet.IPAddress");
+    let err = fails(d.berth(&[
+        "exec",
+        "plain",
+        "sh",
+        "-c",
+        &format!("wget -T 2 -qO- http://{web_ip}/"),
+    ]));
+    assert!(!err.contains("hello"), "{err}");
+
+    // a published port: from the test host's 127.0.0.1, its bridge address, and a container
+    ok(d.berth(&[
+        "run", "-d", "--name", "pub", "-p", "8080:80", "busybox", "sh", "-c", HTTPD,
+    ]));
+    let port = ok(d.docker(&["port", "pub"]));
+    assert!(port.contains("80/tcp -> 0.0.0.0:8080"), "{port}");
+    let ps = ok(d.berth(&["ps"]));
+    assert!(ps.contains("0.0.0.0:8080->80/tcp"), "{ps}");
+    let from_host = ok(d
+        .in_netns("busybox")
+        .args(["wget", "-qO-", "http://127.0.0.1:8080/"]));
+    assert!(from_host.contains("hello from web"), "{from_host}");
+    let from_bridge = ok(d
+        .in_netns("busybox")
+        .args(["wget", "-qO-", "http://172.17.0.1:8080/"]));
+    assert!(from_bridge.contains("hello from web"), "{from_bridge}");
+    let hairpin = ok(d.berth(&[
+        "exec",
+        "pub",
+        "sh",
+        "-c",
+        "wget -qO- http://172.17.0.1:8080/",
+    ]));
+    assert!(hairpin.contains("hello from web"), "{hairpin}");
+    // the port is taken: a clear error, and the container is not left half-started
+    let err = fails(d.berth(&[
+        "run", "-d", "--name", "clash", "-p", "8080:80", "busybox", "sleep", "5",
+    ]));
+    assert!(err.contains("8080") && err.contains("in use"), "{err}");
+
+    // the docker CLI sees the same networks
+    let ls = ok(d.docker(&["network", "ls"]));
+    assert!(ls.contains("appnet"), "{ls}");
+    let err = fails(d.berth(&["network", "rm", "appnet"]));
+    assert!(!err.is_empty());
+
+    // cleanup: no veth, netns or address left behind
+    ok(d.berth(&["rm", "-f", "plain", "web", "pub", "clash"]));
+    ok(d.berth(&["network", "rm", "appnet"]));
+    let links = ok(d.in_netns("ip").args(["-o", "link"]));
+    assert!(!links.contains("veth"), "{links}");
+    let left: Vec<_> = std::fs::read_dir(d.data_root.join("netns"))
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "netns files left: {left:?}");
+}

@@ -1,0 +1,285 @@
+//! Containers on networks: the engine's side of netbridge. A container on `bridge` (the
+//! default) or a user network gets a persistent netns with a veth on the network's bridge
+//! before its monitor starts; the runtime joins that netns by path. Docker's
+//! `NetworkSettings` are kept in the container record; the netns is released when it exits.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hyper::StatusCode;
+use netbridge::{ConnectRequest, Endpoint, NetError, Networks, PortMapping, Proto};
+use serde_json::{json, Map, Value};
+
+use crate::containers::model::Container;
+
+use crate::error::ApiError;
+pub use netbridge::{parse_port_spec, PortMapping as PortSpec};
+
+impl From<NetError> for ApiError {
+    fn from(e: NetError) -> Self {
+        let m = e.to_string();
+        let status = if m.contains("not found") || m.contains("No such") {
+            StatusCode::NOT_FOUND
+        } else if m.contains("already") || m.contains("in use") || m.contains("has active") {
+            StatusCode::CONFLICT
+        } else if m.contains("invalid") {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        ApiError::new(status, m)
+    }
+}
+
+/// Open the daemon's networks (root only: bridges and nftables need it).
+pub fn open(data_root: &std::path::Path) -> Option<Arc<Networks>> {
+    if !rustix::process::geteuid().is_root() {
+        tracing::warn!("not root: bridge networking is off, containers get --network none");
+        return None;
+    }
+    let dns = tokio::runtime::Handle::try_current()
+        .ok()
+        .map(netbridge::DnsOptions::new);
+    let cfg = netbridge::Config {
+        dns,
+        ..netbridge::Config::under(data_root)
+    };
+    match Networks::open(
+        cfg,
+        Arc::new(netbridge::LinuxNetlink::default()),
+        Arc::new(netbridge::Nft::default()),
+    ) {
+        Ok(n) => Some(Arc::new(n)),
+        Err(e) => {
+            tracing::warn!("bridge networking is off: {e}");
+            None
+        }
+    }
+}
+
+/// The network a container asked for: `none`, `host`, or a bridge network's name.
+pub fn mode(host_config: &Value) -> String {
+    match host_config["NetworkMode"].as_str().unwrap_or("") {
+        "" | "default" => netbridge::DEFAULT_NETWORK.to_owned(),
+        m => m.to_owned(),
+    }
+}
+
+pub fn is_bridged(mode: &str) -> bool {
+    !matches!(mode, "none" | "host")
+}
+
+/// `HostConfig.PortBindings` (`{"80/tcp": [{"HostIp": "", "HostPort": "4000"}]}`), plus
+/// every exposed port when `PublishAllPorts`.
+pub fn port_mappings(c: &Container) -> Result<Vec<PortMapping>, ApiError> {
+    let mut out = Vec::new();
+    let parse_key = |k: &str| -> Result<(u16, Proto), ApiError> {
+        let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| ApiError::bad_request(format!("invalid port {k:?}")))?;
+        let proto = match proto {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            p => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid protocol {p:?} in {k:?}"
+                )))
+            }
+        };
+        Ok((port, proto))
+    };
+    if let Some(b) = c.host_config["PortBindings"].as_object() {
+        for (k, list) in b {
+            let (container_port, proto) = parse_key(k)?;
+            for m in list.as_array().into_iter().flatten() {
+                let host_ip = match m["HostIp"].as_str().unwrap_or("") {
+                    "" | "0.0.0.0" => None,
+                    ip => Some(ip.parse::<Ipv4Addr>().map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "invalid host IP {ip:?}: berth publishes IPv4 only"
+                        ))
+                    })?),
+                };
+                let host_port =
+                    match m["HostPort"].as_str().unwrap_or("") {
+                        "" => None,
+                        p => Some(p.parse::<u16>().map_err(|_| {
+                            ApiError::bad_request(format!("invalid host port {p:?}"))
+                        })?),
+                    };
+                out.push(PortMapping {
+                    host_ip,
+                    host_port,
+                    container_port,
+                    proto,
+                });
+            }
+        }
+    }
+    if c.host_config["PublishAllPorts"].as_bool().unwrap_or(false) {
+        for k in c.config["ExposedPorts"]
+            .as_object()
+            .into_iter()
+            .flat_map(Map::keys)
+        {
+            let (container_port, proto) = parse_key(k)?;
+            if !out
+                .iter()
+                .any(|m| m.container_port == container_port && m.proto == proto)
+            {
+                out.push(PortMapping {
+                    host_ip: None,
+                    host_port: None,
+                    container_port,
+                    proto,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What a networked container needs to start: its netns, Docker's NetworkSettings, and the
+/// lines for its /etc/hosts and resolv.conf.
+pub struct Attached {
+    pub netns: PathBuf,
+    pub settings: Value,
+    pub hosts: String,
+    pub resolv: Option<String>,
+}
+
+/// Create the container's netns and connect it to its network (blocking).
+pub fn attach(nets: &Networks, c: &Container, hostname: &str) -> Result<Attached, ApiError> {
+    let network = mode(&c.host_config);
+    let ports = port_mappings(c)?;
+    let mut aliases: Vec<String> = c.host_config["NetworkingAliases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    if network != netbridge::DEFAULT_NETWORK {
+        aliases.push(c.short_id().to_owned());
+    }
+    let netns = nets.create_netns(&c.id)?;
+    let connected = nets.connect(&ConnectRequest {
+        network: network.clone(),
+        container_id: c.id.clone(),
+        container_name: c.name.clone(),
+        aliases,
+        netns: netns.clone(),
+        ip: c.host_config["BerthIPv4Address"]
+            .as_str()
+            .and_then(|s| s.parse().ok()),
+        ports,
+    });
+    let ep = match connected {
+        Ok(ep) => ep,
+        Err(e) => {
+            let _ = nets.release(&c.id);
+            return Err(e.into());
+        }
+    };
+    Ok(Attached {
+        netns,
+        hosts: format!("{}\t{hostname}\n", ep.ip),
+        resolv: ep
+            .dns_server
+            .map(|d| format!("nameserver {d}\noptions ndots:0\n")),
+        settings: settings(std::slice::from_ref(&ep)),
+    })
+}
+
+/// Docker's `NetworkSettings` for a container's endpoints.
+pub fn settings(eps: &[Endpoint]) -> Value {
+    let mut ports = Map::new();
+    let mut networks = Map::new();
+    for ep in eps {
+        for p in &ep.ports {
+            let key = format!("{}/{}", p.container_port, p.proto);
+            let entry = ports.entry(key).or_insert_with(|| json!([]));
+            if let Some(a) = entry.as_array_mut() {
+                a.push(
+                    json!({"HostIp": p.host_ip.to_string(), "HostPort": p.host_port.to_string()}),
+                );
+            }
+        }
+        networks.insert(
+            ep.network_name.clone(),
+            json!({
+                "IPAMConfig": null, "Links": null, "Aliases": ep.aliases,
+                "NetworkID": ep.network_id, "EndpointID": ep.endpoint_id,
+                "Gateway": ep.gateway.to_string(), "IPAddress": ep.ip.to_string(),
+                "IPPrefixLen": ep.prefix_len, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0, "MacAddress": ep.mac, "DriverOpts": null,
+            }),
+        );
+    }
+    let first = eps.first();
+    let default = eps
+        .iter()
+        .find(|e| e.network_name == netbridge::DEFAULT_NETWORK);
+    json!({
+        "Bridge": "", "SandboxID": "", "HairpinMode": false,
+        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+        "Ports": ports,
+        "SandboxKey": "",
+        "Gateway": default.map(|e| e.gateway.to_string()).unwrap_or_default(),
+        "IPAddress": default.map(|e| e.ip.to_string()).unwrap_or_default(),
+        "IPPrefixLen": default.map(|e| e.prefix_len).unwrap_or(0),
+        "MacAddress": default.or(first).map(|e| e.mac.clone()).unwrap_or_default(),
+        "Networks": networks,
+    })
+}
+
+/// `Ports` of `GET /containers/json`.
+pub fn ps_ports(settings: &Value) -> Value {
+    let mut out = Vec::new();
+    if let Some(m) = settings["Ports"].as_object() {
+        for (k, list) in m {
+            let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+            let private: u16 = port.parse().unwrap_or(0);
+            for b in list.as_array().into_iter().flatten() {
+                out.push(json!({
+                    "IP": b["HostIp"], "PrivatePort": private,
+                    "PublicPort": b["HostPort"].as_str().and_then(|p| p.parse::<u16>().ok()),
+                    "Type": proto,
+                }));
+            }
+        }
+    }
+    Value::Array(out)
+}
+
+/// Docker's network object for `GET /networks` and inspect.
+pub fn network_json(n: &netbridge::NetworkInfo) -> Value {
+    let containers: Map<String, Value> = n
+        .endpoints
+        .iter()
+        .map(|e| {
+            (
+                e.container_id.clone(),
+                json!({
+                    "Name": e.container_name, "EndpointID": e.endpoint_id, "MacAddress": e.mac,
+                    "IPv4Address": format!("{}/{}", e.ip, e.prefix_len), "IPv6Address": "",
+                }),
+            )
+        })
+        .collect();
+    let created = chrono::DateTime::from_timestamp(n.created as i64, 0)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default();
+    json!({
+        "Name": n.name, "Id": n.id, "Created": created, "Scope": "local", "Driver": n.driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": null,
+                 "Config": [{"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()}]},
+        "Internal": n.internal, "Attachable": false, "Ingress": false,
+        "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
+        "Containers": containers,
+        "Options": {"com.docker.network.bridge.name": n.bridge},
+        "Labels": n.labels,
+    })
+}
