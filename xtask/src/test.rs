@@ -20,6 +20,9 @@ pub const TEST_PACKAGES: &[&str] = &[
     "apache2-utils",
     "openssl",
     "nftables",
+    "podman",
+    "iproute2",
+    "bsdutils",
 ];
 
 pub fn lint() -> Result<()> {
