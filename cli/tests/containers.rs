@@ -113,6 +113,8 @@ fn run_attached_exit_codes_and_streams() {
         "",
         "a --rm container that cannot start is removed"
     );
+    // The daemon reaps every monitor that has finished.
+    wait_until(|| d.zombies().is_empty(), "the daemon to reap its children");
     let err = fails(d.berth(&["run", "--pull", "never", "nosuchimage"]));
     assert!(err.contains("No such image: nosuchimage:latest"), "{err}");
     // A missing image is pulled first (from a registry that is not there: loopback only).

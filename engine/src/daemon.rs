@@ -173,12 +173,17 @@ impl Daemon {
             }
         }
         let mut chld = signal(SignalKind::child()).map_err(io_err("signal", &sock))?;
+        // Reap through the one reaper (it keeps the statuses exec waiters need), on SIGCHLD
+        // and once a second in case a signal was coalesced away.
+        let reaping = daemon.clone();
         tokio::spawn(async move {
-            while chld.recv().await.is_some() {
-                while let Ok(Some(_)) =
-                    rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG)
-                {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    got = chld.recv() => if got.is_none() { return },
+                    _ = tick.tick() => {}
                 }
+                reaping.reaper.reap();
             }
         });
         let mut term = signal(SignalKind::terminate()).map_err(io_err("signal", &sock))?;

@@ -91,14 +91,20 @@ mod tests {
             drop(x);
         });
         std::thread::sleep(Duration::from_millis(50));
-        assert!(!done.load(Ordering::SeqCst), "GC ran while a writer held a lease");
+        assert!(
+            !done.load(Ordering::SeqCst),
+            "GC ran while a writer held a lease"
+        );
         drop(w);
         // A new writer waits for the collection to finish.
         while !done.load(Ordering::SeqCst) {
             std::thread::yield_now();
         }
         let w = l.writer();
-        assert!(ending.load(Ordering::SeqCst), "a writer started during a collection");
+        assert!(
+            ending.load(Ordering::SeqCst),
+            "a writer started during a collection"
+        );
         drop(w);
         gc.join().unwrap();
     }

@@ -167,6 +167,25 @@ impl TestDaemon {
         self.dir.path().join(name)
     }
 
+    /// The daemon's children that have exited and were not reaped.
+    pub fn zombies(&self) -> Vec<i32> {
+        let pid = std::fs::read_to_string(self.data_root.join("daemon.pid")).unwrap();
+        let pid = pid.trim();
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...
+            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            if f.len() > 1 && f[0] == "Z" && f[1] == pid {
+                out.push(e.file_name().to_string_lossy().parse().unwrap_or(0));
+            }
+        }
+        out
+    }
+
     /// `program` run inside the daemon's network namespace (where its registries live).
     pub fn in_netns(&self, program: &str) -> Command {
         let pid = std::fs::read_to_string(self.data_root.join("daemon.pid")).unwrap();
