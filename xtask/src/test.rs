@@ -19,6 +19,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "docker-registry",
     "apache2-utils",
     "openssl",
+    "podman",
+    "conmon",
 ];
 
 pub fn lint() -> Result<()> {
