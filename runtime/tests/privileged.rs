@@ -700,3 +700,49 @@ fn masking_refuses_an_image_dev_null_that_is_not_a_device() {
         .to_string();
     assert!(e.contains("/dev/null is not the null device"), "{e}");
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn init_runs_from_a_sealed_copy_of_the_runtime_binary() {
+    // CVE-2019-5736: until it execs, the container's init is the runtime; what its
+    // /proc/<pid>/exe points at must be a sealed memfd, never the binary on disk.
+    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+    use std::os::unix::fs::MetadataExt;
+    let b = Bundle::new(&["sleep", "100"]);
+    b.write();
+    let bin = env!("CARGO_BIN_EXE_berth-runtime");
+    let out = b.dir.path().join("cli.out");
+    let st = std::process::Command::new(bin)
+        .arg("--root")
+        .arg(b.root())
+        .args(["create", "-b"])
+        .arg(b.dir.path())
+        .arg(&b.id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&out).unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{}", std::fs::read_to_string(&out).unwrap());
+    let mut c = Container::load(&b.root(), &b.id).unwrap();
+    let pid = c.state().pid;
+    let exe = std::fs::File::open(format!("/proc/{pid}/exe")).unwrap();
+    let seals = SealFlag::from_bits_truncate(fcntl(&exe, FcntlArg::F_GET_SEALS).unwrap());
+    assert!(
+        seals.contains(SealFlag::F_SEAL_WRITE | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL),
+        "{seals:?}"
+    );
+    let on_disk = std::fs::metadata(bin).unwrap();
+    let running = exe.metadata().unwrap();
+    assert_ne!(
+        (running.dev(), running.ino()),
+        (on_disk.dev(), on_disk.ino())
+    );
+    // Writing through the link fails (sealed), and the file on disk is untouched.
+    let w = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/exe"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"overwritten"));
+    assert!(w.is_err(), "the sealed copy took a write");
+    c.delete(true).unwrap();
+}
