@@ -45,6 +45,17 @@ impl Client {
         path: &str,
         payload: Payload,
     ) -> Result<Response<Incoming>> {
+        self.request_with(method, path, payload, &[]).await
+    }
+
+    /// `request` with extra headers (`X-Registry-Auth`).
+    pub async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Payload,
+        headers: &[(&str, String)],
+    ) -> Result<Response<Incoming>> {
         let stream = Self::connect(&self.socket).await.with_context(|| {
             format!(
                 "cannot connect to the berth daemon at unix://{}",
@@ -57,10 +68,13 @@ impl Client {
             let _ = conn.await;
         });
         let uri = format!("/v{}{path}", engine::version::API_VERSION);
-        let builder = Request::builder()
+        let mut builder = Request::builder()
             .method(method)
             .uri(uri)
             .header("Host", "berth");
+        for (k, v) in headers {
+            builder = builder.header(*k, v);
+        }
         let req = match payload {
             Payload::None => builder.body(Empty::new().map_err(|e| match e {}).boxed_unsync())?,
             Payload::Json(v) => builder.header("Content-Type", "application/json").body(

@@ -31,14 +31,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the berth daemon
-    Daemon {
-        /// Root of persistent state (images, containers)
-        #[arg(long, env = "BERTH_DATA_ROOT", default_value = DEFAULT_DATA_ROOT)]
-        data_root: PathBuf,
-        /// Parent cgroup for all containers
-        #[arg(long, default_value = "berth")]
-        cgroup_parent: String,
-    },
+    Daemon(commands::system::DaemonArgs),
     /// Show the client and daemon versions
     Version,
     /// Display system-wide information
@@ -60,6 +53,16 @@ enum Cmd {
     Save(commands::images::SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(commands::images::LoadArgs),
+    /// Download an image from a registry
+    Pull(commands::registry::PullArgs),
+    /// Upload an image to a registry
+    Push(commands::registry::PushArgs),
+    /// Log in to a registry
+    Login(commands::registry::LoginArgs),
+    /// Log out from a registry
+    Logout(commands::registry::LogoutArgs),
+    /// Search a registry for images
+    Search(commands::registry::SearchArgs),
     /// Manage berth
     #[command(subcommand)]
     System(commands::system::SystemCmd),
@@ -171,10 +174,7 @@ fn main() {
                 .map(|()| 0)
                 .map_err(anyhow::Error::from)
         }
-        Cmd::Daemon {
-            data_root,
-            cgroup_parent,
-        } => commands::system::daemon(cli.host.as_deref(), data_root, cgroup_parent).map(|()| 0),
+        Cmd::Daemon(a) => commands::system::daemon(cli.host.as_deref(), a).map(|()| 0),
         cmd => {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -186,7 +186,11 @@ fn main() {
                     std::process::exit(1);
                 }
             };
-            rt.block_on(run(cli.host, cmd))
+            let r = rt.block_on(run(cli.host, cmd));
+            // A read of stdin may still block a runtime thread (nothing more was typed):
+            // do not wait for it.
+            rt.shutdown_background();
+            r
         }
     };
     match result {
@@ -201,6 +205,11 @@ fn main() {
 async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
     use commands::containers as ct;
     use hyper::Method;
+    // Logging out only edits the credentials file: no daemon needed.
+    let cmd = match cmd {
+        Cmd::Logout(a) => return commands::registry::logout(a).await.map(|()| 0),
+        other => other,
+    };
     let c = connect::client(host.as_deref()).await?;
     let t = |time: Option<u64>| time.map(|t| format!("?t={t}")).unwrap_or_default();
     let done = |r: anyhow::Result<()>| r.map(|()| 0);
@@ -266,9 +275,9 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
 }
 
 async fn run_images(c: &client::Client, cmd: Cmd) -> anyhow::Result<()> {
-    use commands::{images, system};
+    use commands::{images, registry, system};
     match cmd {
-        Cmd::Daemon { .. } => unreachable_daemon(),
+        Cmd::Daemon(_) => unreachable_daemon(),
         Cmd::Version => system::version(c).await,
         Cmd::Info => system::info(c).await,
         Cmd::Images(a) => images::list(c, a).await,
@@ -280,6 +289,10 @@ async fn run_images(c: &client::Client, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Save(a) => images::save(c, a).await,
         Cmd::Load(a) => images::load(c, a).await,
         Cmd::System(s) => system::system(c, s).await,
+        Cmd::Pull(a) => registry::pull(c, a).await,
+        Cmd::Push(a) => registry::push(c, a).await,
+        Cmd::Login(a) => registry::login(c, a).await,
+        Cmd::Search(a) => registry::search(c, a).await,
         _ => unreachable_daemon(),
     }
 }

@@ -113,8 +113,15 @@ fn run_attached_exit_codes_and_streams() {
         "",
         "a --rm container that cannot start is removed"
     );
-    let err = fails(d.berth(&["run", "nosuchimage"]));
+    let err = fails(d.berth(&["run", "--pull", "never", "nosuchimage"]));
     assert!(err.contains("No such image: nosuchimage:latest"), "{err}");
+    // A missing image is pulled first (from a registry that is not there: loopback only).
+    let err = fails(d.berth(&["run", "127.0.0.1:1/nosuchimage"]));
+    assert!(
+        err.contains("Unable to find image '127.0.0.1:1/nosuchimage' locally"),
+        "{err}"
+    );
+    assert!(err.contains("127.0.0.1:1"), "{err}");
 }
 
 #[test]
@@ -399,4 +406,86 @@ fn default_seccomp_profile_denies_namespaces_and_mounts() {
         "busybox mkdir -p /m && busybox mount -t tmpfs none /m && echo mounted",
     ]));
     assert_eq!(out, "mounted\n");
+}
+
+/// Run `cmd` under `script`, which gives it a terminal of 33 rows and 77 columns.
+fn in_terminal(d: &TestDaemon, cmd: &str) -> String {
+    let line = format!("stty rows 33 cols 77; {cmd}");
+    let mut c = std::process::Command::new("script");
+    c.args(["-qefc", &line, "/dev/null"])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.path("docker-config"));
+    let out = run(&mut c);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{cmd}: {}\n{text}", out.status);
+    text
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tty_run_and_exec_with_resize_through_berth_and_docker() {
+    let d = daemon_with_busybox();
+    let berth = format!("{} -H {}", support::BERTH, d.host());
+    // -t alone: a terminal, output in one raw stream (\r\n from the line discipline)
+    let out = ok(d.berth(&[
+        "run",
+        "--rm",
+        "-t",
+        "busybox",
+        "sh",
+        "-c",
+        "tty; echo out; echo err >&2",
+    ]));
+    assert!(out.contains("/dev/pts/0\r\n"), "{out:?}");
+    assert!(
+        out.contains("out\r\n") && out.contains("err\r\n"),
+        "{out:?}"
+    );
+    // -it from a terminal: the container's terminal takes our size, input reaches it
+    let out = in_terminal(
+        &d,
+        &format!("{berth} run -it --rm busybox sh -c 'stty size; tty'"),
+    );
+    assert!(out.contains("33 77"), "{out:?}");
+    let out = in_terminal(&d, &format!("echo typed | {berth} run -i --rm busybox cat"));
+    assert!(out.contains("typed"), "{out:?}");
+    // -it without a terminal is refused, as docker does
+    let err = fails(d.berth(&["run", "-it", "--rm", "busybox", "true"]));
+    assert!(err.contains("the input device is not a TTY"), "{err}");
+
+    // exec -t / -it into a running container
+    let id = ok(d.berth(&["run", "-d", "busybox", "sleep", "60"]));
+    let id = id.trim();
+    let out = ok(d.berth(&["exec", "-t", id, "sh", "-c", "tty"]));
+    assert!(out.starts_with("/dev/pts/"), "{out:?}");
+    let out = in_terminal(&d, &format!("{berth} exec -it {id} sh -c 'stty size'"));
+    assert!(out.contains("33 77"), "{out:?}");
+    // the docker CLI, both ways
+    let docker = support::require("docker");
+    // (the docker CLI sends no ConsoleSize at API 1.41: it resizes right after the start)
+    let out = in_terminal(
+        &d,
+        &format!(
+            "{} exec -it {id} sh -c 'sleep 0.5; stty size'",
+            docker.display()
+        ),
+    );
+    assert!(out.contains("33 77"), "{out:?}");
+    let out = in_terminal(
+        &d,
+        &format!(
+            "{} run -it --rm busybox sh -c 'sleep 0.5; stty size'",
+            docker.display()
+        ),
+    );
+    assert!(out.contains("33 77"), "{out:?}");
+    // logs of a TTY container are raw
+    let id2 = ok(d.berth(&["run", "-d", "-t", "busybox", "echo", "logged"]));
+    let id2 = id2.trim();
+    wait_until(
+        || ok(d.berth(&["logs", id2])).contains("logged"),
+        "the TTY container's log",
+    );
+    let out = ok(d.docker(&["logs", id2]));
+    assert_eq!(out, "logged\r\n");
 }

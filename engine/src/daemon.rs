@@ -18,6 +18,23 @@ pub struct DaemonConfig {
     pub socket: PathBuf,
     /// Parent cgroup of the containers (relative to each hierarchy's root).
     pub cgroup_parent: String,
+    /// Registries (`host[:port]`) that may be reached over plain HTTP besides loopback.
+    pub insecure_registries: Vec<String>,
+    /// Docker's certs.d: CA certificates for registries in `<dir>/<host[:port]>/*.crt`.
+    pub certs_dir: Option<PathBuf>,
+}
+
+impl DaemonConfig {
+    /// A daemon on `data_root` listening on `socket`, with the defaults for everything else.
+    pub fn new(data_root: impl Into<PathBuf>, socket: impl Into<PathBuf>) -> Self {
+        Self {
+            data_root: data_root.into(),
+            socket: socket.into(),
+            cgroup_parent: "berth".to_owned(),
+            insecure_registries: Vec::new(),
+            certs_dir: Some(PathBuf::from("/etc/docker/certs.d")),
+        }
+    }
 }
 
 /// Errors that stop the daemon from starting.
@@ -48,6 +65,8 @@ pub struct Daemon {
     pub containers: crate::containers::Containers,
     pub execs: crate::api::exec::Execs,
     pub reaper: crate::reaper::Reaper,
+    /// Connections to registries, shared by all requests (each brings its own credentials).
+    pub registry: registry_client::Client,
     pub id: String,
 }
 
@@ -80,7 +99,13 @@ impl Daemon {
         };
         let containers = crate::containers::Containers::open(&config.data_root)
             .map_err(io_err("opening containers in", &config.data_root))?;
+        let registry = registry_client::Client::new(registry_client::ClientConfig {
+            insecure_registries: config.insecure_registries.clone(),
+            certs_dir: config.certs_dir.clone(),
+            ..Default::default()
+        });
         Ok(Self {
+            registry,
             execs: Default::default(),
             reaper: Default::default(),
             containers,

@@ -202,6 +202,18 @@ impl ChannelWriter {
     }
 }
 
+impl ChannelWriter {
+    /// `json_line` for async callers: waits for room instead of blocking the thread.
+    pub async fn json_line_async<T: Serialize>(&self, v: &T) -> io::Result<()> {
+        let mut b = serde_json::to_vec(v).map_err(io::Error::other)?;
+        b.push(b'\n');
+        self.tx
+            .send(Ok(Frame::data(Bytes::from(b))))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
 impl io::Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.tx

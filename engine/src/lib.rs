@@ -15,7 +15,12 @@ pub mod error;
 mod http;
 pub mod monitor;
 mod reaper;
+pub mod registry;
+pub mod tty;
 pub mod version;
 
 pub use daemon::{Daemon, DaemonConfig};
 pub use error::ApiError;
+pub use image_store::Reference;
+/// The docker CLI's credentials file, for the client side of `login`/`logout`.
+pub use registry_client::credentials;

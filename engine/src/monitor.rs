@@ -34,6 +34,12 @@ pub struct MonitorConfig {
     pub log_path: PathBuf,
     pub open_stdin: bool,
     pub stdin_once: bool,
+    /// A pty for the container (`-t`): one raw output stream, no frames.
+    #[serde(default)]
+    pub tty: bool,
+    /// The terminal's size (rows, columns) before the process starts.
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// The first line an attach client sends.
@@ -44,6 +50,9 @@ pub struct AttachRequest {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
+    /// Only resize the container's terminal to (rows, columns), then close.
+    #[serde(default)]
+    pub resize: Option<(u16, u16)>,
 }
 
 /// `DIR/exit.json`.
@@ -114,6 +123,8 @@ struct Client {
 struct Shared {
     log: File,
     clients: Vec<Client>,
+    /// A TTY container: clients get raw bytes, not frames.
+    raw: bool,
 }
 
 /// Entry point of `berth monitor DIR` (stage 1): start stage 2 detached, report its status
@@ -208,6 +219,9 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
     let mut spec = cfg.spec.clone();
     spec["process"]["user"] = serde_json::json!({"uid": uid, "gid": gid, "additionalGids": groups});
     spec["root"]["path"] = serde_json::json!(root);
+    if let (true, Some((h, w))) = (cfg.tty, cfg.console_size) {
+        spec["process"]["consoleSize"] = serde_json::json!({"height": h, "width": w});
+    }
     let bundle = cfg.dir.join("bundle");
     std::fs::create_dir_all(&bundle).map_err(|e| e.to_string())?;
     std::fs::write(
@@ -216,39 +230,77 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
     )
     .map_err(|e| format!("write config.json: {e}"))?;
 
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let (stdin_child, stdin_ours) = if cfg.open_stdin {
-        let (r, w) = pipe()?;
-        (r, Some(w))
-    } else {
-        (
-            File::open("/dev/null").map_err(|e| e.to_string())?.into(),
-            None,
-        )
-    };
     let mut opts = runtime::CreateOpts::new(&cfg.runtime_root);
-    opts.stdio = runtime::Stdio {
-        stdin: Some(stdin_child),
-        stdout: Some(out_w),
-        stderr: Some(err_w),
+    let null = || -> Result<OwnedFd, String> {
+        Ok(File::open("/dev/null").map_err(|e| e.to_string())?.into())
     };
+    let console = if cfg.tty {
+        let sock = crate::tty::ConsoleSocket::bind().map_err(|e| format!("console socket: {e}"))?;
+        opts.console_socket = Some(sock.path.clone());
+        opts.stdio = runtime::Stdio {
+            stdin: Some(null()?),
+            stdout: Some(null()?),
+            stderr: Some(null()?),
+        };
+        Some(sock)
+    } else {
+        None
+    };
+    let mut pipes = None;
+    if console.is_none() {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let (stdin_child, stdin_ours) = if cfg.open_stdin {
+            let (r, w) = pipe()?;
+            (r, Some(w))
+        } else {
+            (null()?, None)
+        };
+        opts.stdio = runtime::Stdio {
+            stdin: Some(stdin_child),
+            stdout: Some(out_w),
+            stderr: Some(err_w),
+        };
+        pipes = Some(Pipes {
+            out_r,
+            err_r: Some(err_r),
+            stdin: stdin_ours,
+            tty: None,
+        });
+    }
     let _ = std::fs::remove_dir_all(cfg.runtime_root.join(&cfg.id));
     let mut container =
         runtime::Container::create(&cfg.id, &bundle, opts).map_err(|e| e.to_string())?;
+    if let Some(sock) = &console {
+        // The runtime sent the pty master during create.
+        let got = sock
+            .receive(std::time::Duration::from_secs(5))
+            .and_then(|m| Ok((m.try_clone()?, m.try_clone()?, m)));
+        match got {
+            Ok((out, input, master)) => {
+                pipes = Some(Pipes {
+                    out_r: out,
+                    err_r: None,
+                    stdin: cfg.open_stdin.then_some(input),
+                    tty: Some(Arc::new(master)),
+                })
+            }
+            Err(e) => {
+                let _ = container.delete(true);
+                return Err(format!("receiving the container's terminal: {e}"));
+            }
+        }
+    }
+    drop(console);
+    let Some(pipes) = pipes else {
+        let _ = container.delete(true);
+        return Err("internal: no stdio for the container".into());
+    };
     if let Err(e) = container.start() {
         let _ = container.delete(true);
         return Err(e.to_string());
     }
-    let served = serve(
-        cfg,
-        &mut container,
-        Pipes {
-            out_r,
-            err_r,
-            stdin: stdin_ours,
-        },
-    );
+    let served = serve(cfg, &mut container, pipes);
     if served.is_err() {
         let _ = container.kill_all(runtime::Signal::SIGKILL);
         let _ = container.wait();
@@ -257,11 +309,13 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
     served.and(deleted)
 }
 
-/// Our ends of the container's stdio pipes.
+/// Our ends of the container's stdio: pipes, or the pty master (output on `out_r`, no
+/// stderr, input on `stdin`).
 struct Pipes {
     out_r: OwnedFd,
-    err_r: OwnedFd,
+    err_r: Option<OwnedFd>,
     stdin: Option<OwnedFd>,
+    tty: Option<Arc<OwnedFd>>,
 }
 
 /// Log, attach and wait for a started container; returns when it has exited.
@@ -274,7 +328,9 @@ fn serve(
         out_r,
         err_r,
         stdin: stdin_ours,
+        tty,
     } = stdio;
+    let raw = tty.is_some();
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -283,6 +339,7 @@ fn serve(
     let shared = Arc::new(Mutex::new(Shared {
         log,
         clients: Vec::new(),
+        raw,
     }));
     let stdin = Arc::new(Mutex::new(stdin_ours.map(File::from)));
 
@@ -299,21 +356,26 @@ fn serve(
         let stdin = stdin.clone();
         let log_path = cfg.log_path.clone();
         let stdin_once = cfg.stdin_once;
+        let tty = tty.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
                 let shared = shared.clone();
                 let stdin = stdin.clone();
                 let log_path = log_path.clone();
+                let tty = tty.clone();
                 std::thread::spawn(move || {
-                    serve_client(conn, &shared, &stdin, &log_path, stdin_once)
+                    serve_client(conn, &shared, &stdin, &log_path, stdin_once, tty.as_deref())
                 });
             }
         });
     }
-    let pumps = [(out_r, 1u8), (err_r, 2u8)].map(|(fd, stream)| {
-        let shared = shared.clone();
-        std::thread::spawn(move || pump(File::from(fd), stream, &shared))
-    });
+    let pumps: Vec<_> = std::iter::once((out_r, 1u8))
+        .chain(err_r.map(|e| (e, 2u8)))
+        .map(|(fd, stream)| {
+            let shared = shared.clone();
+            std::thread::spawn(move || pump(File::from(fd), stream, &shared))
+        })
+        .collect();
     let code = container.wait().map_err(|e| e.to_string())?;
     for p in pumps {
         let _ = p.join();
@@ -358,7 +420,11 @@ fn pump(mut src: File, stream: u8, shared: &Mutex<Shared>) {
             let line: Vec<u8> = partial.drain(..=i).collect();
             write_entry(&mut sh.log, &line, name);
         }
-        let f = frame(stream, chunk);
+        let f = if sh.raw {
+            chunk.to_vec()
+        } else {
+            frame(stream, chunk)
+        };
         sh.clients.retain_mut(|c| {
             let wanted = if stream == 1 { c.stdout } else { c.stderr };
             !wanted || c.sock.write_all(&f).is_ok()
@@ -387,6 +453,7 @@ fn serve_client(
     stdin: &Mutex<Option<File>>,
     log_path: &Path,
     stdin_once: bool,
+    tty: Option<&OwnedFd>,
 ) {
     let mut reader = BufReader::new(match conn.try_clone() {
         Ok(c) => c,
@@ -397,6 +464,15 @@ fn serve_client(
         return;
     }
     let req: AttachRequest = serde_json::from_str(line.trim()).unwrap_or_default();
+    if let Some((rows, cols)) = req.resize {
+        let res = match tty {
+            Some(m) => crate::tty::resize(m, rows, cols).map_err(|e| e.to_string()),
+            None => Err("the container has no terminal".to_owned()),
+        };
+        let mut conn = conn;
+        let _ = writeln!(conn, "{}", res.err().unwrap_or_default());
+        return;
+    }
     {
         let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
         let mut sock = match conn.try_clone() {
@@ -404,7 +480,7 @@ fn serve_client(
             Err(_) => return,
         };
         if let Some(off) = req.replay_from {
-            if replay(log_path, off, &req, &mut sock).is_err() {
+            if replay(log_path, off, &req, sh.raw, &mut sock).is_err() {
                 return;
             }
         }
@@ -446,7 +522,13 @@ fn serve_client(
 }
 
 /// Send the log's entries from byte `off` as frames.
-fn replay(log_path: &Path, off: u64, req: &AttachRequest, sock: &mut UnixStream) -> io::Result<()> {
+fn replay(
+    log_path: &Path,
+    off: u64,
+    req: &AttachRequest,
+    raw: bool,
+    sock: &mut UnixStream,
+) -> io::Result<()> {
     use std::io::Seek;
     let mut f = File::open(log_path)?;
     f.seek(io::SeekFrom::Start(off))?;
@@ -459,7 +541,12 @@ fn replay(log_path: &Path, off: u64, req: &AttachRequest, sock: &mut UnixStream)
         if (stream == 1 && !req.stdout) || (stream == 2 && !req.stderr) {
             continue;
         }
-        sock.write_all(&frame(stream, v["log"].as_str().unwrap_or("").as_bytes()))?;
+        let data = v["log"].as_str().unwrap_or("").as_bytes();
+        if raw {
+            sock.write_all(data)?;
+        } else {
+            sock.write_all(&frame(stream, data))?;
+        }
     }
     Ok(())
 }

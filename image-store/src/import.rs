@@ -47,7 +47,7 @@ pub(crate) fn host_arch() -> Arch {
 impl Store {
     /// Import a rootfs tarball (tar, tar+gzip or tar+zstd) as a new single-layer image.
     pub fn import(&self, reader: impl Read, opts: ImportOptions) -> Result<Arc<ImageRecord>> {
-        let _writer = self.gc_lock.read().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.leases.writer();
         let layer = LayerIngest::run(self, reader, UnpackOptions::for_overlay())?;
         // Imported layers are kept uncompressed: the blob *is* the diff.
         let diff_id = layer.diff_id.clone();

@@ -215,6 +215,15 @@ impl Reference {
         s
     }
 
+    /// `repository@digest`, without the tag.
+    pub fn with_digest(&self, digest: &Digest) -> Self {
+        Self {
+            tag: None,
+            digest: Some(digest.clone()),
+            ..self.clone()
+        }
+    }
+
     pub fn with_tag(&self, tag: &str) -> Result<Self> {
         if !valid_tag(tag) {
             return Err(invalid(tag, "invalid tag"));

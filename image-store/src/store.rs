@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use oci_spec::image::{
     Descriptor, DescriptorBuilder, ImageConfiguration, ImageIndex, ImageIndexBuilder,
@@ -19,9 +19,12 @@ use crate::blobs::BlobStore;
 use crate::digest::{chain_ids, Digest};
 use crate::error::{IoContext, Result, StoreError};
 use crate::layers::{LayerStore, OverlayMount};
+use crate::lease::{Leases, WriteLease};
 use crate::reference::Reference;
 
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// berth's annotation on index.json entries: the image's repo digests, space-separated.
+pub const REPO_DIGESTS: &str = "io.berth.repo-digests";
 pub const MEDIA_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// One image, as loaded from its manifest and config.
@@ -33,6 +36,9 @@ pub struct ImageRecord {
     pub manifest_size: u64,
     /// Full references (`docker.io/library/busybox:latest`), sorted.
     pub refs: BTreeSet<Reference>,
+    /// `repository@digest` names it was pulled or pushed by (Docker's RepoDigests); the
+    /// digest may be an index's that led to this image's manifest.
+    pub repo_digests: BTreeSet<Reference>,
     pub config: ImageConfiguration,
     /// Layer blobs as the manifest lists them (bottom-most first).
     pub layers: Vec<Descriptor>,
@@ -74,9 +80,9 @@ pub struct Store {
     pub(crate) blobs: BlobStore,
     pub(crate) layers: LayerStore,
     state: Mutex<State>,
-    /// Writers (load, import, pull) hold it shared; garbage collection holds it exclusively,
-    /// so GC never removes a blob that a writer has stored but not yet named.
-    pub(crate) gc_lock: RwLock<()>,
+    /// Writers (load, import, pull) hold a lease; garbage collection waits for none to be
+    /// out, so GC never removes a blob that a writer has stored but not yet named.
+    pub(crate) leases: Arc<Leases>,
 }
 
 /// What `rmi` did, in Docker's words.
@@ -116,7 +122,7 @@ impl Store {
             layers: LayerStore::open(&root)?,
             root,
             state: Mutex::new(State::default()),
-            gc_lock: RwLock::new(()),
+            leases: Arc::default(),
         };
         let index = store.read_index()?;
         let mut state = State::default();
@@ -144,6 +150,19 @@ impl Store {
                     }
                 },
             };
+            let repo_digests = desc
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get(REPO_DIGESTS))
+                .map(|v| {
+                    v.split_whitespace()
+                        .filter_map(|n| Reference::parse(n).ok())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            if let Some(r) = state.images.get_mut(&rec) {
+                Arc::make_mut(r).repo_digests.extend(repo_digests);
+            }
             if let Some(name) = name {
                 if let Some(r) = state.images.get_mut(&rec) {
                     Arc::make_mut(r).refs.insert(name.clone());
@@ -153,6 +172,12 @@ impl Store {
         }
         *store.lock() = state;
         Ok(store)
+    }
+
+    /// Keep garbage collection away while the caller stores blobs or layers that no image
+    /// names yet.
+    pub fn write_lease(&self) -> WriteLease {
+        self.leases.writer()
     }
 
     pub fn root(&self) -> &Path {
@@ -225,6 +250,7 @@ impl Store {
             manifest_media_type: media_type,
             manifest_size: bytes.len() as u64,
             refs: BTreeSet::new(),
+            repo_digests: BTreeSet::new(),
             config,
             layers: m.layers().clone(),
             diff_ids,
@@ -242,8 +268,16 @@ impl Store {
                     .media_type(rec.manifest_media_type.clone())
                     .digest(oci_digest(&rec.manifest)?)
                     .size(rec.manifest_size);
+                let mut ann = std::collections::HashMap::new();
                 if let Some(n) = name {
-                    b = b.annotations([(REF_NAME.to_owned(), n.to_string())]);
+                    ann.insert(REF_NAME.to_owned(), n.to_string());
+                }
+                if !rec.repo_digests.is_empty() {
+                    let all: Vec<String> = rec.repo_digests.iter().map(|r| r.to_string()).collect();
+                    ann.insert(REPO_DIGESTS.to_owned(), all.join(" "));
+                }
+                if !ann.is_empty() {
+                    b = b.annotations(ann);
                 }
                 b.build()
                     .map_err(|e| StoreError::InvalidArchive(e.to_string()))
@@ -274,6 +308,17 @@ impl Store {
         media_type: MediaType,
         refs: &[Reference],
     ) -> Result<Arc<ImageRecord>> {
+        self.commit_image_with_digests(manifest, media_type, refs, &[])
+    }
+
+    /// `commit_image`, also recording `repository@digest` names for the image.
+    pub fn commit_image_with_digests(
+        &self,
+        manifest: &Digest,
+        media_type: MediaType,
+        refs: &[Reference],
+        repo_digests: &[Reference],
+    ) -> Result<Arc<ImageRecord>> {
         let rec = self.record_for_manifest(manifest, media_type)?;
         let mut st = self.lock();
         let id = rec.id.clone();
@@ -281,8 +326,25 @@ impl Store {
         for r in refs {
             self.set_ref(&mut st, r, &id);
         }
+        if let Some(rec) = st.images.get_mut(&id) {
+            Arc::make_mut(rec)
+                .repo_digests
+                .extend(repo_digests.iter().cloned());
+        }
         self.save_index(&st)?;
         Ok(st.images[&id].clone())
+    }
+
+    /// Remember that `id` is known to a registry as `repo_digest` (after a push).
+    pub fn add_repo_digest(&self, id: &Digest, repo_digest: &Reference) -> Result<()> {
+        let mut st = self.lock();
+        let Some(rec) = st.images.get_mut(id) else {
+            return Err(StoreError::ImageNotFound(id.to_string()));
+        };
+        if !Arc::make_mut(rec).repo_digests.insert(repo_digest.clone()) {
+            return Ok(());
+        }
+        self.save_index(&st)
     }
 
     fn set_ref(&self, st: &mut State, r: &Reference, id: &Digest) {
@@ -314,7 +376,9 @@ impl Store {
         if let Ok(r) = Reference::parse(name) {
             if let Some(d) = r.digest() {
                 if let Some(rec) = st.images.values().find(|rec| {
-                    &rec.manifest == d && rec.refs.iter().any(|x| x.repository() == r.repository())
+                    (&rec.manifest == d
+                        && rec.refs.iter().any(|x| x.repository() == r.repository()))
+                        || rec.repo_digests.contains(&r)
                 }) {
                     return Ok(rec);
                 }
@@ -460,7 +524,7 @@ impl Store {
 
     /// `gc`, also returning the chain IDs of the layers it removed.
     pub(crate) fn collect(&self) -> Result<(u64, Vec<Digest>)> {
-        let _excl = self.gc_lock.write().unwrap_or_else(|p| p.into_inner());
+        let _excl = self.leases.exclusive();
         let (keep_blobs, keep_layers) = {
             let st = self.lock();
             let mut blobs = BTreeSet::new();

@@ -189,6 +189,8 @@ pub struct ProcessPlan {
     pub caps: Option<CapsPlan>,
     pub no_new_privileges: bool,
     pub terminal: bool,
+    /// `process.consoleSize`: the terminal's (rows, columns) before the program starts.
+    pub console_size: Option<(u16, u16)>,
     pub oom_score_adj: Option<i32>,
 }
 
@@ -653,6 +655,12 @@ fn plan_process(
         caps,
         no_new_privileges: p.no_new_privileges().unwrap_or(false),
         terminal: p.terminal().unwrap_or(false),
+        console_size: p.console_size().as_ref().and_then(|b| {
+            Some((
+                u16::try_from(b.height()).ok()?,
+                u16::try_from(b.width()).ok()?,
+            ))
+        }),
         oom_score_adj: p.oom_score_adj(),
     })
 }

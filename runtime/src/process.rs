@@ -111,11 +111,18 @@ pub fn spawn(
         ),
         None => None,
     };
+    // Connect to the console socket here, in the caller's mount namespace: an exec's init
+    // has entered the container's by the time it needs the socket.
+    let console = match opts.console_socket {
+        Some(p) => Some(crate::tty::connect(p).map_err(|e| SpawnError::Setup(e.to_string()))?),
+        None => None,
+    };
     let mut keep: Vec<i32> = [&opts.stdio.stdin, &opts.stdio.stdout, &opts.stdio.stderr]
         .into_iter()
         .flatten()
         .map(|f| f.as_raw_fd())
         .chain(fifo.as_ref().map(|f| f.as_raw_fd()))
+        .chain(console.as_ref().map(|c| c.as_raw_fd()))
         .chain(Some(child_ch.as_raw_fd()))
         .collect();
     keep.extend((0..opts.preserve_fds).map(|i| 3 + i as i32));
@@ -128,7 +135,7 @@ pub fn spawn(
             crate::sys::exit_now(1);
         }
         let mut ch = child_ch;
-        let err = match intermediate(&mut ch, opts, fifo) {
+        let err = match intermediate(&mut ch, opts, fifo, console) {
             Ok(never) => match never {},
             Err(e) => e,
         };
@@ -227,6 +234,7 @@ fn intermediate(
     ch: &mut Channel,
     opts: SpawnOpts<'_>,
     fifo: Option<OwnedFd>,
+    console: Option<std::os::unix::net::UnixStream>,
 ) -> Result<std::convert::Infallible, String> {
     let s = |e: &dyn std::fmt::Display| e.to_string();
     // Until exec, nothing in the container may ptrace us or read our /proc entries (which
@@ -283,7 +291,7 @@ fn intermediate(
     }
     let pid = crate::sys::clone_parent().map_err(|e| format!("clone init: {e}"))?;
     if pid == 0 {
-        let err = match init(ch, &opts, fifo) {
+        let err = match init(ch, &opts, fifo, console) {
             Ok(never) => match never {},
             Err(e) => e,
         };
@@ -298,6 +306,7 @@ fn init(
     ch: &mut Channel,
     opts: &SpawnOpts<'_>,
     fifo: Option<OwnedFd>,
+    console: Option<std::os::unix::net::UnixStream>,
 ) -> Result<std::convert::Infallible, String> {
     let s = |e: &dyn std::fmt::Display| e.to_string();
     nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
@@ -310,10 +319,6 @@ fn init(
     if let Some(fd) = &opts.stdio.stderr {
         nix::unistd::dup2_stderr(fd).map_err(|e| format!("dup2 stderr: {e}"))?;
     }
-    let console = match opts.console_socket {
-        Some(p) => Some(crate::tty::connect(p).map_err(|e| s(&e))?),
-        None => None,
-    };
     let mut hook_state: Option<String> = None;
     if !opts.exec {
         let mut before_pivot = || -> Result<(), crate::init::InitError> {
@@ -343,7 +348,8 @@ fn init(
     // The pty comes from the container's devpts, and binding /dev/console still needs
     // the privileges setup_process drops.
     if let Some(sock) = console {
-        crate::tty::setup_console(sock).map_err(|e| s(&e))?;
+        crate::tty::setup_console(sock, !opts.exec, opts.plan.process.console_size)
+            .map_err(|e| s(&e))?;
     }
     let program =
         crate::init::setup_process(&LinuxSyscall, opts.plan, opts.seccomp).map_err(|e| s(&e))?;

@@ -182,6 +182,12 @@ pub fn set_controlling_tty(tty: &impl std::os::fd::AsFd) -> Result<(), Errno> {
     Errno::result(unsafe { libc::ioctl(tty.as_fd().as_raw_fd(), libc::TIOCSCTTY, 0) }).map(drop)
 }
 
+/// Set a terminal's window size (TIOCSWINSZ).
+pub fn set_winsize(tty: &impl std::os::fd::AsFd, ws: &libc::winsize) -> Result<(), Errno> {
+    // SAFETY: TIOCSWINSZ reads one winsize from the pointer, which outlives the call.
+    Errno::result(unsafe { libc::ioctl(tty.as_fd().as_raw_fd(), libc::TIOCSWINSZ, ws) }).map(drop)
+}
+
 /// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)` with `bpf` as raw `sock_filter`s.
 pub fn seccomp_load(bpf: &[u8], flags: u32) -> Result<(), Errno> {
     if bpf.is_empty()

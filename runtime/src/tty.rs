@@ -39,9 +39,25 @@ pub fn connect(path: &Path) -> Result<UnixStream, TtyError> {
 }
 
 /// After `pivot_root`: the pty comes from the container's devpts.
-pub fn setup_console(sock: UnixStream) -> Result<(), TtyError> {
+/// `bind_console`: make /dev/console the pty too (the container's init only: an exec shares
+/// the container's /dev).
+pub fn setup_console(
+    sock: UnixStream,
+    bind_console: bool,
+    size: Option<(u16, u16)>,
+) -> Result<(), TtyError> {
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .map_err(TtyError::Pty)?;
+    if let Some((rows, cols)) = size {
+        // Before the program starts, so its first look at the size is right.
+        let ws = nix::pty::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        crate::sys::set_winsize(&master, &ws).map_err(TtyError::Pty)?;
+    }
     nix::pty::grantpt(&master).map_err(TtyError::Pty)?;
     nix::pty::unlockpt(&master).map_err(TtyError::Pty)?;
     let name = nix::pty::ptsname_r(&master).map_err(TtyError::Pty)?;
@@ -70,8 +86,13 @@ pub fn setup_console(sock: UnixStream) -> Result<(), TtyError> {
     // /dev/console is the pty too.
     use crate::syscall::{linux::LinuxSyscall, Create, Syscall};
     let sys = LinuxSyscall;
-    if let Ok(target) = sys.resolve_in_root(Path::new("/"), Path::new("/dev/console"), Create::File)
-    {
+    let console = if bind_console {
+        sys.resolve_in_root(Path::new("/"), Path::new("/dev/console"), Create::File)
+            .ok()
+    } else {
+        None
+    };
+    if let Some(target) = console {
         sys.mount(
             Some(Path::new(&name)),
             &target.mount_path(),

@@ -254,7 +254,7 @@ fn state_and_lifecycle() {
     let mut b = Bundle::new(&[
         "sh",
         "-c",
-        "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+        "trap 'exit 7' TERM; touch /dev/trapped; while true; do sleep 0.1; done",
     ]);
     b.config["annotations"] = json!({"org.example.key": "value"});
     b.write();
@@ -317,10 +317,21 @@ fn state_and_lifecycle() {
     let (code, _, _) = cli(&["start", &b.id]);
     assert_ne!(code, 0, "start of a running container fails");
 
+    // PID 1 of a pid namespace ignores signals it has no handler for: wait for the trap.
+    let trapped = format!("/proc/{pid}/root/dev/trapped");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !Path::new(&trapped).exists() {
+        assert!(std::time::Instant::now() < deadline, "no trap");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert_eq!(cli(&["kill", &b.id, "TERM"]).0, 0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while state(&b.id)["status"] != "stopped" {
-        assert!(std::time::Instant::now() < deadline, "did not stop");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not stop: {}",
+            std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default()
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let (code, _, _) = cli(&["kill", &b.id, "TERM"]);

@@ -14,9 +14,11 @@ pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("store") => store(),
         Some("run") => run_bench(),
+        Some("pull") => crate::bench_pull::run(),
+        Some("net") => crate::bench_net::run(&args[1..]),
         Some("runtime") => crate::bench_runtime::run_bench(&args[1..]),
-        Some(other) => bail!("unknown bench {other:?}: available: store, run, runtime"),
-        None => bail!("usage: cargo xtask bench <store|run|runtime>"),
+        Some(other) => bail!("unknown bench {other:?}: available: store, run, pull, net, runtime"),
+        None => bail!("usage: cargo xtask bench <store|run|pull|net|runtime>"),
     }
 }
 
@@ -40,7 +42,7 @@ pub(crate) fn timed(cmd: &mut Command) -> Result<Duration> {
 }
 
 /// xorshift: fast incompressible filler, reproducible.
-fn fill(buf: &mut [u8], seed: u64) {
+pub(crate) fn fill(buf: &mut [u8], seed: u64) {
     let mut x = seed | 1;
     for chunk in buf.chunks_mut(8) {
         x ^= x << 13;
@@ -225,7 +227,7 @@ fn store() -> Result<()> {
     result
 }
 
-fn wait_for_socket(p: &Path, what: &str) -> Result<()> {
+pub(crate) fn wait_for_socket(p: &Path, what: &str) -> Result<()> {
     let t0 = Instant::now();
     while std::os::unix::net::UnixStream::connect(p).is_err() {
         if t0.elapsed() > Duration::from_secs(30) {

@@ -19,6 +19,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "docker-registry",
     "apache2-utils",
     "openssl",
+    "nftables",
     "podman",
     "conmon",
 ];

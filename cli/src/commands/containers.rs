@@ -1,6 +1,6 @@
 //! run, create, start, ps, logs, stop, kill, restart, rm, wait, container inspect.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -78,6 +78,12 @@ pub struct CreateArgs {
     /// Restart policy (no, on-failure[:N], always, unless-stopped)
     #[arg(long, default_value = "no")]
     restart: String,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, default_value = "missing")]
+    pull: String,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    platform: Option<String>,
     image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -108,9 +114,7 @@ fn parse_memory(s: &str) -> Result<i64> {
 }
 
 fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
-    if a.tty {
-        bail!("berth does not support a TTY (-t) yet");
-    }
+    check_tty(a.tty, attach_stdin)?;
     let mut env = Vec::new();
     for f in &a.env_file {
         let text = std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?;
@@ -164,6 +168,9 @@ fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
     if let Some(p) = a.pids_limit {
         hc["PidsLimit"] = json!(p);
     }
+    if let Some((h, w)) = a.tty.then(term_size).flatten() {
+        hc["ConsoleSize"] = json!([h, w]);
+    }
     let mut body = json!({
         "Image": a.image, "Env": env, "Labels": labels, "Tty": a.tty,
         "OpenStdin": a.interactive, "StdinOnce": a.interactive && attach_stdin,
@@ -203,18 +210,34 @@ async fn create_container(c: &Client, a: &CreateArgs, attach_stdin: bool) -> Res
         ),
         None => String::new(),
     };
+    match a.pull.as_str() {
+        "always" => {
+            super::registry::pull_image(c, &a.image, a.platform.as_deref(), false, true).await?;
+        }
+        "missing" | "never" => {}
+        other => bail!(
+            "invalid pull option: '{other}': must be one of \"always\", \"missing\", \"never\""
+        ),
+    }
     let v = match c
         .json(
             Method::POST,
             &format!("/containers/create{q}"),
-            Payload::Json(body),
+            Payload::Json(body.clone()),
         )
         .await
     {
         Ok(v) => v,
-        Err(e) if e.to_string().starts_with("No such image") => {
+        Err(e) if e.to_string().starts_with("No such image") && a.pull != "never" => {
+            // As docker: pull the missing image, then create again.
             eprintln!("Unable to find image '{}' locally", a.image);
-            bail!("{e}: pulling from a registry is not supported yet; use `berth load` or `berth import`");
+            super::registry::pull_image(c, &a.image, a.platform.as_deref(), false, true).await?;
+            c.json(
+                Method::POST,
+                &format!("/containers/create{q}"),
+                Payload::Json(body),
+            )
+            .await?
         }
         Err(e) => return Err(e),
     };
@@ -227,6 +250,98 @@ async fn create_container(c: &Client, a: &CreateArgs, attach_stdin: bool) -> Res
 pub async fn create(c: &Client, a: CreateArgs) -> Result<()> {
     println!("{}", create_container(c, &a, false).await?);
     Ok(())
+}
+
+/// docker's rule: `-it` needs a terminal on stdin.
+fn check_tty(tty: bool, stdin: bool) -> Result<()> {
+    if tty && stdin && !std::io::stdin().is_terminal() {
+        bail!("the input device is not a TTY");
+    }
+    Ok(())
+}
+
+/// The local terminal in raw mode while attached to a container's TTY; restored on drop.
+struct RawMode(Option<rustix::termios::Termios>);
+
+impl RawMode {
+    fn enable(on: bool) -> Self {
+        let fd = rustix::stdio::stdin();
+        if !on || !std::io::stdin().is_terminal() {
+            return Self(None);
+        }
+        let Ok(saved) = rustix::termios::tcgetattr(fd) else {
+            return Self(None);
+        };
+        let mut raw = saved.clone();
+        raw.make_raw();
+        let _ = rustix::termios::tcsetattr(fd, rustix::termios::OptionalActions::Now, &raw);
+        Self(Some(saved))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            let _ = rustix::termios::tcsetattr(
+                rustix::stdio::stdin(),
+                rustix::termios::OptionalActions::Now,
+                t,
+            );
+        }
+    }
+}
+
+/// Our terminal's size (rows, columns), when stdout is one.
+fn term_size() -> Option<(u16, u16)> {
+    rustix::termios::tcgetwinsize(rustix::stdio::stdout())
+        .ok()
+        .filter(|w| w.ws_row > 0 && w.ws_col > 0)
+        .map(|w| (w.ws_row, w.ws_col))
+}
+
+/// Keep the container's (or exec's) terminal the size of ours: now and on every SIGWINCH.
+fn follow_size(c: &Client, resize_path: String) {
+    let size = term_size;
+    let c = c.clone();
+    tokio::spawn(async move {
+        let Ok(mut winch) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        else {
+            return;
+        };
+        loop {
+            if let Some((h, w)) = size() {
+                let _ = c
+                    .json(
+                        Method::POST,
+                        &format!("{resize_path}?h={h}&w={w}"),
+                        Payload::None,
+                    )
+                    .await;
+            }
+            if winch.recv().await.is_none() {
+                return;
+            }
+        }
+    });
+}
+
+/// Copy the attached output to our stdout: raw from a TTY, else demultiplexed.
+async fn output(r: impl tokio::io::AsyncRead + Unpin, tty: bool) -> Result<()> {
+    if !tty {
+        return demux(r).await;
+    }
+    let mut r = r;
+    let mut buf = vec![0u8; 32 << 10];
+    let mut o = std::io::stdout();
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        o.write_all(&buf[..n])?;
+        o.flush()?;
+    }
 }
 
 /// Copy multiplexed frames from the daemon to our stdout/stderr until the stream ends.
@@ -300,6 +415,11 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
         }
         return Err(e);
     }
+    let tty = a.create.tty;
+    let raw = RawMode::enable(tty && attach_stdin);
+    if tty {
+        follow_size(c, format!("/containers/{id}/resize"));
+    }
     let (rd, mut wr) = tokio::io::split(conn);
     if attach_stdin {
         tokio::spawn(async move {
@@ -307,7 +427,9 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
             let _ = wr.shutdown().await;
         });
     }
-    demux(rd).await?;
+    let shown = output(rd, tty).await;
+    drop(raw);
+    shown?;
     let v = waiter.await.context("waiting for the container")??;
     if let Some(m) = v["Error"]["Message"].as_str() {
         eprintln!("{m}");
@@ -320,6 +442,7 @@ pub async fn start(c: &Client, containers: &[String], attach: bool) -> Result<i3
     let mut code = 0;
     for id in containers {
         if attach {
+            let tty = has_tty(c, id).await?;
             let conn = c
                 .hijack(&format!(
                     "/containers/{id}/attach?stream=1&stdout=1&stderr=1"
@@ -338,7 +461,7 @@ pub async fn start(c: &Client, containers: &[String], attach: bool) -> Result<i3
                 Payload::None,
             )
             .await?;
-            demux(conn).await?;
+            output(conn, tty).await?;
             code = waiter.await??["StatusCode"].as_i64().unwrap_or(0) as i32;
             continue;
         }
@@ -467,7 +590,20 @@ pub struct LogsArgs {
     container: String,
 }
 
+/// Whether a container has a TTY (its output then comes as one raw stream).
+async fn has_tty(c: &Client, container: &str) -> Result<bool> {
+    let v = c
+        .json(
+            Method::GET,
+            &format!("/containers/{container}/json"),
+            Payload::None,
+        )
+        .await?;
+    Ok(v["Config"]["Tty"].as_bool().unwrap_or(false))
+}
+
 pub async fn logs(c: &Client, a: LogsArgs) -> Result<()> {
+    let tty = has_tty(c, &a.container).await?;
     let q = form_urlencoded::Serializer::new(String::new())
         .append_pair("stdout", "1")
         .append_pair("stderr", "1")
@@ -491,7 +627,7 @@ pub async fn logs(c: &Client, a: LogsArgs) -> Result<()> {
             .map_ok(|f| f.into_data().unwrap_or_default())
             .map_err(std::io::Error::other),
     );
-    demux(reader).await
+    output(reader, tty).await
 }
 
 /// stop, kill, restart, rm: one call per container, errors collected.
@@ -569,13 +705,11 @@ pub struct ExecArgs {
 }
 
 pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
-    if a.tty {
-        bail!("berth does not support a TTY (-t) yet");
-    }
     let attach = !a.detach;
+    check_tty(a.tty, a.interactive && attach)?;
     let body = json!({
         "AttachStdin": a.interactive && attach, "AttachStdout": attach, "AttachStderr": attach,
-        "Tty": false, "Env": a.env, "Cmd": a.command,
+        "Tty": a.tty, "Env": a.env, "Cmd": a.command, "ConsoleSize": a.tty.then(term_size).flatten().map(|(h, w)| [h, w]),
         "User": a.user.clone().unwrap_or_default(), "WorkingDir": a.workdir.clone().unwrap_or_default(),
     });
     let v = c
@@ -590,12 +724,16 @@ pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
         c.json(
             Method::POST,
             &format!("/exec/{id}/start"),
-            Payload::Json(json!({"Detach": true, "Tty": false})),
+            Payload::Json(json!({"Detach": true, "Tty": a.tty})),
         )
         .await?;
         return Ok(0);
     }
     let conn = c.hijack(&format!("/exec/{id}/start")).await?;
+    let raw = RawMode::enable(a.tty && a.interactive);
+    if a.tty {
+        follow_size(c, format!("/exec/{id}/resize"));
+    }
     let (rd, mut wr) = tokio::io::split(conn);
     if a.interactive {
         tokio::spawn(async move {
@@ -603,7 +741,9 @@ pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
             let _ = wr.shutdown().await;
         });
     }
-    demux(rd).await?;
+    let shown = output(rd, a.tty).await;
+    drop(raw);
+    shown?;
     let v = c
         .json(Method::GET, &format!("/exec/{id}/json"), Payload::None)
         .await?;

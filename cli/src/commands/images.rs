@@ -52,6 +52,10 @@ pub enum ImageCmd {
         #[arg(short, long)]
         force: bool,
     },
+    /// Download an image from a registry
+    Pull(super::registry::PullArgs),
+    /// Upload an image to a registry
+    Push(super::registry::PushArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag { source: String, target: String },
     /// Show the history of an image
@@ -207,6 +211,8 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> Result<()> {
         ImageCmd::Save(a) => save(c, a).await,
         ImageCmd::Load(a) => load(c, a).await,
         ImageCmd::Import(a) => import(c, a).await,
+        ImageCmd::Pull(a) => super::registry::pull(c, a).await,
+        ImageCmd::Push(a) => super::registry::push(c, a).await,
     }
 }
 

@@ -2,4 +2,5 @@
 
 pub mod containers;
 pub mod images;
+pub mod registry;
 pub mod system;

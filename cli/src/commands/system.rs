@@ -20,7 +20,23 @@ pub enum SystemCmd {
     Info,
 }
 
-pub fn daemon(host: Option<&str>, data_root: PathBuf, cgroup_parent: String) -> Result<()> {
+#[derive(clap::Args, Debug)]
+pub struct DaemonArgs {
+    /// Root of persistent state (images, containers)
+    #[arg(long, env = "BERTH_DATA_ROOT", default_value = crate::DEFAULT_DATA_ROOT)]
+    data_root: PathBuf,
+    /// Parent cgroup for all containers
+    #[arg(long, default_value = "berth")]
+    cgroup_parent: String,
+    /// Registry (host[:port]) that may be reached over plain HTTP (loopback always may)
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+    /// Directory of registry CA certificates: <dir>/<host[:port]>/ca.crt
+    #[arg(long, default_value = "/etc/docker/certs.d")]
+    certs_dir: PathBuf,
+}
+
+pub fn daemon(host: Option<&str>, a: DaemonArgs) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
@@ -35,9 +51,10 @@ pub fn daemon(host: Option<&str>, data_root: PathBuf, cgroup_parent: String) -> 
         .build()?;
     rt.block_on(async move {
         let d = engine::Daemon::open(engine::DaemonConfig {
-            data_root,
-            socket,
-            cgroup_parent,
+            cgroup_parent: a.cgroup_parent,
+            insecure_registries: a.insecure_registries,
+            certs_dir: Some(a.certs_dir),
+            ..engine::DaemonConfig::new(a.data_root, socket)
         })?;
         d.serve().await?;
         Ok(())

@@ -3,6 +3,8 @@
 //! fresh mount and network namespaces, so nothing it does can touch the host.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -28,21 +30,33 @@ pub struct TestDaemon {
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
     pub data_root: PathBuf,
+    /// Extra `berth daemon` flags.
+    pub flags: Vec<String>,
     child: Option<Child>,
 }
 
 impl TestDaemon {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A daemon with extra flags; `{dir}` in a flag stands for the test's scratch directory.
+    pub fn start_with(flags: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
             .unwrap();
         let socket = dir.path().join("berth.sock");
         let data_root = dir.path().join("data");
+        let flags = flags
+            .iter()
+            .map(|f| f.replace("{dir}", &dir.path().display().to_string()))
+            .collect();
         let mut d = Self {
             dir,
             socket,
             data_root,
+            flags,
             child: None,
         };
         d.spawn();
@@ -79,6 +93,7 @@ impl TestDaemon {
             .arg(&self.data_root)
             .arg("-H")
             .arg(format!("unix://{}", self.socket.display()))
+            .args(&self.flags)
             .env("BERTH_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -150,6 +165,16 @@ impl TestDaemon {
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// `program` run inside the daemon's network namespace (where its registries live).
+    pub fn in_netns(&self, program: &str) -> Command {
+        let pid = std::fs::read_to_string(self.data_root.join("daemon.pid")).unwrap();
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/proc/{}/ns/net", pid.trim()))
+            .arg("--")
+            .arg(program);
+        c
     }
 }
 

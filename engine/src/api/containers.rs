@@ -111,11 +111,6 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
     if !matches!(net, "default" | "bridge" | "none" | "host" | "") {
         return Err(ApiError::not_found(format!("network {net} not found")));
     }
-    if body["Tty"].as_bool().unwrap_or(false) {
-        return Err(ApiError::bad_request(
-            "berth does not support a TTY (-t) yet",
-        ));
-    }
     let c = Container {
         id: String::new(),
         name: String::new(),
@@ -203,7 +198,7 @@ fn monitor_config(d: &Daemon, c: &Container) -> Result<MonitorConfig, ApiError> 
             .collect(),
         env,
         cwd: cfg["WorkingDir"].as_str().unwrap_or("").to_owned(),
-        tty: false,
+        tty: c.tty(),
         rootfs: monitor::rootfs(&dir).display().to_string(),
         etc_files: ["hostname", "hosts", "resolv.conf"]
             .iter()
@@ -242,7 +237,16 @@ fn monitor_config(d: &Daemon, c: &Container) -> Result<MonitorConfig, ApiError> 
         log_path: d.containers.log_path(&c.id),
         open_stdin: cfg["OpenStdin"].as_bool().unwrap_or(false),
         stdin_once: cfg["StdinOnce"].as_bool().unwrap_or(false),
+        tty: c.tty(),
+        console_size: console_size(&hc["ConsoleSize"]),
     })
+}
+
+/// `ConsoleSize: [rows, cols]` as the docker CLI sends it; none when absent or zero.
+pub fn console_size(v: &Value) -> Option<(u16, u16)> {
+    let h = u16::try_from(v.get(0)?.as_u64()?).ok()?;
+    let w = u16::try_from(v.get(1)?.as_u64()?).ok()?;
+    (h > 0 && w > 0).then_some((h, w))
 }
 
 /// Start `e` and watch it until it exits (then auto-remove when asked).
@@ -666,6 +670,8 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
     let timestamps = q.flag("timestamps");
     let tail: Option<usize> = q.get("tail").and_then(|t| t.parse().ok());
     let path = d.containers.log_path(&c.id);
+    // With a TTY the output is one raw stream, as Docker sends it.
+    let raw = c.tty();
     let (mut w, mut reply) = channel_body("application/vnd.docker.raw-stream");
     *reply.status_mut() = StatusCode::OK;
     tokio::task::spawn_blocking(move || {
@@ -682,7 +688,12 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
                         payload.push(b' ');
                     }
                     payload.extend_from_slice(&data);
-                    if w.write_all(&monitor::frame(stream, &payload)).is_err() {
+                    let out = if raw {
+                        payload
+                    } else {
+                        monitor::frame(stream, &payload)
+                    };
+                    if w.write_all(&out).is_err() {
                         return false;
                     }
                 }
@@ -733,11 +744,13 @@ pub async fn attach(
         stdin: q.flag("stdin"),
         stdout: q.flag("stdout"),
         stderr: q.flag("stderr"),
+        resize: None,
     };
     let upgrade = hyper::upgrade::on(req);
     let dir = d.containers.dir_of(&c.id);
     let log_path = d.containers.log_path(&c.id);
     let start_exits = c.state.exits;
+    let tty = c.tty();
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
         let mut client = hyper_util::rt::TokioIo::new(upgraded);
@@ -786,12 +799,12 @@ pub async fn attach(
                 let (entries, _) = read_log(&log_path, s.log_offset);
                 for (stream, _, data) in entries {
                     let wanted = (stream == 1 && req.stdout) || (stream == 2 && req.stderr);
-                    if wanted
-                        && client
-                            .write_all(&monitor::frame(stream, &data))
-                            .await
-                            .is_err()
-                    {
+                    let out = if tty {
+                        data
+                    } else {
+                        monitor::frame(stream, &data)
+                    };
+                    if wanted && client.write_all(&out).await.is_err() {
                         return;
                     }
                 }
@@ -803,4 +816,54 @@ pub async fn attach(
         }
     });
     Ok(crate::http::upgraded())
+}
+
+/// `POST /containers/{id}/resize?h=ROWS&w=COLS`: the monitor holds the pty; ask it.
+pub async fn resize(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
+    let e = d.containers.get(name)?;
+    let c = e.snapshot();
+    let (rows, cols) = resize_args(q)?;
+    if !c.state.status.is_running() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("Container {} is not running", c.id),
+        ));
+    }
+    if !c.tty() {
+        // Docker accepts and ignores a resize of a container without a terminal.
+        return Ok(crate::http::status(StatusCode::OK));
+    }
+    let dir = d.containers.dir_of(&c.id);
+    let answer = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        use std::io::{BufRead, Write};
+        let mut s = monitor::connect(&dir)?;
+        let req = AttachRequest {
+            resize: Some((rows, cols)),
+            ..Default::default()
+        };
+        writeln!(s, "{}", serde_json::to_string(&req).unwrap_or_default())?;
+        let mut line = String::new();
+        std::io::BufReader::new(s).read_line(&mut line)?;
+        Ok(line.trim().to_owned())
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(format!("resizing the terminal: {e}")))?;
+    if !answer.is_empty() {
+        return Err(ApiError::internal(format!(
+            "resizing the terminal: {answer}"
+        )));
+    }
+    Ok(crate::http::status(StatusCode::OK))
+}
+
+/// `h` and `w` of a resize request.
+pub fn resize_args(q: &Query) -> Result<(u16, u16), ApiError> {
+    let get = |k: &str| -> Result<u16, ApiError> {
+        q.get(k)
+            .unwrap_or("0")
+            .parse::<u16>()
+            .map_err(|_| ApiError::bad_request(format!("invalid {k} for resize: {:?}", q.get(k))))
+    };
+    Ok((get("h")?, get("w")?))
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
 use hyper::body::Incoming;
@@ -27,6 +28,8 @@ pub struct Exec {
     pub running: bool,
     pub exit_code: Option<i32>,
     pub pid: i32,
+    /// The pty master of a `Tty` exec while it runs (for resize).
+    pub tty: Option<Arc<OwnedFd>>,
 }
 
 #[derive(Debug, Default)]
@@ -63,11 +66,6 @@ pub async fn create(d: &Arc<Daemon>, name: &str, body: Incoming) -> Result<Reply
     if strings(&config["Cmd"]).is_empty() {
         return Err(ApiError::bad_request("No exec command specified"));
     }
-    if config["Tty"].as_bool().unwrap_or(false) {
-        return Err(ApiError::bad_request(
-            "berth does not support a TTY (-t) yet",
-        ));
-    }
     let id = image_store::Digest::of_bytes(
         format!(
             "{}{:?}{}",
@@ -88,6 +86,7 @@ pub async fn create(d: &Arc<Daemon>, name: &str, body: Incoming) -> Result<Reply
             running: false,
             exit_code: None,
             pid: 0,
+            tty: None,
         },
     );
     Ok(reply_json(StatusCode::CREATED, &json!({"Id": id})))
@@ -98,8 +97,18 @@ fn pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), ApiError> {
         .map_err(|e| ApiError::internal(format!("pipe: {e}")))
 }
 
-/// Start the process; returns (pid, our ends of stdin, stdout, stderr).
-fn spawn(d: &Daemon, x: &Exec) -> Result<(i32, Option<File>, File, File), ApiError> {
+/// A started exec process and our ends of its stdio (with a TTY: the pty master as stdout
+/// and stdin, no stderr).
+struct Spawned {
+    pid: i32,
+    stdin: Option<File>,
+    out: File,
+    err: Option<File>,
+    tty: Option<Arc<OwnedFd>>,
+}
+
+/// Start the process.
+fn spawn(d: &Daemon, x: &Exec) -> Result<Spawned, ApiError> {
     let e = d.containers.get(&x.container)?;
     let c = e.snapshot();
     let dir = d.containers.dir_of(&c.id);
@@ -122,8 +131,9 @@ fn spawn(d: &Daemon, x: &Exec) -> Result<(i32, Option<File>, File, File), ApiErr
         .or(c.config["WorkingDir"].as_str())
         .filter(|w| !w.is_empty())
         .unwrap_or("/");
+    let tty = x.config["Tty"].as_bool().unwrap_or(false);
     let process: runtime::oci_spec::runtime::Process = serde_json::from_value(json!({
-        "terminal": false,
+        "terminal": tty,
         "user": {"uid": uid, "gid": gid, "additionalGids": groups},
         "args": strings(&x.config["Cmd"]),
         "env": env,
@@ -132,29 +142,55 @@ fn spawn(d: &Daemon, x: &Exec) -> Result<(i32, Option<File>, File, File), ApiErr
         "noNewPrivileges": false,
     }))
     .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut process = process;
+    if let (true, Some((h, w))) = (
+        tty,
+        super::containers::console_size(&x.config["ConsoleSize"]),
+    ) {
+        process.set_console_size(Some(
+            runtime::oci_spec::runtime::BoxBuilder::default()
+                .height(u64::from(h))
+                .width(u64::from(w))
+                .build()
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+        ));
+    }
     let attach_stdin = x.config["AttachStdin"].as_bool().unwrap_or(false);
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let (in_r, in_w) = if attach_stdin {
-        let (r, w) = pipe()?;
-        (r, Some(w))
-    } else {
-        (
-            File::open("/dev/null")
-                .map_err(|e| ApiError::internal(e.to_string()))?
-                .into(),
-            None,
-        )
+    let null = || -> Result<OwnedFd, ApiError> {
+        Ok(File::open("/dev/null")
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .into())
     };
     let mut rc = runtime::Container::load(&d.containers.runtime_root, &c.id)
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let opts = runtime::ExecOpts {
-        stdio: runtime::Stdio {
+    let mut opts = runtime::ExecOpts::default();
+    let mut ours = None;
+    let console = if tty {
+        let sock = crate::tty::ConsoleSocket::bind()
+            .map_err(|e| ApiError::internal(format!("console socket: {e}")))?;
+        opts.console_socket = Some(sock.path.clone());
+        opts.stdio = runtime::Stdio {
+            stdin: Some(null()?),
+            stdout: Some(null()?),
+            stderr: Some(null()?),
+        };
+        Some(sock)
+    } else {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let (in_r, in_w) = if attach_stdin {
+            let (r, w) = pipe()?;
+            (r, Some(w))
+        } else {
+            (null()?, None)
+        };
+        opts.stdio = runtime::Stdio {
             stdin: Some(in_r),
             stdout: Some(out_w),
             stderr: Some(err_w),
-        },
-        ..Default::default()
+        };
+        ours = Some((in_w, out_r, err_r));
+        None
     };
     let pid = rc.exec(&process, opts).map_err(|e| {
         let m = e.to_string();
@@ -167,12 +203,35 @@ fn spawn(d: &Daemon, x: &Exec) -> Result<(i32, Option<File>, File, File), ApiErr
             ApiError::internal(m)
         }
     })?;
-    Ok((
+    if let Some((in_w, out_r, err_r)) = ours {
+        return Ok(Spawned {
+            pid,
+            stdin: in_w.map(File::from),
+            out: File::from(out_r),
+            err: Some(File::from(err_r)),
+            tty: None,
+        });
+    }
+    let master = console
+        .ok_or_else(|| ApiError::internal("internal: no stdio for the exec"))?
+        .receive(std::time::Duration::from_secs(5))
+        .map_err(|e| ApiError::internal(format!("receiving the exec's terminal: {e}")))?;
+    let dup = |m: &OwnedFd| {
+        m.try_clone()
+            .map(File::from)
+            .map_err(|e| ApiError::internal(e.to_string()))
+    };
+    Ok(Spawned {
         pid,
-        in_w.map(File::from),
-        File::from(out_r),
-        File::from(err_r),
-    ))
+        stdin: if attach_stdin {
+            Some(dup(&master)?)
+        } else {
+            None
+        },
+        out: dup(&master)?,
+        err: None,
+        tty: Some(Arc::new(master)),
+    })
 }
 
 /// `POST /exec/{id}/start`: hijacked unless `Detach`.
@@ -190,18 +249,22 @@ pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result<
     let detach = opts["Detach"].as_bool().unwrap_or(false);
     if detach {
         let (d2, x2) = (d.clone(), x.clone());
-        let (pid, stdin, mut out, mut err) = tokio::task::spawn_blocking(move || spawn(&d2, &x2))
+        let sp = tokio::task::spawn_blocking(move || spawn(&d2, &x2))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))??;
-        drop(stdin);
+        let (pid, mut out, err) = (sp.pid, sp.out, sp.err);
+        drop(sp.stdin);
         d.execs.update(id, |e| {
             e.running = true;
             e.pid = pid;
+            e.tty = sp.tty;
         });
         std::thread::spawn(move || {
             let mut sink = std::io::sink();
             let _ = std::io::copy(&mut out, &mut sink);
-            let _ = std::io::copy(&mut err, &mut sink);
+            if let Some(mut err) = err {
+                let _ = std::io::copy(&mut err, &mut sink);
+            }
         });
         let (d, id) = (d.clone(), id.to_owned());
         std::thread::spawn(move || {
@@ -209,6 +272,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result<
             d.execs.update(&id, |e| {
                 e.running = false;
                 e.exit_code = Some(code);
+                e.tty = None;
             });
         });
         return Ok(status(StatusCode::OK));
@@ -223,7 +287,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result<
         let (mut cr, mut cw) = tokio::io::split(io);
         let (d2, x2) = (d.clone(), x.clone());
         let spawned = tokio::task::spawn_blocking(move || spawn(&d2, &x2)).await;
-        let (pid, stdin, out, err) = match spawned {
+        let sp = match spawned {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 // As dockerd: the error goes down the stream and the exit code to inspect.
@@ -240,18 +304,26 @@ pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result<
             }
             Err(_) => return,
         };
+        let (pid, stdin, raw) = (sp.pid, sp.stdin, sp.tty.is_some());
         d.execs.update(&id, |e| {
             e.running = true;
             e.pid = pid;
+            e.tty = sp.tty;
         });
-        // Pump both output pipes into frames on one channel, from blocking threads.
+        // Pump the output into one channel from blocking threads: frames, or raw bytes from
+        // a terminal.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(32);
-        for (mut f, stream) in [(out, 1u8), (err, 2u8)] {
+        for (mut f, stream) in std::iter::once((sp.out, 1u8)).chain(sp.err.map(|e| (e, 2u8))) {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 32 << 10];
                 while let Ok(n) = f.read(&mut buf) {
-                    if n == 0 || tx.blocking_send(monitor::frame(stream, &buf[..n])).is_err() {
+                    let data = if raw {
+                        buf[..n].to_vec()
+                    } else {
+                        monitor::frame(stream, &buf[..n])
+                    };
+                    if n == 0 || tx.blocking_send(data).is_err() {
                         break;
                     }
                 }
@@ -285,6 +357,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result<
         d.execs.update(&id, |e| {
             e.running = false;
             e.exit_code = Some(code);
+            e.tty = None;
         });
         let _ = cw.shutdown().await;
     });
@@ -300,8 +373,27 @@ pub async fn inspect(d: &Arc<Daemon>, id: &str) -> Result<Reply, ApiError> {
             "ID": x.id, "Running": x.running, "ExitCode": x.exit_code, "ContainerID": x.container, "Pid": x.pid,
             "OpenStdin": x.config["AttachStdin"], "OpenStdout": x.config["AttachStdout"], "OpenStderr": x.config["AttachStderr"],
             "CanRemove": false, "DetachKeys": "",
-            "ProcessConfig": {"tty": false, "entrypoint": cmd.first(), "arguments": cmd.get(1..).unwrap_or_default(),
+            "ProcessConfig": {"tty": x.config["Tty"].as_bool().unwrap_or(false), "entrypoint": cmd.first(), "arguments": cmd.get(1..).unwrap_or_default(),
                 "privileged": x.config["Privileged"].as_bool().unwrap_or(false), "user": x.config["User"]},
         }),
     ))
+}
+
+/// `POST /exec/{id}/resize?h=&w=`.
+pub async fn resize(d: &Arc<Daemon>, id: &str, q: &crate::http::Query) -> Result<Reply, ApiError> {
+    let x = d.execs.get(id)?;
+    let (rows, cols) = super::containers::resize_args(q)?;
+    match &x.tty {
+        Some(m) => crate::tty::resize(m.as_ref(), rows, cols)
+            .map_err(|e| ApiError::internal(format!("resizing the terminal: {e}")))?,
+        // Not started yet: an error makes the docker CLI try again shortly.
+        None if x.config["Tty"].as_bool().unwrap_or(false) && x.exit_code.is_none() => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("exec {id} is not running yet"),
+            ))
+        }
+        None => {}
+    }
+    Ok(status(StatusCode::OK))
 }

@@ -35,6 +35,20 @@ fn labels(rec: &ImageRecord) -> Value {
     }
 }
 
+fn repo_digests(rec: &ImageRecord, dangling: bool) -> Value {
+    if !rec.repo_digests.is_empty() {
+        json!(rec
+            .repo_digests
+            .iter()
+            .map(Reference::familiar)
+            .collect::<Vec<_>>())
+    } else if dangling {
+        json!(["<none>@<none>"])
+    } else {
+        json!([])
+    }
+}
+
 /// One entry of `GET /images/json`, as dockerd 20.10 writes it.
 pub(crate) fn summary(rec: &ImageRecord) -> Value {
     let tags = rec.repo_tags();
@@ -45,7 +59,7 @@ pub(crate) fn summary(rec: &ImageRecord) -> Value {
         "Id": rec.id.as_str(),
         "Labels": labels(rec),
         "ParentId": "",
-        "RepoDigests": if dangling { json!(["<none>@<none>"]) } else { json!([]) },
+        "RepoDigests": repo_digests(rec, dangling),
         "RepoTags": if dangling { json!(["<none>:<none>"]) } else { json!(tags) },
         "SharedSize": -1,
         "Size": rec.size,
@@ -165,7 +179,7 @@ pub async fn inspect(d: &Daemon, name: &str) -> Result<Reply, ApiError> {
     let body = json!({
         "Id": rec.id.as_str(),
         "RepoTags": rec.repo_tags(),
-        "RepoDigests": [],
+        "RepoDigests": rec.repo_digests.iter().map(Reference::familiar).collect::<Vec<_>>(),
         "Parent": "",
         "Comment": raw.get("comment").cloned().unwrap_or(json!("")),
         "Created": rec.config.created().clone().unwrap_or_default(),
@@ -323,14 +337,8 @@ pub async fn save(d: Arc<Daemon>, names: Vec<String>) -> Result<Reply, ApiError>
     Ok(reply)
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the body; `fromImage` pulls (not yet).
+/// `POST /images/create?fromSrc=-`: import the body (`fromImage` pulls: see `api::registry`).
 pub async fn create(d: Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply, ApiError> {
-    if q.get("fromImage").is_some() {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "pulling from a registry is not supported by this berth daemon yet",
-        ));
-    }
     match q.get("fromSrc") {
         Some("-") => {}
         Some(other) => return Err(ApiError::bad_request(format!("import from {other:?} is not supported: send the tarball as the request body (fromSrc=-)"))),

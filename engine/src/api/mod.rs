@@ -3,6 +3,7 @@
 pub mod containers;
 pub mod exec;
 mod images;
+mod registry;
 mod system;
 
 use std::convert::Infallible;
@@ -90,6 +91,12 @@ fn check_version(v: Option<&str>) -> Result<(), ApiError> {
 async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Reply, ApiError> {
     let q = Query::parse(req.uri().query());
     let m = req.method().clone();
+    let registry_auth = req
+        .headers()
+        .get("x-registry-auth")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let not_found = || ApiError::not_found(format!("page not found: {} {path}", req.method()));
     match (&m, path) {
         (&Method::GET | &Method::HEAD, "/_ping") => Ok(system::ping(&m)),
@@ -100,7 +107,12 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
         (&Method::GET, "/images/json") => images::list(&d, &q).await,
         (&Method::POST, "/images/load") => images::load(d, &q, req.into_body()).await,
         (&Method::GET, "/images/get") => images::save(d, q.all("names")).await,
+        (&Method::POST, "/images/create") if q.get("fromImage").is_some() => {
+            registry::pull(d, &q, &registry_auth).await
+        }
         (&Method::POST, "/images/create") => images::create(d, &q, req.into_body()).await,
+        (&Method::GET, "/images/search") => registry::search(&d, &q, &registry_auth).await,
+        (&Method::POST, "/auth") => registry::auth(&d, req.into_body()).await,
         (&Method::POST, "/images/prune") => images::prune(&d, &q).await,
         (&Method::POST, "/containers/create") => containers::create(&d, &q, req.into_body()).await,
         (&Method::GET, "/containers/json") => containers::list(&d, &q).await,
@@ -115,6 +127,7 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                     (&Method::POST, "tag") => images::tag(&d, name, &q).await,
                     (&Method::GET, "get") => images::save(d, vec![name.to_owned()]).await,
                     (&Method::GET, "history") => images::history(&d, name).await,
+                    (&Method::POST, "push") => registry::push(d, name, &q, &registry_auth).await,
                     (&Method::DELETE, _) => images::remove(&d, rest, &q).await,
                     _ => Err(not_found()),
                 };
@@ -127,6 +140,7 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                     (&Method::POST, "stop") => containers::stop(&d, name, &q).await,
                     (&Method::POST, "restart") => containers::restart(&d, name, &q).await,
                     (&Method::POST, "kill") => containers::kill(&d, name, &q).await,
+                    (&Method::POST, "resize") => containers::resize(&d, name, &q).await,
                     (&Method::POST, "wait") => containers::wait(&d, name, &q).await,
                     (&Method::GET, "logs") => containers::logs(&d, name, &q).await,
                     (&Method::POST, "attach") => {
@@ -144,7 +158,7 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                 return match (&m, op) {
                     (&Method::POST, "start") => exec::start(&d, &id, req).await,
                     (&Method::GET, "json") => exec::inspect(&d, &id).await,
-                    (&Method::POST, "resize") => Ok(crate::http::status(StatusCode::OK)),
+                    (&Method::POST, "resize") => exec::resize(&d, &id, &q).await,
                     _ => Err(not_found()),
                 };
             }

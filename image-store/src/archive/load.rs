@@ -79,7 +79,7 @@ impl Contents {
 impl Store {
     /// Load a docker-archive or OCI archive. Returns the images it named (or added untagged).
     pub fn load(&self, reader: impl Read) -> Result<Vec<LoadedImage>> {
-        let _writer = self.gc_lock.read().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.leases.writer();
         let mut c = Contents::default();
         // Large reads: the tar reader asks for 512-byte headers, each of which would otherwise
         // be a round trip to the (async) request body.
