@@ -366,6 +366,50 @@ fn exec_into_a_running_container() {
     assert!(err.contains("is not running"), "{err}");
 }
 
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn default_seccomp_profile_denies_namespaces_and_mounts() {
+    let d = daemon_with_busybox();
+    let script = "busybox grep '^Seccomp:' /proc/self/status; \
+                  busybox unshare -U true && echo userns ok; \
+                  busybox mkdir -p /m && busybox mount -t tmpfs none /m && echo mounted; \
+                  echo hi > /tmp/f && cat /tmp/f";
+    let out = run(&mut d.berth(&["run", "--rm", "busybox", "sh", "-c", script]));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.starts_with("Seccomp:\t2\n"),
+        "moby's filter is on: {stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains("unshare(0x10000000): Operation not permitted"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Operation not permitted"), "{stderr}");
+    assert!(
+        !stdout.contains("userns ok") && !stdout.contains("mounted"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("hi\n"),
+        "ordinary work goes on: {stdout}{stderr}"
+    );
+    // The profile follows the capabilities: CAP_SYS_ADMIN opens mount (and the cap allows it).
+    let out = ok(d.berth(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
+        "busybox",
+        "sh",
+        "-c",
+        "busybox mkdir -p /m && busybox mount -t tmpfs none /m && echo mounted",
+    ]));
+    assert_eq!(out, "mounted\n");
+}
+
 /// Run `cmd` under `script`, which gives it a terminal of 33 rows and 77 columns.
 fn in_terminal(d: &TestDaemon, cmd: &str) -> String {
     let line = format!("stty rows 33 cols 77; {cmd}");

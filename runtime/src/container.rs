@@ -312,7 +312,9 @@ impl Container {
         }
         let fs = RealCgroupFs;
         let mut cgroup_err = None;
+        let self_join = cg.self_join_files(&fs);
         let mut join = |pid: i32| {
+            let pid = self_join.is_empty().then_some(pid);
             cg.create(&fs, writes, pid).map_err(|e| {
                 let s = e.to_string();
                 cgroup_err = Some(e);
@@ -336,6 +338,7 @@ impl Container {
                 hooks,
                 hook_state: &hook_state,
                 preserve_fds: opts.preserve_fds,
+                self_join: &self_join,
             },
             &mut join,
         );

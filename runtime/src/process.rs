@@ -62,6 +62,9 @@ pub struct SpawnOpts<'a> {
     pub preserve_fds: u32,
     /// The OCI state JSON given to hooks, for an init pid.
     pub hook_state: &'a dyn Fn(i32) -> Vec<u8>,
+    /// Files the intermediate writes "0" into to join the cgroup itself (v1 `tasks`,
+    /// see `Cgroup::self_join_files`), before any namespace exists.
+    pub self_join: &'a [std::path::PathBuf],
 }
 
 impl std::fmt::Debug for SpawnOpts<'_> {
@@ -90,7 +93,8 @@ impl SpawnOpts<'_> {
 }
 
 /// Create the container's init process and return its pid once it is set up and waiting.
-/// `join_cgroup` is called with the intermediate's pid before any namespace exists.
+/// `join_cgroup` is called with the intermediate's pid before any namespace exists (then
+/// the intermediate writes `opts.self_join`).
 pub fn spawn(
     opts: SpawnOpts<'_>,
     join_cgroup: &mut dyn FnMut(i32) -> Result<(), String>,
@@ -225,7 +229,7 @@ fn write_id_maps(pid: i32, uid: &[IdMap], gid: &[IdMap]) -> Result<(), SpawnErro
     w("gid_map", map_text(gid))
 }
 
-/// The intermediate process: cgroup already joined by main; namespaces, then clone init.
+/// The intermediate process: joins the cgroup (or main did), namespaces, then clone init.
 fn intermediate(
     ch: &mut Channel,
     opts: SpawnOpts<'_>,
@@ -239,6 +243,9 @@ fn intermediate(
     match ch.recv().map_err(|e| s(&e))? {
         Msg::Proceed => {}
         other => return Err(format!("unexpected message {other:?}")),
+    }
+    for f in opts.self_join {
+        std::fs::write(f, "0").map_err(|e| format!("joining the cgroup: {}: {e}", f.display()))?;
     }
     let sys = LinuxSyscall;
     let plan = opts.plan;

@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::plan::SpecError;
 
+pub mod moby;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
     #[error("linux.seccomp: compiling with libseccomp: {0}")]

@@ -3,6 +3,25 @@
 
 use oci_spec::runtime::Spec;
 
+/// Put moby's default seccomp profile, resolved for the spec's bounding set and this
+/// host, into `spec.linux.seccomp`.
+pub fn add_default_seccomp(spec: &mut Spec) {
+    let caps: Vec<String> = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|c| c.bounding().as_ref())
+        .map(|b| {
+            b.iter()
+                .filter_map(|c| serde_json::to_value(c).ok()?.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    linux.set_seccomp(Some(crate::seccomp::moby::default_for(&caps)));
+    spec.set_linux(Some(linux));
+}
+
 /// runc's `spec` output: `sh` in a terminal, rootfs `rootfs` read-only.
 pub fn example() -> Spec {
     let mut spec = Spec::default();

@@ -7,125 +7,15 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
+mod support;
+
 use std::io::Read;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
-use runtime::{Container, CreateOpts, RuntimeError, Status};
+use runtime::{Container, RuntimeError, Status};
 use serde_json::{json, Value};
-
-const APPLETS: &[&str] = &[
-    "sh", "echo", "cat", "true", "false", "hostname", "id", "ls", "sleep", "grep", "wc", "pwd",
-    "test", "touch",
-];
-
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-/// Copy busybox in a separate `cp` process: a file open for writing in a test thread
-/// would leak into children forked by other tests and make their exec fail with ETXTBSY.
-fn copy_busybox(dest: &Path) {
-    let st = std::process::Command::new("cp")
-        .arg("/bin/busybox")
-        .arg(dest)
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
-/// A bundle in a temp dir, a state root beside it, and a guard that deletes what's left.
-struct Bundle {
-    dir: tempfile::TempDir,
-    id: String,
-    config: Value,
-}
-
-impl Bundle {
-    fn new(args: &[&str]) -> Bundle {
-        let dir = tempfile::tempdir().unwrap();
-        let rootfs = dir.path().join("rootfs");
-        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-        for d in ["proc", "sys", "dev", "tmp", "etc", "work"] {
-            std::fs::create_dir_all(rootfs.join(d)).unwrap();
-        }
-        copy_busybox(&rootfs.join("bin/busybox"));
-        for a in APPLETS {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
-        }
-        let id = format!(
-            "berth-test-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::SeqCst)
-        );
-        let mut config = serde_json::to_value(runtime::spec::example()).unwrap();
-        config["process"]["terminal"] = json!(false);
-        config["process"]["args"] = json!(args);
-        config["linux"]["cgroupsPath"] = json!(format!("/{id}"));
-        Bundle { dir, id, config }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    fn write(&self) {
-        std::fs::write(
-            self.dir.path().join("config.json"),
-            serde_json::to_vec_pretty(&self.config).unwrap(),
-        )
-        .unwrap();
-    }
-
-    fn opts(&self) -> CreateOpts {
-        CreateOpts::new(self.root())
-    }
-
-    fn cgroup_dirs(&self) -> Vec<PathBuf> {
-        [
-            "memory", "pids", "cpu", "cpuset", "devices", "freezer", "blkio", "cpuacct", "",
-        ]
-        .iter()
-        .map(|c| Path::new("/sys/fs/cgroup").join(c).join(&self.id))
-        .collect()
-    }
-
-    /// Run to completion with stdout+stderr captured: (exit code, output).
-    fn run(&self) -> (i32, String) {
-        self.write();
-        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
-        let mut opts = self.opts();
-        let w2: OwnedFd = w.try_clone().unwrap();
-        opts.stdio.stdout = Some(w);
-        opts.stdio.stderr = Some(w2);
-        let code = Container::run(&self.id, self.dir.path(), opts).unwrap();
-        let mut out = String::new();
-        std::fs::File::from(r).read_to_string(&mut out).unwrap();
-        (code, out)
-    }
-}
-
-impl Drop for Bundle {
-    fn drop(&mut self) {
-        if let Ok(c) = Container::load(&self.root(), &self.id) {
-            let _ = c.delete(true);
-        }
-        for d in self.cgroup_dirs() {
-            let _ = std::fs::remove_dir(d);
-        }
-        if !std::thread::panicking() {
-            assert!(
-                !self.root().join(&self.id).exists(),
-                "state dir left behind"
-            );
-            for d in self.cgroup_dirs() {
-                assert!(!d.exists(), "cgroup {} left behind", d.display());
-            }
-            let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-            let p = self.dir.path().to_string_lossy().into_owned();
-            assert!(!mounts.contains(&p), "mounts left behind under {p}");
-        }
-    }
-}
+use support::{Bundle, DOCKER_CAPS};
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
@@ -455,6 +345,41 @@ fn seccomp_profile_applies_and_is_cached() {
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
+fn moby_default_profile_denies_namespaces_but_not_ordinary_work() {
+    // `unshare -U` needs no capability: only the seccomp profile can refuse it.
+    let script = "grep '^Seccomp:' /proc/self/status; unshare -U true && echo userns ok; \
+                  echo hello > /dev/shm/f && cat /dev/shm/f; ls / | wc -l";
+    let caps = json!(DOCKER_CAPS);
+    let mut without = Bundle::new(&["sh", "-c", script]);
+    without.config["process"]["capabilities"] =
+        json!({"bounding": caps, "effective": caps, "permitted": caps});
+    let (code, out) = without.run();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Seccomp:\t0") && out.contains("userns ok"),
+        "{out}"
+    );
+
+    for nnp in [false, true] {
+        let mut b = Bundle::new(&["sh", "-c", script]);
+        b.config["process"]["capabilities"] =
+            json!({"bounding": caps, "effective": caps, "permitted": caps});
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        b.config["linux"]["seccomp"] = json!(runtime::seccomp::moby::default_for(&DOCKER_CAPS));
+        let (code, out) = b.run();
+        assert_eq!(code, 0, "nnp={nnp}: {out}");
+        assert!(out.contains("Seccomp:\t2"), "a filter is installed: {out}");
+        assert!(
+            out.contains("unshare: unshare(0x10000000): Operation not permitted"),
+            "EPERM, not ENOSYS: {out}"
+        );
+        assert!(!out.contains("userns ok"), "{out}");
+        assert!(out.contains("hello\n"), "{out}");
+    }
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
 fn exec_joins_namespaces_and_cgroup() {
     let mut b = Bundle::new(&["sleep", "100"]);
     b.config["hostname"] = json!("execbox");
@@ -774,4 +699,50 @@ fn masking_refuses_an_image_dev_null_that_is_not_a_device() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("/dev/null is not the null device"), "{e}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn init_runs_from_a_sealed_copy_of_the_runtime_binary() {
+    // CVE-2019-5736: until it execs, the container's init is the runtime; what its
+    // /proc/<pid>/exe points at must be a sealed memfd, never the binary on disk.
+    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+    use std::os::unix::fs::MetadataExt;
+    let b = Bundle::new(&["sleep", "100"]);
+    b.write();
+    let bin = env!("CARGO_BIN_EXE_berth-runtime");
+    let out = b.dir.path().join("cli.out");
+    let st = std::process::Command::new(bin)
+        .arg("--root")
+        .arg(b.root())
+        .args(["create", "-b"])
+        .arg(b.dir.path())
+        .arg(&b.id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&out).unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{}", std::fs::read_to_string(&out).unwrap());
+    let mut c = Container::load(&b.root(), &b.id).unwrap();
+    let pid = c.state().pid;
+    let exe = std::fs::File::open(format!("/proc/{pid}/exe")).unwrap();
+    let seals = SealFlag::from_bits_truncate(fcntl(&exe, FcntlArg::F_GET_SEALS).unwrap());
+    assert!(
+        seals.contains(SealFlag::F_SEAL_WRITE | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL),
+        "{seals:?}"
+    );
+    let on_disk = std::fs::metadata(bin).unwrap();
+    let running = exe.metadata().unwrap();
+    assert_ne!(
+        (running.dev(), running.ino()),
+        (on_disk.dev(), on_disk.ino())
+    );
+    // Writing through the link fails (sealed), and the file on disk is untouched.
+    let w = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/exe"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"overwritten"));
+    assert!(w.is_err(), "the sealed copy took a write");
+    c.delete(true).unwrap();
 }

@@ -6,6 +6,7 @@
 mod bench;
 mod bench_net;
 mod bench_pull;
+mod bench_runtime;
 mod demo;
 mod dockerfile;
 mod sys;
@@ -17,7 +18,7 @@ tasks:
   demo                 build berth and run its main job against a scratch daemon
   test                 lint, unit tests, end-to-end tests (privileged ones when root)
   lint                 cargo fmt --check and cargo clippy -D warnings
-  bench <name>         benchmarks against the peers: store, run, pull, net
+  bench <name>         benchmarks against the peers: store, run, pull, net, runtime
   dockerfile dump PATH | expand [--env K=V]... WORD";
 
 fn main() -> anyhow::Result<()> {

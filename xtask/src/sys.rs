@@ -83,6 +83,20 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Where cargo puts its output: `$CARGO_TARGET_DIR`, else `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                workspace_root().join(p)
+            }
+        })
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 pub fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(workspace_root());
@@ -96,7 +110,7 @@ pub const BUILD_PACKAGES: &[&str] = &["libseccomp-dev", "pkg-config", "gcc"];
 pub fn build_release() -> Result<PathBuf> {
     ensure_packages(BUILD_PACKAGES)?;
     run(cargo().args(["build", "--release", "-p", "cli"]))?;
-    Ok(workspace_root().join("target/release/berth"))
+    Ok(target_dir().join("release/berth"))
 }
 
 /// Lay out a busybox root filesystem (Debian's busybox-static + applet links) and tar it.

@@ -23,6 +23,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "podman",
     "iproute2",
     "bsdutils",
+    "conmon",
 ];
 
 pub fn lint() -> Result<()> {

@@ -43,6 +43,16 @@ const READONLY: [&str; 5] = [
     "/proc/sysrq-trigger",
 ];
 
+/// Which seccomp filter a container gets (Docker's `--security-opt seccomp=`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Seccomp {
+    /// moby's default profile, resolved for the container's capabilities and the host.
+    #[default]
+    Default,
+    /// No filter (`seccomp=unconfined`).
+    Unconfined,
+}
+
 /// What the spec is made of: resolved values, no I/O.
 #[derive(Debug, Clone, Default)]
 pub struct SpecInput {
@@ -71,6 +81,7 @@ pub struct SpecInput {
     /// (source, destination, read-only)
     pub binds: Vec<(String, String, bool)>,
     pub cgroup_parent: String,
+    pub seccomp: Seccomp,
 }
 
 fn cap_name(c: &str) -> String {
@@ -159,7 +170,7 @@ pub fn build(i: &SpecInput) -> Value {
     if !i.additional_gids.is_empty() {
         user["additionalGids"] = json!(i.additional_gids);
     }
-    json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": i.tty,
@@ -180,7 +191,11 @@ pub fn build(i: &SpecInput) -> Value {
             "maskedPaths": MASKED,
             "readonlyPaths": READONLY,
         },
-    })
+    });
+    if i.seccomp == Seccomp::Default {
+        spec["linux"]["seccomp"] = json!(runtime::seccomp::moby::default_for(&caps));
+    }
+    spec
 }
 
 #[cfg(test)]
@@ -234,5 +249,35 @@ mod tests {
             .as_array()
             .unwrap()
             .contains(&json!({"type": "network"})));
+        // moby's default seccomp profile, resolved for the default capabilities
+        assert_eq!(s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(s["linux"]["seccomp"]["defaultErrnoRet"], 1);
+        let names = |s: &Value| -> Vec<String> {
+            s["linux"]["seccomp"]["syscalls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| r["names"].as_array().unwrap().clone())
+                .map(|n| n.as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert!(!names(&s).contains(&"mount".to_owned()));
+    }
+
+    #[test]
+    fn seccomp_follows_capabilities_and_can_be_off() {
+        let s = build(&SpecInput {
+            cap_add: vec!["SYS_ADMIN".into()],
+            ..Default::default()
+        });
+        let rules = s["linux"]["seccomp"]["syscalls"].as_array().unwrap();
+        assert!(rules
+            .iter()
+            .any(|r| r["names"].as_array().unwrap().contains(&json!("mount"))));
+        let s = build(&SpecInput {
+            seccomp: Seccomp::Unconfined,
+            ..Default::default()
+        });
+        assert!(s["linux"].get("seccomp").is_none());
     }
 }

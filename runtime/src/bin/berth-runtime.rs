@@ -144,6 +144,10 @@ enum Cmd {
         bundle: PathBuf,
         #[arg(long)]
         rootless: bool,
+        /// Add Docker's default seccomp profile, resolved for the spec's capabilities
+        /// and this host (berth's extension; runc has no such flag).
+        #[arg(long)]
+        seccomp_default: bool,
     },
     /// List the container's processes.
     Ps {
@@ -367,7 +371,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
-        Cmd::Spec { bundle, rootless } => {
+        Cmd::Spec {
+            bundle,
+            rootless,
+            seccomp_default,
+        } => {
             if rootless {
                 bail!("spec --rootless is not supported yet");
             }
@@ -375,7 +383,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             if path.exists() {
                 bail!("{} already exists; remove it first", path.display());
             }
-            let text = serde_json::to_string_pretty(&runtime::spec::example())?;
+            let mut spec = runtime::spec::example();
+            if seccomp_default {
+                runtime::spec::add_default_seccomp(&mut spec);
+            }
+            let text = serde_json::to_string_pretty(&spec)?;
             std::fs::write(&path, text + "\n")
                 .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
         }

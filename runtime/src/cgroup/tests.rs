@@ -82,7 +82,7 @@ fn v2_create_enables_controllers_and_joins() {
         "cpuset cpu memory pids".into(),
     );
     let ws = writes(&resources(RES), Version::V2, &[]).unwrap();
-    cg.create(&fs, &ws, 4242).unwrap();
+    cg.create(&fs, &ws, Some(4242)).unwrap();
     expect_test::expect![[r#"
         write /sys/fs/cgroup/cgroup.subtree_control "+cpu +cpuset +memory +pids"
         mkdir /sys/fs/cgroup/machine
@@ -116,7 +116,7 @@ fn v1_create_inherits_cpuset_and_joins_every_hierarchy() {
         &[],
     )
     .unwrap();
-    cg.create(&fs, &ws, 7).unwrap();
+    cg.create(&fs, &ws, Some(7)).unwrap();
     expect_test::expect![[r#"
         mkdir /sys/fs/cgroup/memory/berth/c1
         mkdir /sys/fs/cgroup/cpuset/berth/c1
@@ -140,7 +140,7 @@ fn v1_missing_controller_is_an_error() {
     let fs = FakeCgroupFs::v1(root, &["memory"]);
     let cg = Cgroup::new(&fs, root, None, "c1").unwrap();
     let ws = writes(&resources(r#"{"pids": {"limit": 10}}"#), Version::V1, &[]).unwrap();
-    let e = cg.create(&fs, &ws, 7).unwrap_err().to_string();
+    let e = cg.create(&fs, &ws, Some(7)).unwrap_err().to_string();
     assert_eq!(e, "linux.resources: the host has no pids cgroup controller");
 }
 

@@ -69,9 +69,13 @@ impl Container {
         };
         let fs = RealCgroupFs;
         let cg = self.state.cgroup.clone();
+        let self_join = cg
+            .as_ref()
+            .map(|c| c.self_join_files(&fs))
+            .unwrap_or_default();
         let mut join_cgroup = |p: i32| match &cg {
-            Some(cg) => cg.join(&fs, p).map_err(|e| e.to_string()),
-            None => Ok(()),
+            Some(cg) if self_join.is_empty() => cg.join(&fs, p).map_err(|e| e.to_string()),
+            _ => Ok(()),
         };
         let child = process::spawn(
             SpawnOpts {
@@ -84,6 +88,7 @@ impl Container {
                 hooks: None,
                 hook_state: &|_| Vec::new(),
                 preserve_fds: 0,
+                self_join: &self_join,
             },
             &mut join_cgroup,
         )?;
