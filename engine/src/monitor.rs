@@ -349,7 +349,7 @@ fn serve(
         short_socket_path(&cfg.dir).map_err(|e| format!("open {}: {e}", cfg.dir.display()))?;
     let listener = UnixListener::bind(&short.path)
         .map_err(|e| format!("bind {}: {e}", sock_path.display()))?;
-    report(&format!("ok {}", container.pid()));
+    report(&format!("ok {} {}", container.pid(), std::process::id()));
 
     {
         let shared = shared.clone();

@@ -13,6 +13,10 @@ pub struct Reaper {
 
 #[derive(Debug, Default)]
 struct State {
+    /// Children we reap: monitors and exec processes. Other children (an `nft` that
+    /// netbridge runs, a monitor's first stage) are waited for by whoever spawned them, so
+    /// the reaper never waits for "any child".
+    ours: std::collections::HashSet<i32>,
     /// Exit codes of reaped children, oldest first; a child can exit (and be reaped)
     /// before its waiter asks, so every status is kept for a while.
     exited: HashMap<i32, i32>,
@@ -22,19 +26,73 @@ struct State {
 const KEEP: usize = 4096;
 
 impl Reaper {
-    /// Reap every exited child and keep its code.
+    /// Reap `pid` when it exits (a monitor that re-parented to us, an exec process).
+    pub fn adopt(&self, pid: i32) {
+        if pid > 0 {
+            self.state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .ours
+                .insert(pid);
+        }
+    }
+
+    /// Monitors that exited without telling us their pid (a start that failed) are zombie
+    /// children named `berth`: adopt them. Other programs' children are left to their waiters.
+    fn adopt_exited_monitors(&self) {
+        let me = std::process::id().to_string();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for e in dir.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let mut f = rest.split_whitespace();
+            let (state, ppid) = (f.next(), f.next());
+            if state == Some("Z") && ppid == Some(me.as_str()) && head.ends_with("(berth") {
+                self.adopt(pid);
+            }
+        }
+    }
+
+    /// Reap every adopted child that has exited and keep its code.
     pub fn reap(&self) {
-        while let Ok(Some((pid, status))) =
-            rustix::process::wait(rustix::process::WaitOptions::NOHANG)
-        {
-            let code = status
-                .exit_status()
-                .or_else(|| status.terminating_signal().map(|s| 128 + s))
-                .unwrap_or(0);
-            let pid = pid.as_raw_nonzero().get();
+        self.adopt_exited_monitors();
+        let pids: Vec<i32> = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ours
+            .iter()
+            .copied()
+            .collect();
+        for raw in pids {
+            let Some(pid) = rustix::process::Pid::from_raw(raw) else {
+                continue;
+            };
+            let code =
+                match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG) {
+                    Ok(Some((_, status))) => status
+                        .exit_status()
+                        .or_else(|| status.terminating_signal().map(|s| 128 + s))
+                        .unwrap_or(0),
+                    Ok(None) => continue,
+                    // Not our child (any more): nothing to wait for.
+                    Err(_) => 137,
+                };
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            st.exited.insert(pid, code);
-            st.order.push_back(pid);
+            st.ours.remove(&raw);
+            st.exited.insert(raw, code);
+            st.order.push_back(raw);
             while st.order.len() > KEEP {
                 if let Some(old) = st.order.pop_front() {
                     st.exited.remove(&old);
@@ -46,6 +104,8 @@ impl Reaper {
 
     /// Block until the child `pid` has exited; returns its exit code.
     pub fn wait(&self, pid: i32) -> i32 {
+        self.adopt(pid);
+        self.reap();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(code) = st.exited.remove(&pid) {

@@ -298,6 +298,8 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
         }
         return Err(err);
     }
+    // The monitor re-parents to us when its first stage exits: reap it when it ends.
+    d.reaper.adopt(e.snapshot().state.monitor_pid);
     spawn_watch(d.clone(), e.clone());
     Ok(())
 }
@@ -374,13 +376,15 @@ async fn release_network(d: &Arc<Daemon>, id: &str) {
 /// Follow a running container to its exit, on a blocking thread.
 pub fn spawn_watch(d: Arc<Daemon>, e: Arc<Entry>) {
     tokio::task::spawn_blocking(move || {
-        let watched = d.containers.watch_blocking(&e);
-        if let Some(nets) = &d.networks {
-            let id = e.snapshot().id;
-            if let Err(err) = nets.release(&id) {
-                tracing::warn!("releasing the network of {id}: {err}");
+        // The network goes back before the container shows as exited, so that a start
+        // right after (restart) never races this release.
+        let watched = d.containers.watch_blocking(&e, &|id| {
+            if let Some(nets) = &d.networks {
+                if let Err(err) = nets.release(id) {
+                    tracing::warn!("releasing the network of {id}: {err}");
+                }
             }
-        }
+        });
         if let Ok(c) = watched {
             if c.auto_remove() {
                 if let Err(err) = d.containers.remove_files(&e) {

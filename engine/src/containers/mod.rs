@@ -278,11 +278,15 @@ impl Containers {
             .unwrap_or_default();
         let _ = child.wait();
         let status = status.trim();
-        if let Some(pid) = status.strip_prefix("ok ") {
-            let pid: i32 = pid.parse().unwrap_or(0);
+        if let Some(pids) = status.strip_prefix("ok ") {
+            let mut it = pids
+                .split_whitespace()
+                .map(|p| p.parse::<i32>().unwrap_or(0));
+            let (pid, monitor_pid) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
             self.update(e, |c| {
                 c.state.status = Status::Running;
                 c.state.pid = pid;
+                c.state.monitor_pid = monitor_pid;
                 c.state.exit_code = 0;
                 c.state.error.clear();
                 c.state.started_at = monitor::now();
@@ -318,7 +322,11 @@ impl Containers {
     }
 
     /// Block until the monitor of `e` goes away; then record the exit. Returns the final state.
-    pub fn watch_blocking(&self, e: &Arc<Entry>) -> Result<Container, ApiError> {
+    pub fn watch_blocking(
+        &self,
+        e: &Arc<Entry>,
+        before_exit: &dyn Fn(&str),
+    ) -> Result<Container, ApiError> {
         let c = e.snapshot();
         let dir = self.dir_of(&c.id);
         if let Ok(mut s) = monitor::connect(&dir) {
@@ -330,6 +338,7 @@ impl Containers {
         let exit: Option<ExitStatus> = std::fs::read(monitor::exit_file(&dir))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
+        before_exit(&c.id);
         self.update(e, |c| {
             c.state.status = Status::Exited;
             c.state.pid = 0;
