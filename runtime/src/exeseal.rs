@@ -139,3 +139,23 @@ fn exec_self(mfd: &std::os::fd::OwnedFd, mark: bool) -> Result<(), SealError> {
     let e = nix::unistd::fexecve(mfd, &args, &env).unwrap_err();
     Err(e.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fallback for callers without mount privilege (not reached by root's tests).
+    #[test]
+    fn sealed_copy_is_complete_and_sealed() {
+        let fd = sealed_copy().unwrap();
+        let seals = SealFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GET_SEALS).unwrap());
+        assert!(seals.contains(SEALS), "{seals:?}");
+        let copy = std::fs::File::from(fd);
+        assert_eq!(
+            copy.metadata().unwrap().len(),
+            std::fs::metadata("/proc/self/exe").unwrap().len()
+        );
+        use std::io::Write;
+        assert!((&copy).write_all(b"x").is_err(), "sealed against writes");
+    }
+}
