@@ -703,9 +703,9 @@ fn masking_refuses_an_image_dev_null_that_is_not_a_device() {
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn init_runs_from_a_sealed_copy_of_the_runtime_binary() {
+fn init_runs_from_an_unwritable_runtime_binary() {
     // CVE-2019-5736: until it execs, the container's init is the runtime; what its
-    // /proc/<pid>/exe points at must be a sealed memfd, never the binary on disk.
+    // /proc/<pid>/exe points at must be unwritable: never the binary on a writable mount.
     use nix::fcntl::{fcntl, FcntlArg, SealFlag};
     use std::os::unix::fs::MetadataExt;
     let b = Bundle::new(&["sleep", "100"]);
@@ -727,22 +727,34 @@ fn init_runs_from_a_sealed_copy_of_the_runtime_binary() {
     let mut c = Container::load(&b.root(), &b.id).unwrap();
     let pid = c.state().pid;
     let exe = std::fs::File::open(format!("/proc/{pid}/exe")).unwrap();
-    let seals = SealFlag::from_bits_truncate(fcntl(&exe, FcntlArg::F_GET_SEALS).unwrap());
-    assert!(
-        seals.contains(SealFlag::F_SEAL_WRITE | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL),
-        "{seals:?}"
-    );
-    let on_disk = std::fs::metadata(bin).unwrap();
-    let running = exe.metadata().unwrap();
-    assert_ne!(
-        (running.dev(), running.ino()),
-        (on_disk.dev(), on_disk.ino())
-    );
-    // Writing through the link fails (sealed), and the file on disk is untouched.
+    // Either a sealed memfd copy, or (with the privilege to mount) the binary on a
+    // detached read-only bind mount.
+    let sealed = fcntl(&exe, FcntlArg::F_GET_SEALS).is_ok_and(|s| {
+        SealFlag::from_bits_truncate(s)
+            .contains(SealFlag::F_SEAL_WRITE | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL)
+    });
+    let read_only = nix::sys::statvfs::fstatvfs(&exe)
+        .unwrap()
+        .flags()
+        .contains(nix::sys::statvfs::FsFlags::ST_RDONLY);
+    assert!(sealed || read_only, "the init's binary is writable");
+    if !sealed {
+        let on_disk = std::fs::metadata(bin).unwrap();
+        let running = exe.metadata().unwrap();
+        assert_eq!(running.ino(), on_disk.ino(), "the same binary, read-only");
+        // Detached: no path reaches it (the link reads "/", the root of its own mount).
+        let link = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        assert_eq!(link, Path::new("/"));
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains("berth-runtime."), "{mounts}");
+    }
+    // Writing through the link fails (sealed or read-only), and the file on disk is untouched.
+    let before = std::fs::read(bin).unwrap();
     let w = std::fs::OpenOptions::new()
         .write(true)
         .open(format!("/proc/{pid}/exe"))
         .and_then(|mut f| std::io::Write::write_all(&mut f, b"overwritten"));
-    assert!(w.is_err(), "the sealed copy took a write");
+    assert!(w.is_err(), "the runtime binary took a write");
+    assert!(std::fs::read(bin).unwrap() == before);
     c.delete(true).unwrap();
 }

@@ -174,6 +174,14 @@ fn inner(berth: &Path, dir: &Path) -> Result<()> {
         .filter(|p| p.is_dir() && !p.ends_with(".seccomp-cache"))
         .map(|p| p.display().to_string())
         .collect();
+    // berth-runtime's default cgroup parent, made by the runs above: gone when empty.
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(h.path().join("berth"));
+    }
     if !leftovers.is_empty() {
         bail!("containers left behind: {leftovers:?}");
     }
