@@ -171,6 +171,12 @@ fn main() {
     let result = match cli.command {
         Cmd::Monitor { stage2, dir } => {
             if stage2 {
+                // The monitor creates the container's init from this binary: run from a
+                // read-only or sealed copy so the container cannot rewrite it (CVE-2019-5736).
+                if let Err(e) = runtime::exeseal::ensure_sealed() {
+                    eprintln!("berth monitor: {e}");
+                    std::process::exit(1);
+                }
                 std::process::exit(engine::monitor::stage2(&dir));
             }
             engine::monitor::stage1(&dir)
