@@ -338,3 +338,117 @@ fn multi_arch_index_pushed_by_skopeo_pulls_the_host_platform() {
     );
     check_clean(&d);
 }
+
+/// A TCP proxy in front of the registry (inside the daemon's netns, run by `busybox`-free
+/// means: a thread of this test that enters the netns). Once, after `at` bytes from the
+/// registry, it either drops the connection or flips one byte.
+struct FaultProxy {
+    port: u16,
+}
+
+#[derive(Clone, Copy)]
+enum Fault {
+    Drop,
+    Corrupt,
+}
+
+impl FaultProxy {
+    fn start(d: &TestDaemon, upstream: u16, port: u16, fault: Fault, at: usize) -> Self {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let netns = std::fs::File::open(format!(
+            "/proc/{}/ns/net",
+            std::fs::read_to_string(d.data_root.join("daemon.pid"))
+                .unwrap()
+                .trim()
+        ))
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // This thread (and the ones it starts) live in the daemon's netns.
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&netns),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .unwrap();
+            let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+            tx.send(()).unwrap();
+            let fired = Arc::new(AtomicBool::new(false));
+            for client in l.incoming().flatten() {
+                let Ok(up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (mut c_r, mut u_w) = (client.try_clone().unwrap(), up.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_r, &mut u_w);
+                    let _ = u_w.shutdown(std::net::Shutdown::Write);
+                });
+                let fired = fired.clone();
+                let (mut u_r, mut c_w) = (up, client);
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 16 << 10];
+                    let mut seen = 0usize;
+                    loop {
+                        let n = match u_r.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let chunk = &mut buf[..n];
+                        if seen + n > at && !fired.load(Ordering::SeqCst) {
+                            fired.store(true, Ordering::SeqCst);
+                            match fault {
+                                Fault::Drop => {
+                                    let _ = c_w.write_all(&chunk[..at - seen]);
+                                    let _ = c_w.shutdown(std::net::Shutdown::Both);
+                                    return;
+                                }
+                                Fault::Corrupt => chunk[at - seen] ^= 0xff,
+                            }
+                        }
+                        seen += n;
+                        if c_w.write_all(chunk).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = c_w.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        rx.recv().unwrap();
+        Self { port }
+    }
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn pulls_through_faults_resume_or_fail_cleanly() {
+    assert!(is_root(), "needs root: run through `cargo xtask test`");
+    let d = TestDaemon::start();
+    let reg = TestRegistry::plain(&d, 5000);
+    import_busybox(&d, "busybox");
+    let remote = format!("{}/e2e/faults:1", reg.host);
+    ok(d.berth(&["tag", "busybox", &remote]));
+    ok(d.berth(&["push", &remote]));
+    ok(d.berth(&["rmi", &remote, "busybox"]));
+
+    // The connection drops 600 KB into the layer: the pull resumes with Range and succeeds.
+    let drop = FaultProxy::start(&d, 5000, 5001, Fault::Drop, 600 << 10);
+    let via = format!("127.0.0.1:{}/e2e/faults:1", drop.port);
+    let out = ok(d.berth(&["pull", &via]));
+    assert!(out.contains("Pull complete"), "{out}");
+    let ran = ok(d.berth(&["run", "--rm", &via, "echo", "resumed"]));
+    assert_eq!(ran.trim(), "resumed");
+    check_clean(&d);
+    ok(d.berth(&["rmi", &via]));
+
+    // One byte flipped inside the layer: the digest check refuses it, nothing is stored.
+    let bad = FaultProxy::start(&d, 5000, 5002, Fault::Corrupt, 600 << 10);
+    let via = format!("127.0.0.1:{}/e2e/faults:1", bad.port);
+    let err = fails(d.berth(&["pull", &via]));
+    assert!(err.contains("digest mismatch"), "{err}");
+    fails(d.berth(&["image", "inspect", &via]));
+    check_clean(&d);
+    let images = ok(d.berth(&["images", "-q"]));
+    assert_eq!(images.trim(), "", "a failed pull left an image: {images}");
+}

@@ -359,10 +359,9 @@ impl Containers {
 
     /// Remove the container's files and forget it.
     pub fn remove_files(&self, e: &Arc<Entry>) -> Result<(), ApiError> {
-        let c = self.update(e, |c| {
-            c.removed = true;
-            c.state.removed = true;
-        })?;
+        // `state.removed` (what waiters see) is set only once the record is gone, so that
+        // `wait?condition=removed` returns when nothing holds the image any more.
+        let c = self.update(e, |c| c.removed = true)?;
         let dir = self.dir_of(&c.id);
         // mark first, so a crash mid-removal finishes the job at the next start
         let _ = std::fs::write(
@@ -370,10 +369,18 @@ impl Containers {
             serde_json::to_vec(&c).unwrap_or_default(),
         );
         let _ = rustix::mount::unmount(monitor::rootfs(&dir), rustix::mount::UnmountFlags::DETACH);
-        std::fs::remove_dir_all(&dir).map_err(io_err("removing the container directory"))?;
-        self.forget(&c.id);
-        e.changes.send_replace(c.state.clone());
-        Ok(())
+        let removed =
+            std::fs::remove_dir_all(&dir).map_err(io_err("removing the container directory"));
+        if removed.is_ok() {
+            self.forget(&c.id);
+        }
+        let state = {
+            let mut rec = e.rec.lock().unwrap_or_else(|p| p.into_inner());
+            rec.state.removed = true;
+            rec.state.clone()
+        };
+        e.changes.send_replace(state);
+        removed
     }
 }
 
