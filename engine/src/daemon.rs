@@ -131,15 +131,16 @@ impl Daemon {
         if let Some(dir) = sock.parent() {
             std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
         }
+        // The pid file first: whoever sees the socket answer can rely on it.
+        let pidfile = self.config.data_root.join("daemon.pid");
+        std::fs::write(&pidfile, format!("{}\n", std::process::id()))
+            .map_err(io_err("write", &pidfile))?;
         let listener = UnixListener::bind(&sock).map_err(io_err("listen on", &sock))?;
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o660))
                 .map_err(io_err("chmod", &sock))?;
         }
-        let pidfile = self.config.data_root.join("daemon.pid");
-        std::fs::write(&pidfile, format!("{}\n", std::process::id()))
-            .map_err(io_err("write", &pidfile))?;
         tracing::info!(
             "berth daemon {} listening on unix://{}",
             crate::version::VERSION,

@@ -9,6 +9,9 @@ use std::sync::{Condvar, Mutex};
 pub struct Reaper {
     state: Mutex<State>,
     cv: Condvar,
+    /// One reap at a time: a second waitpid on a pid just reaped would fail and record a
+    /// wrong status.
+    reaping: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +69,7 @@ impl Reaper {
 
     /// Reap every adopted child that has exited and keep its code.
     pub fn reap(&self) {
+        let _one = self.reaping.lock().unwrap_or_else(|p| p.into_inner());
         self.adopt_exited_monitors();
         let pids: Vec<i32> = self
             .state
