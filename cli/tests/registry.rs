@@ -73,6 +73,15 @@ fn push_and_pull_round_trips_with_skopeo_and_run_pulls_missing_images() {
         inspect.contains(&pushed),
         "skopeo sees another digest: {inspect}"
     );
+    // skopeo pulls it whole (every blob digest-checked) into an OCI layout
+    let oci = d.path("skopeo-pulled");
+    ok(d.in_netns("skopeo").args([
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{remote}"),
+        &format!("oci:{}:v1", oci.display()),
+    ]));
+    assert!(oci.join("index.json").exists());
     // a second push finds every layer there
     let out = ok(d.berth(&["push", &remote]));
     assert!(out.contains("Layer already exists"), "{out}");
