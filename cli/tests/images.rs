@@ -315,7 +315,24 @@ fn client_starts_a_daemon_when_none_is_running() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("auto.sock");
     let root = dir.path().join("root");
-    let out = std::process::Command::new(support::BERTH)
+    // As root the client (and the daemon it starts) run in fresh namespaces: the daemon
+    // sets up its bridge there, never on the host.
+    let mut cmd = if support::is_root() {
+        let mut c = std::process::Command::new("unshare");
+        c.args([
+            "--net",
+            "--mount",
+            "--propagation",
+            "private",
+            "--fork",
+            "--",
+        ])
+        .arg(support::BERTH);
+        c
+    } else {
+        std::process::Command::new(support::BERTH)
+    };
+    let out = cmd
         .arg("images")
         .env_remove("BERTH_HOST")
         .env("BERTH_DEFAULT_SOCKET", &sock)

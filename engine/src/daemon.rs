@@ -22,6 +22,8 @@ pub struct DaemonConfig {
     pub insecure_registries: Vec<String>,
     /// Docker's certs.d: CA certificates for registries in `<dir>/<host[:port]>/*.crt`.
     pub certs_dir: Option<PathBuf>,
+    /// `false` (`--bridge none`): no bridge networks; containers get `--network none`.
+    pub bridge: bool,
 }
 
 impl DaemonConfig {
@@ -33,6 +35,7 @@ impl DaemonConfig {
             cgroup_parent: "berth".to_owned(),
             insecure_registries: Vec::new(),
             certs_dir: Some(PathBuf::from("/etc/docker/certs.d")),
+            bridge: true,
         }
     }
 }
@@ -106,7 +109,11 @@ impl Daemon {
             certs_dir: config.certs_dir.clone(),
             ..Default::default()
         });
-        let networks = crate::network::open(&config.data_root);
+        let networks = if config.bridge {
+            crate::network::open(&config.data_root)
+        } else {
+            None
+        };
         Ok(Self {
             networks,
             registry,

@@ -139,7 +139,7 @@ fn store() -> Result<()> {
     let socket = dir.join("berth.sock");
     let host = format!("unix://{}", socket.display());
     let mut daemon = Command::new(&berth)
-        .args(["daemon", "--data-root"])
+        .args(["daemon", "--bridge", "none", "--data-root"])
         .arg(dir.join("berth-data"))
         .args(["-H", &host])
         .stdout(Stdio::null())
@@ -287,7 +287,14 @@ fn run_bench() -> Result<()> {
             "--",
         ])
         .arg(&berth)
-        .args(["daemon", "--cgroup-parent", "berth-bench", "--data-root"])
+        .args([
+            "daemon",
+            "--bridge",
+            "none",
+            "--cgroup-parent",
+            "berth-bench",
+            "--data-root",
+        ])
         .arg(dir.join("berth-data"))
         .arg("-H")
         .arg(format!("unix://{}", sock.display()))

@@ -168,7 +168,7 @@ pub fn run() -> Result<()> {
     let socket = dir.join("berth.sock");
     let h = format!("unix://{}", socket.display());
     let mut daemon = Command::new(&berth)
-        .args(["daemon", "--data-root"])
+        .args(["daemon", "--bridge", "none", "--data-root"])
         .arg(dir.join("berth-data"))
         .args(["-H", &h])
         .stdout(Stdio::null())

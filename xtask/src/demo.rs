@@ -64,7 +64,7 @@ pub fn run() -> Result<()> {
     );
     let log = std::fs::File::create(dir.join("daemon.log"))?;
     let child = Command::new(&berth)
-        .args(["daemon", "--data-root"])
+        .args(["daemon", "--bridge", "none", "--data-root"])
         .arg(dir.join("data"))
         .args(["-H", &host])
         .stdin(Stdio::null())

@@ -34,6 +34,9 @@ pub struct DaemonArgs {
     /// Directory of registry CA certificates: <dir>/<host[:port]>/ca.crt
     #[arg(long, default_value = "/etc/docker/certs.d")]
     certs_dir: PathBuf,
+    /// "none": no bridge networks (containers get --network none), as dockerd --bridge=none
+    #[arg(long, default_value = "berth0")]
+    bridge: String,
 }
 
 pub fn daemon(host: Option<&str>, a: DaemonArgs) -> Result<()> {
@@ -54,6 +57,7 @@ pub fn daemon(host: Option<&str>, a: DaemonArgs) -> Result<()> {
             cgroup_parent: a.cgroup_parent,
             insecure_registries: a.insecure_registries,
             certs_dir: Some(a.certs_dir),
+            bridge: a.bridge != "none",
             ..engine::DaemonConfig::new(a.data_root, socket)
         })?;
         d.serve().await?;
