@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{busybox_rootfs_tar, fails, is_root, ok, run, TestDaemon};
+use support::{fails, is_root, ok, run, TestDaemon};
 
 fn daemon_with_busybox() -> TestDaemon {
     assert!(
@@ -17,17 +17,7 @@ fn daemon_with_busybox() -> TestDaemon {
         "containers need root: run through `cargo xtask test`"
     );
     let d = TestDaemon::start();
-    let tar = d.path("rootfs.tar");
-    std::fs::write(&tar, busybox_rootfs_tar(&[])).unwrap();
-    ok(d.berth(&[
-        "import",
-        "-c",
-        r#"CMD ["/bin/sh"]"#,
-        "-c",
-        "ENV PATH=/bin",
-        tar.to_str().unwrap(),
-        "busybox",
-    ]));
+    d.import_busybox("busybox", &[]);
     d
 }
 

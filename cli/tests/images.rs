@@ -9,28 +9,10 @@ use std::process::Stdio;
 
 use support::{busybox_rootfs_tar, fails, gzip, ok, require, TestDaemon};
 
-fn import_busybox(d: &TestDaemon, name: &str) -> String {
-    let tar = d.path("rootfs.tar");
-    if !tar.exists() {
-        std::fs::write(&tar, busybox_rootfs_tar(&[])).unwrap();
-    }
-    ok(d.berth(&[
-        "import",
-        "-c",
-        r#"CMD ["/bin/sh"]"#,
-        "-c",
-        "ENV PATH=/bin",
-        tar.to_str().unwrap(),
-        name,
-    ]))
-    .trim()
-    .to_owned()
-}
-
 #[test]
 fn berth_cli_image_lifecycle() {
     let d = TestDaemon::start();
-    let id = import_busybox(&d, "busybox");
+    let id = d.import_busybox("busybox", &[]);
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
 
     let out = ok(d.berth(&["images"]));
@@ -118,7 +100,7 @@ fn berth_cli_image_lifecycle() {
     assert!(!ok(d.berth(&["images"])).contains("junk"));
 
     // prune removes only the dangling image that the re-import left behind
-    import_busybox(&d, "me/gz:1");
+    d.import_busybox("me/gz:1", &[]);
     let out = ok(d.berth(&["image", "prune", "-f"]));
     assert!(
         out.contains("Deleted Images:") && out.contains("Total reclaimed space:"),
@@ -202,7 +184,7 @@ fn real_docker_cli_against_berth() {
 fn skopeo_reads_our_archives_and_we_read_skopeos() {
     let skopeo = require("skopeo");
     let d = TestDaemon::start();
-    let id = import_busybox(&d, "busybox");
+    let id = d.import_busybox("busybox", &[]);
     let ours = d.path("ours.tar");
     ok(d.berth(&["save", "-o", ours.to_str().unwrap(), "busybox"]));
 

@@ -5,24 +5,12 @@
 
 mod support;
 
-use support::{busybox_rootfs_tar, fails, is_root, ok, TestDaemon};
+use support::{fails, is_root, ok, TestDaemon};
 
 fn daemon_with_busybox() -> TestDaemon {
     assert!(is_root(), "needs root: run through `cargo xtask test`");
     let d = TestDaemon::start();
-    let tar = d.path("rootfs.tar");
-    std::fs::write(
-        &tar,
-        busybox_rootfs_tar(&[("www/index.html", b"hello from web\n")]),
-    )
-    .unwrap();
-    ok(d.berth(&[
-        "import",
-        "-c",
-        "ENV PATH=/bin",
-        tar.to_str().unwrap(),
-        "busybox",
-    ]));
+    d.import_busybox("busybox", &[("www/index.html", b"hello from web\n")]);
     ok(d.in_netns("ip").args(["link", "set", "lo", "up"]));
     d
 }

@@ -8,22 +8,6 @@ mod support;
 use support::registry::TestRegistry;
 use support::{busybox_rootfs_tar, fails, is_root, ok, require, TestDaemon};
 
-fn import_busybox(d: &TestDaemon, name: &str) -> String {
-    let tar = d.path("rootfs.tar");
-    std::fs::write(&tar, busybox_rootfs_tar(&[])).unwrap();
-    ok(d.berth(&[
-        "import",
-        "-c",
-        r#"CMD ["/bin/sh"]"#,
-        "-c",
-        "ENV PATH=/bin",
-        tar.to_str().unwrap(),
-        name,
-    ]))
-    .trim()
-    .to_owned()
-}
-
 fn image_id(d: &TestDaemon, name: &str) -> String {
     ok(d.berth(&["image", "inspect", name]))
         .split("\"Id\": \"")
@@ -45,7 +29,7 @@ fn push_and_pull_round_trips_with_skopeo_and_run_pulls_missing_images() {
     require("skopeo");
     let d = TestDaemon::start();
     let reg = TestRegistry::plain(&d, 5000);
-    let id = import_busybox(&d, "busybox");
+    let id = d.import_busybox("busybox", &[]);
     let remote = format!("{}/e2e/busybox:v1", reg.host);
 
     // push with berth; skopeo sees the same manifest digest berth reported
@@ -181,7 +165,7 @@ fn tls_registry_with_login_through_berth_and_the_docker_cli() {
     let d = TestDaemon::start_with(&["--certs-dir", "{dir}/certs.d"]);
     let reg = TestRegistry::tls(&d, 5443, &[("alice", "s3cret")]);
     reg.certs_d(&d.path("certs.d"));
-    import_busybox(&d, "busybox");
+    d.import_busybox("busybox", &[]);
     let remote = format!("{}/alice/app:part2", reg.host);
     let docker_config = d.path("berth-config");
     let berth = |args: &[&str]| {
@@ -435,7 +419,7 @@ fn pulls_through_faults_resume_or_fail_cleanly() {
     assert!(is_root(), "needs root: run through `cargo xtask test`");
     let d = TestDaemon::start();
     let reg = TestRegistry::plain(&d, 5000);
-    import_busybox(&d, "busybox");
+    d.import_busybox("busybox", &[]);
     let remote = format!("{}/e2e/faults:1", reg.host);
     ok(d.berth(&["tag", "busybox", &remote]));
     ok(d.berth(&["push", &remote]));

@@ -231,17 +231,12 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
     .map_err(|e| format!("write config.json: {e}"))?;
 
     let mut opts = runtime::CreateOpts::new(&cfg.runtime_root);
-    let null = || -> Result<OwnedFd, String> {
-        Ok(File::open("/dev/null").map_err(|e| e.to_string())?.into())
-    };
+    let null = || crate::tty::dev_null().map_err(|e| format!("open /dev/null: {e}"));
     let console = if cfg.tty {
-        let sock = crate::tty::ConsoleSocket::bind().map_err(|e| format!("console socket: {e}"))?;
+        let (sock, stdio) = crate::tty::ConsoleSocket::bind_for_runtime()
+            .map_err(|e| format!("console socket: {e}"))?;
         opts.console_socket = Some(sock.path.clone());
-        opts.stdio = runtime::Stdio {
-            stdin: Some(null()?),
-            stdout: Some(null()?),
-            stderr: Some(null()?),
-        };
+        opts.stdio = stdio;
         Some(sock)
     } else {
         None

@@ -72,6 +72,25 @@ impl ConsoleSocket {
     }
 }
 
+impl ConsoleSocket {
+    /// Bind one, with the stdio to give the runtime beside it: /dev/null everywhere, since
+    /// the runtime puts the pty on 0, 1 and 2.
+    pub fn bind_for_runtime() -> std::io::Result<(Self, runtime::Stdio)> {
+        let sock = Self::bind()?;
+        let stdio = runtime::Stdio {
+            stdin: Some(dev_null()?),
+            stdout: Some(dev_null()?),
+            stderr: Some(dev_null()?),
+        };
+        Ok((sock, stdio))
+    }
+}
+
+/// /dev/null, for a stdio slot the container process does not use.
+pub fn dev_null() -> std::io::Result<OwnedFd> {
+    Ok(std::fs::File::open("/dev/null")?.into())
+}
+
 impl Drop for ConsoleSocket {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);

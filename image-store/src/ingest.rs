@@ -7,12 +7,12 @@ use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
-use oci_spec::image::{ImageConfiguration, ImageManifest, MediaType};
+use oci_spec::image::{ImageManifest, MediaType};
 
 use crate::digest::{chain_ids, Digest};
 use crate::error::{Result, StoreError};
 use crate::reference::Reference;
-use crate::store::{json_err, ImageRecord, Store};
+use crate::store::{json_err, parse_config, ImageRecord, Store};
 use crate::tee::LayerIngest;
 use crate::unpack::UnpackOptions;
 
@@ -194,14 +194,7 @@ impl Store {
                 actual: id.to_string(),
             });
         }
-        let cfg: ImageConfiguration =
-            serde_json::from_slice(config).map_err(json_err("image config", &id))?;
-        let diff_ids = cfg
-            .rootfs()
-            .diff_ids()
-            .iter()
-            .map(|d| Digest::parse(d))
-            .collect::<Result<Vec<_>>>()?;
+        let (_, diff_ids) = parse_config(config, &id)?;
         if diff_ids.len() != layers.len() || layers.len() != m.layers().len() {
             return Err(StoreError::InvalidJson {
                 what: "image config",

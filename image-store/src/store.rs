@@ -219,15 +219,7 @@ impl Store {
         let m: ImageManifest =
             serde_json::from_slice(&bytes).map_err(json_err("manifest", manifest))?;
         let id = Digest::parse(m.config().digest().as_ref())?;
-        let cbytes = self.blobs.read(&id)?;
-        let config: ImageConfiguration =
-            serde_json::from_slice(&cbytes).map_err(json_err("image config", &id))?;
-        let diff_ids = config
-            .rootfs()
-            .diff_ids()
-            .iter()
-            .map(|d| Digest::parse(d))
-            .collect::<Result<Vec<_>>>()?;
+        let (config, diff_ids) = parse_config(&self.blobs.read(&id)?, &id)?;
         if diff_ids.len() != m.layers().len() {
             return Err(StoreError::InvalidJson {
                 what: "image config",
@@ -557,6 +549,19 @@ impl Store {
         }
         Ok((reclaimed, removed))
     }
+}
+
+/// An image config (whose digest is `id`) and its layers' diff IDs.
+pub(crate) fn parse_config(bytes: &[u8], id: &Digest) -> Result<(ImageConfiguration, Vec<Digest>)> {
+    let config: ImageConfiguration =
+        serde_json::from_slice(bytes).map_err(json_err("image config", id))?;
+    let diff_ids = config
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| Digest::parse(d))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((config, diff_ids))
 }
 
 pub(crate) fn oci_digest(d: &Digest) -> Result<oci_spec::image::Digest> {

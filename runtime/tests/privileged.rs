@@ -13,9 +13,10 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
+use runtime::seccomp::moby::DEFAULT_CAPS as DOCKER_CAPS;
 use runtime::{Container, RuntimeError, Status};
 use serde_json::{json, Value};
-use support::{Bundle, DOCKER_CAPS};
+use support::Bundle;
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]

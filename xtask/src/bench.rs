@@ -41,6 +41,24 @@ pub(crate) fn timed(cmd: &mut Command) -> Result<Duration> {
     Ok(d)
 }
 
+/// The floor of unpacking `layers`: `sha256sum` each, then run `extract` (its `{l}` is the
+/// layer file, `-C DIR` is appended: it must end in a tar extraction).
+pub(crate) fn floor(out: &Path, layers: &[PathBuf], extract: &str) -> Result<Duration> {
+    let _ = std::fs::remove_dir_all(out);
+    std::fs::create_dir_all(out)?;
+    let mut script = String::new();
+    for (n, l) in layers.iter().enumerate() {
+        let l = l.display().to_string();
+        script.push_str(&format!(
+            "sha256sum {l} >/dev/null && mkdir -p {o}/{n} && {x} -C {o}/{n} && ",
+            o = out.display(),
+            x = extract.replace("{l}", &l),
+        ));
+    }
+    script.push_str("true");
+    timed(Command::new("sh").arg("-c").arg(&script))
+}
+
 /// xorshift: fast incompressible filler, reproducible.
 pub(crate) fn fill(buf: &mut [u8], seed: u64) {
     let mut x = seed | 1;
@@ -179,19 +197,7 @@ fn store() -> Result<()> {
             )?);
 
             // floor: hash and extract every layer with coreutils and GNU tar
-            let out = dir.join("floor");
-            let _ = std::fs::remove_dir_all(&out);
-            std::fs::create_dir_all(&out)?;
-            let mut script = String::new();
-            for (n, l) in layer_files.iter().enumerate() {
-                script.push_str(&format!(
-                    "sha256sum {l} >/dev/null && mkdir -p {o}/{n} && tar -xf {l} -C {o}/{n} && ",
-                    l = l.display(),
-                    o = out.display()
-                ));
-            }
-            script.push_str("true");
-            f.push(timed(Command::new("sh").arg("-c").arg(&script))?);
+            f.push(floor(&dir.join("floor"), &layer_files, "tar -xf {l}")?);
             eprintln!(
                 "run {}/{runs}: berth {:?}, podman {:?}, floor {:?}",
                 i + 1,
@@ -464,4 +470,21 @@ fn run_bench() -> Result<()> {
         let _ = std::fs::remove_dir(c);
     }
     result
+}
+
+#[cfg(test)]
+mod floor_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn floor_hashes_and_extracts_every_layer() {
+        let dir = std::env::temp_dir().join(format!("berth-floor-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let layer = dir.join("l.tar");
+        std::fs::write(&layer, layer_tar(1, 2, 1024).unwrap()).unwrap();
+        floor(&dir.join("out"), &[layer], "tar -xf {l}").unwrap();
+        assert!(dir.join("out/0/data1/dir1/file1").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::bench::{fill, median, timed, wait_for_socket};
+use crate::bench::{fill, floor, median, timed, wait_for_socket};
 use crate::sys::{build_release, busybox_rootfs, ensure_packages, workspace_root};
 
 const RUNS: usize = 5;
@@ -228,19 +228,11 @@ pub fn run() -> Result<()> {
                     .arg(&src),
             )?);
 
-            let out = dir.join("floor");
-            let _ = std::fs::remove_dir_all(&out);
-            std::fs::create_dir_all(&out)?;
-            let mut script = String::new();
-            for (n, l) in blob_files.iter().enumerate() {
-                script.push_str(&format!(
-                    "sha256sum {l} >/dev/null && mkdir -p {o}/{n} && pigz -dc {l} | tar -x -C {o}/{n} && ",
-                    l = l.display(),
-                    o = out.display()
-                ));
-            }
-            script.push_str("true");
-            f.push(timed(Command::new("sh").arg("-c").arg(&script))?);
+            f.push(floor(
+                &dir.join("floor"),
+                &blob_files,
+                "pigz -dc {l} | tar -x",
+            )?);
             eprintln!(
                 "pull run {}/{RUNS}: berth {:?}, skopeo {:?}, podman {:?}, floor {:?}",
                 i + 1,

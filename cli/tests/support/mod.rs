@@ -167,6 +167,24 @@ impl TestDaemon {
         self.dir.path().join(name)
     }
 
+    /// Import a busybox root filesystem (plus `extra` files) as `name`, with `CMD /bin/sh`
+    /// and `PATH=/bin`; returns the image ID.
+    pub fn import_busybox(&self, name: &str, extra: &[(&str, &[u8])]) -> String {
+        let tar = self.path("rootfs.tar");
+        std::fs::write(&tar, busybox_rootfs_tar(extra)).unwrap();
+        ok(self.berth(&[
+            "import",
+            "-c",
+            r#"CMD ["/bin/sh"]"#,
+            "-c",
+            "ENV PATH=/bin",
+            tar.to_str().unwrap(),
+            name,
+        ]))
+        .trim()
+        .to_owned()
+    }
+
     /// The daemon's children that have exited and were not reaped.
     pub fn zombies(&self) -> Vec<i32> {
         let pid = std::fs::read_to_string(self.data_root.join("daemon.pid")).unwrap();

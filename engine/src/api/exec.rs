@@ -156,24 +156,17 @@ fn spawn(d: &Daemon, x: &Exec) -> Result<Spawned, ApiError> {
         ));
     }
     let attach_stdin = x.config["AttachStdin"].as_bool().unwrap_or(false);
-    let null = || -> Result<OwnedFd, ApiError> {
-        Ok(File::open("/dev/null")
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .into())
-    };
+    let null =
+        || crate::tty::dev_null().map_err(|e| ApiError::internal(format!("open /dev/null: {e}")));
     let mut rc = runtime::Container::load(&d.containers.runtime_root, &c.id)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let mut opts = runtime::ExecOpts::default();
     let mut ours = None;
     let console = if tty {
-        let sock = crate::tty::ConsoleSocket::bind()
+        let (sock, stdio) = crate::tty::ConsoleSocket::bind_for_runtime()
             .map_err(|e| ApiError::internal(format!("console socket: {e}")))?;
         opts.console_socket = Some(sock.path.clone());
-        opts.stdio = runtime::Stdio {
-            stdin: Some(null()?),
-            stdout: Some(null()?),
-            stderr: Some(null()?),
-        };
+        opts.stdio = stdio;
         Some(sock)
     } else {
         let (out_r, out_w) = pipe()?;

@@ -2,23 +2,8 @@
 
 use serde_json::{json, Value};
 
-/// Docker's default capabilities (moby `oci/caps/defaults.go`).
-pub const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+/// Docker's default capabilities.
+pub use runtime::seccomp::moby::DEFAULT_CAPS;
 
 /// moby's masked and read-only paths.
 const MASKED: [&str; 12] = [

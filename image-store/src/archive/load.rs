@@ -14,7 +14,7 @@ use super::archive_path;
 use crate::digest::{chain_ids, Digest};
 use crate::error::{Result, StoreError};
 use crate::reference::Reference;
-use crate::store::{json_err, Store};
+use crate::store::{json_err, parse_config, Store};
 use crate::tee::LayerIngest;
 use crate::unpack::UnpackOptions;
 
@@ -265,14 +265,7 @@ impl Store {
         let mut prepared = Vec::new();
         for p in &planned {
             let id = Digest::of_bytes(&p.config);
-            let cfg: oci_spec::image::ImageConfiguration =
-                serde_json::from_slice(&p.config).map_err(json_err("image config", &id))?;
-            let diff_ids = cfg
-                .rootfs()
-                .diff_ids()
-                .iter()
-                .map(|d| Digest::parse(d))
-                .collect::<Result<Vec<_>>>()?;
+            let (_, diff_ids) = parse_config(&p.config, &id)?;
             if diff_ids.len() != p.layers.len() {
                 return Err(invalid(format!(
                     "image {id}: config lists {} layers, manifest {}",

@@ -198,29 +198,31 @@ pub fn default_for<S: AsRef<str>>(caps: &[S]) -> LinuxSeccomp {
     profile().resolve(&caps, &Target::host())
 }
 
+/// Docker's default capabilities (moby `oci/caps/defaults.go`): what the profile is
+/// usually resolved for.
+pub const DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const DOCKER_CAPS: [&str; 14] = [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-    ];
-
     fn caps(extra: &[&str]) -> Vec<String> {
-        DOCKER_CAPS
+        DEFAULT_CAPS
             .iter()
             .chain(extra)
             .map(|c| c.to_string())
