@@ -5,6 +5,7 @@
 //! a container: reading the file, fetching images and running steps belong to the engine,
 //! which consumes the values this crate produces.
 
+pub mod config;
 pub mod dockerfile;
 pub mod resolve;
 pub mod shell;

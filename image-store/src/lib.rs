@@ -8,6 +8,7 @@
 
 pub mod archive;
 pub mod blobs;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod layers;
@@ -24,6 +25,7 @@ mod ingest;
 pub mod store;
 mod tee;
 pub use archive::LoadedImage;
+pub use diff::NewLayer;
 pub use import::ImportOptions;
 pub use ingest::{LayerWriter, PendingLayer, PulledLayer, StagedLayer};
 pub use lease::WriteLease;

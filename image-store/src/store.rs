@@ -533,6 +533,23 @@ impl Store {
             }
             (blobs, layers)
         };
+        // Pinned images (the build cache) are roots too.
+        let (keep_blobs, keep_layers) = {
+            let (mut blobs, mut layers) = (keep_blobs, keep_layers);
+            for m in self.pinned_manifests() {
+                if let Ok(rec) = self.record_for_manifest(&m, MediaType::ImageManifest) {
+                    blobs.insert(rec.manifest.clone());
+                    blobs.insert(rec.id.clone());
+                    for l in &rec.layers {
+                        if let Ok(d) = Digest::parse(l.digest().as_ref()) {
+                            blobs.insert(d);
+                        }
+                    }
+                    layers.extend(rec.chain_ids.iter().cloned());
+                }
+            }
+            (blobs, layers)
+        };
         let mut reclaimed = 0;
         let mut removed = Vec::new();
         for d in self.blobs.list()?.into_iter().flatten() {

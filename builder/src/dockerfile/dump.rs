@@ -42,7 +42,7 @@ fn node_sexp(node: &Node, out: &mut String) {
 
 /// Quotes `s` as Go's `strconv.Quote` does: `\"`, `\\`, the C escapes, `\xNN` for other
 /// ASCII controls, `\uNNNN`/`\UNNNNNNNN` for non-printable characters, the rest as is.
-pub(crate) fn go_quote(s: &str, out: &mut String) {
+pub fn go_quote(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {

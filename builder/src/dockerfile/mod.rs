@@ -14,7 +14,7 @@ mod instruction;
 mod node;
 mod syntax;
 
-pub use dump::dump_ast;
+pub use dump::{dump_ast, go_quote};
 pub use error::{ParseError, ParseErrorKind};
 pub use instruction::{
     ArgDecl, Command, Copy, Dockerfile, From, Healthcheck, Instruction, KeyValue, Located, Onbuild,
