@@ -56,7 +56,11 @@ pub fn shell_of(image: &Value) -> Vec<String> {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -350,7 +354,11 @@ pub fn nop_created_by(shell: &[String], comment: &str) -> String {
 
 /// The command a RUN step runs, and its history line: build args in effect prefix it as
 /// `|N K=v…` (which is how a changed `--build-arg` misses the cache at the first RUN).
-pub fn run_command(command: &Command, shell: &[String], args: &[(String, String)]) -> (Vec<String>, String) {
+pub fn run_command(
+    command: &Command,
+    shell: &[String],
+    args: &[(String, String)],
+) -> (Vec<String>, String) {
     let argv = command_vec(command, shell);
     let mut line = Vec::new();
     if !args.is_empty() {
@@ -406,7 +414,12 @@ mod tests {
         );
         assert_eq!(
             comments,
-            ["WORKDIR /app", "EXPOSE 80/tcp", "ENV NAME=World", "CMD [\"python\" \"app.py\"]"]
+            [
+                "WORKDIR /app",
+                "EXPOSE 80/tcp",
+                "ENV NAME=World",
+                "CMD [\"python\" \"app.py\"]"
+            ]
         );
         assert_eq!(
             nop_created_by(&default_shell(), "ENV NAME=World"),
@@ -440,7 +453,10 @@ mod tests {
             c["ExposedPorts"],
             json!({"53/udp": {}, "8000/tcp": {}, "8001/tcp": {}, "8002/tcp": {}})
         );
-        assert_eq!(c["Healthcheck"], json!({"Test": ["CMD-SHELL", "true"], "Retries": 2}));
+        assert_eq!(
+            c["Healthcheck"],
+            json!({"Test": ["CMD-SHELL", "true"], "Retries": 2})
+        );
         assert_eq!(c["OnBuild"], json!(["RUN x"]));
         assert_eq!(c["Volumes"], json!({"/data": {}}));
         assert_eq!(c["User"], json!("app"));
@@ -458,7 +474,11 @@ mod tests {
     #[test]
     fn run_lines_carry_build_args() {
         let cmd = Command::Shell("echo $A".into());
-        let (argv, line) = run_command(&cmd, &default_shell(), &[("B".into(), "2".into()), ("A".into(), "1".into())]);
+        let (argv, line) = run_command(
+            &cmd,
+            &default_shell(),
+            &[("B".into(), "2".into()), ("A".into(), "1".into())],
+        );
         assert_eq!(argv, ["/bin/sh", "-c", "echo $A"]);
         assert_eq!(line, "|2 A=1 B=2 /bin/sh -c echo $A");
         let (_, line) = run_command(&Command::Exec(vec!["true".into()]), &default_shell(), &[]);

@@ -45,6 +45,13 @@ enum Cmd {
     Tag { source: String, target: String },
     /// Show the history of an image
     History { image: String },
+    /// Build an image from a Dockerfile
+    Build(commands::build::BuildArgs),
+    /// Create a new image from a container's changes
+    Commit(commands::build::CommitArgs),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCmd),
     /// Remove one or more images
     Rmi(commands::images::RmiArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -133,6 +140,16 @@ enum Cmd {
         #[arg(long)]
         stage2: bool,
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BuilderCmd {
+    /// Remove the build cache
+    Prune {
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
     },
 }
 
@@ -294,6 +311,9 @@ async fn run_images(c: &client::Client, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Tag { source, target } => images::tag(c, &source, &target).await,
         Cmd::History { image } => images::image(c, images::ImageCmd::History { image }).await,
         Cmd::Rmi(a) => images::rmi(c, a).await,
+        Cmd::Build(a) => commands::build::build(c, a).await,
+        Cmd::Commit(a) => commands::build::commit(c, a).await,
+        Cmd::Builder(BuilderCmd::Prune { .. }) => commands::build::builder_prune(c).await,
         Cmd::Import(a) => images::import(c, a).await,
         Cmd::Save(a) => images::save(c, a).await,
         Cmd::Load(a) => images::load(c, a).await,

@@ -8,6 +8,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod build;
 mod changes;
 pub mod containers;
 pub mod daemon;

@@ -196,7 +196,11 @@ impl Store {
 
     /// Store `config` (an image config, as JSON) and a manifest over already-stored layer
     /// blobs, without naming the image. Returns the manifest's digest.
-    pub fn write_image(&self, config: &[u8], layers: &[(Digest, u64, MediaType)]) -> Result<Digest> {
+    pub fn write_image(
+        &self,
+        config: &[u8],
+        layers: &[(Digest, u64, MediaType)],
+    ) -> Result<Digest> {
         self.write_manifest(config, layers)
     }
 
@@ -210,9 +214,10 @@ impl Store {
             .record_for_manifest(manifest, MediaType::ImageManifest)
             .ok()?;
         let complete = rec.chain_ids.iter().all(|c| self.layers.exists(c))
-            && rec.layers.iter().all(|l| {
-                Digest::parse(l.digest().as_ref()).is_ok_and(|d| self.blobs.exists(&d))
-            });
+            && rec
+                .layers
+                .iter()
+                .all(|l| Digest::parse(l.digest().as_ref()).is_ok_and(|d| self.blobs.exists(&d)));
         complete.then_some(rec)
     }
 
@@ -336,7 +341,10 @@ mod tests {
         let layer = store.layer_from_dir(changes.path(), None).unwrap().unwrap();
         assert_eq!(layer.chain_id, layer.diff_id);
         assert_eq!(layer.size, 6);
-        let unpacked = store.layers().diff_dir(&layer.chain_id).join("app/hello.txt");
+        let unpacked = store
+            .layers()
+            .diff_dir(&layer.chain_id)
+            .join("app/hello.txt");
         assert_eq!(fs::read_to_string(unpacked).unwrap(), "hello\n");
 
         let mut config = empty_config().unwrap();
@@ -345,7 +353,11 @@ mod tests {
         let manifest = store
             .write_image(
                 &bytes,
-                &[(layer.blob.clone(), layer.blob_size, layer.media_type.clone())],
+                &[(
+                    layer.blob.clone(),
+                    layer.blob_size,
+                    layer.media_type.clone(),
+                )],
             )
             .unwrap();
         let key = Digest::of_bytes(b"step key");

@@ -31,6 +31,10 @@ pub fn prepare(sys: &dyn Syscall, plan: &Plan) -> Result<(), SysError> {
     for s in &plan.symlinks {
         sys.symlink_in_root(root, &s.target, &s.link)?;
     }
+    // As runc: a missing working directory is created (a WORKDIR no step made yet).
+    if plan.process.cwd != Path::new("/") {
+        sys.resolve_in_root(root, &plan.process.cwd, Create::Dir)?;
+    }
     Ok(())
 }
 

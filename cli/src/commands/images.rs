@@ -250,7 +250,7 @@ async fn inspect(c: &Client, images: &[String]) -> Result<()> {
 }
 
 /// Split `repo[:tag]` as the docker CLI does before calling the tag endpoint.
-fn split_repo_tag(target: &str) -> (&str, &str) {
+pub fn split_repo_tag(target: &str) -> (&str, &str) {
     let slash = target.rfind('/').map_or(0, |i| i + 1);
     match target[slash..].rfind(':') {
         Some(i) => (&target[..slash + i], &target[slash + i + 1..]),

@@ -1,5 +1,6 @@
 //! One module per command group; each turns arguments into API calls and prints the result.
 
+pub mod build;
 pub mod containers;
 pub mod images;
 pub mod network;

@@ -141,6 +141,7 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
         restart_count: 0,
         removed: false,
         network_settings: Value::Null,
+        rootfs_layers: None,
     };
     let e = d
         .containers
@@ -153,7 +154,7 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
     ))
 }
 
-fn write_etc_files(d: &Daemon, c: &Container) -> Result<(), ApiError> {
+pub(crate) fn write_etc_files(d: &Daemon, c: &Container) -> Result<(), ApiError> {
     let dir = d.containers.dir_of(&c.id);
     let hostname = c.config["Hostname"]
         .as_str()
@@ -179,8 +180,18 @@ fn monitor_config(
     netns: Option<std::path::PathBuf>,
 ) -> Result<MonitorConfig, ApiError> {
     let dir = d.containers.dir_of(&c.id);
-    let id = image_store::Digest::parse(&c.image_id)?;
-    let overlay = d.store.overlay(&id, &dir)?;
+    let overlay = match &c.rootfs_layers {
+        Some(chains) => {
+            let chains = chains
+                .iter()
+                .map(|c| image_store::Digest::parse(c))
+                .collect::<Result<Vec<_>, _>>()?;
+            d.store.layers().overlay(&chains, &dir)?
+        }
+        None => d
+            .store
+            .overlay(&image_store::Digest::parse(&c.image_id)?, &dir)?,
+    };
     let hc = &c.host_config;
     let cfg = &c.config;
     let net = hc["NetworkMode"].as_str().unwrap_or("default");
@@ -484,7 +495,7 @@ pub async fn kill(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
 }
 
 /// Wait (asynchronously) until `pred` holds for the entry's state.
-async fn wait_for(e: &Entry, pred: impl Fn(&RunState) -> bool) -> RunState {
+pub(crate) async fn wait_for(e: &Entry, pred: impl Fn(&RunState) -> bool) -> RunState {
     let mut rx = e.changes.subscribe();
     loop {
         {
@@ -733,7 +744,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
 }
 
 /// Entries of the json-file log from byte `from`: (stream, time, bytes).
-fn read_log(path: &std::path::Path, from: u64) -> (Vec<(u8, String, Vec<u8>)>, u64) {
+pub(crate) fn read_log(path: &std::path::Path, from: u64) -> (Vec<(u8, String, Vec<u8>)>, u64) {
     use std::io::{BufRead, Seek};
     let mut out = Vec::new();
     let Ok(mut f) = std::fs::File::open(path) else {

@@ -1,5 +1,6 @@
 //! The Engine API router: version prefix handling, Docker's common headers, dispatch.
 
+mod build;
 pub mod containers;
 pub mod exec;
 mod images;
@@ -115,6 +116,17 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
         (&Method::GET, "/images/search") => registry::search(&d, &q, &registry_auth).await,
         (&Method::POST, "/auth") => registry::auth(&d, req.into_body()).await,
         (&Method::POST, "/images/prune") => images::prune(&d, &q).await,
+        (&Method::POST, "/build") => {
+            let config = req
+                .headers()
+                .get("x-registry-config")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            build::build(d, &q, &config, req.into_body()).await
+        }
+        (&Method::POST, "/build/prune") => build::prune(&d).await,
+        (&Method::POST, "/commit") => build::commit(&d, &q, req.into_body()).await,
         (&Method::POST, "/containers/create") => containers::create(&d, &q, req.into_body()).await,
         (&Method::GET, "/containers/json") => containers::list(&d, &q).await,
         (&Method::GET, "/networks") => networks::list(&d, &q).await,

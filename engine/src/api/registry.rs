@@ -26,7 +26,7 @@ async fn forward(mut rx: mpsc::UnboundedReceiver<Value>, w: ChannelWriter) {
 }
 
 /// A streamed JSON reply and the lines that feed it.
-fn progress_reply() -> (Lines, Reply) {
+pub(crate) fn progress_reply() -> (Lines, Reply) {
     let (w, reply) = channel_body("application/json");
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(forward(rx, w));

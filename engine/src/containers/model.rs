@@ -103,6 +103,10 @@ pub struct Container {
     /// Docker's `NetworkSettings` of the current (or last) run.
     #[serde(default)]
     pub network_settings: Value,
+    /// A build step's container runs on these layers (chain IDs, bottom first) rather than
+    /// on a named image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs_layers: Option<Vec<String>>,
 }
 
 impl Container {
