@@ -1,5 +1,5 @@
-//! The image builder's front half: Dockerfile parsing, word expansion and ARG/ENV scoping,
-//! all as pure functions over strings.
+//! The image builder's front half: Dockerfile parsing, word expansion, ARG/ENV scoping and
+//! `.dockerignore` matching, all as pure functions over strings.
 //!
 //! This crate owns what a Dockerfile *means*. It never touches the filesystem, the network or
 //! a container: reading the file, fetching images and running steps belong to the engine,
@@ -7,5 +7,6 @@
 
 pub mod config;
 pub mod dockerfile;
+pub mod ignore;
 pub mod resolve;
 pub mod shell;

@@ -4,6 +4,7 @@
 mod client;
 mod commands;
 mod connect;
+mod context;
 mod format;
 
 use std::path::PathBuf;
