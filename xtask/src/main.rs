@@ -9,6 +9,7 @@ mod bench_pull;
 mod bench_runtime;
 mod demo;
 mod dockerfile;
+mod rootfs;
 mod sys;
 mod test;
 
@@ -19,6 +20,7 @@ tasks:
   test                 lint, unit tests, end-to-end tests (privileged ones when root)
   lint                 cargo fmt --check and cargo clippy -D warnings
   bench <name>         benchmarks against the peers: store, run, pull, net, runtime
+  rootfs <name>        build once, then print, a cached Debian rootfs tarball: python, redis
   dockerfile dump PATH | expand [--env K=V]... WORD";
 
 fn main() -> anyhow::Result<()> {
@@ -29,6 +31,7 @@ fn main() -> anyhow::Result<()> {
         Some("lint") => test::lint(),
         Some("bench") => bench::run(&args[1..]),
         Some("dockerfile") => dockerfile::run(&args[1..]),
+        Some("rootfs") => rootfs::run_task(&args[1..]),
         Some(other) => anyhow::bail!("unknown task {other:?}\n{USAGE}"),
         None => anyhow::bail!("{USAGE}"),
     }

@@ -69,11 +69,15 @@ pub fn ensure_packages(pkgs: &[&str]) -> Result<()> {
         bail!("missing Debian packages {missing:?}: run as root so xtask can install them, or apt-get install them");
     }
     eprintln!("xtask: installing {missing:?}");
-    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    // apt's progress goes to stderr: some tasks print their result on stdout
+    run(Command::new("apt-get")
+        .args(["update", "-qq"])
+        .stdout(std::io::stderr()))?;
     run(Command::new("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
         .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive"))
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdout(std::io::stderr()))
 }
 
 pub fn workspace_root() -> PathBuf {

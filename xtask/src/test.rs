@@ -5,6 +5,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Result};
 
+use crate::rootfs;
 use crate::sys::{self, cargo, ensure_packages, is_root};
 
 /// What the end-to-end suite drives besides berth itself.
@@ -24,6 +25,12 @@ pub const TEST_PACKAGES: &[&str] = &[
     "iproute2",
     "bsdutils",
     "conmon",
+];
+
+/// The Debian rootfs tarballs the end-to-end tests import, and the variables that name them.
+pub const FIXTURES: &[(&str, &str)] = &[
+    ("BERTH_FIXTURE_PYTHON_TAR", "python"),
+    ("BERTH_FIXTURE_REDIS_TAR", "redis"),
 ];
 
 pub fn lint() -> Result<()> {
@@ -47,6 +54,16 @@ pub fn run(extra: &[String]) -> Result<()> {
     let mut c = cargo();
     // --no-fail-fast: every test runs, so the summary line counts all of them
     c.args(["test", "--workspace", "--no-fail-fast", "--"]);
+    for (var, name) in FIXTURES {
+        match rootfs::ensure(name) {
+            Ok(tarball) => {
+                c.env(var, tarball);
+            }
+            // building needs root, like the tests that would use it
+            Err(e) if !is_root() => eprintln!("xtask: no {var}: {e:#}"),
+            Err(e) => return Err(e),
+        }
+    }
     if is_root() {
         c.arg("--include-ignored");
     } else {
