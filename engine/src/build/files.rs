@@ -34,6 +34,18 @@ pub fn in_root<T: Send>(root: &Path, f: impl FnOnce() -> io::Result<T> + Send) -
     })
 }
 
+/// An error with its causes (the tar crate wraps the reason an entry failed).
+pub fn chain(e: &io::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
+
 /// Mount `m` at `target` (read-write when it has an upper dir).
 pub fn mount_overlay(m: &OverlayMount, target: &Path) -> io::Result<()> {
     fs::create_dir_all(target)?;

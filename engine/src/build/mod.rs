@@ -66,9 +66,16 @@ impl Options {
     pub fn from_query(q: &Query, registry_config: &str) -> Result<Self, ApiError> {
         let mut tags = Vec::new();
         for t in q.all("t") {
-            tags.push(Reference::parse_named(&t).map_err(|e| {
+            let bad = |e: image_store::StoreError| {
                 ApiError::bad_request(format!("invalid reference format: {t:?}: {e}"))
-            })?);
+            };
+            let r = Reference::parse_named(&t).map_err(bad)?;
+            let r = if r.tag().is_none() && r.digest().is_none() {
+                r.with_tag("latest").map_err(bad)?
+            } else {
+                r
+            };
+            tags.push(r);
         }
         let auths = if registry_config.is_empty() {
             HashMap::new()
@@ -416,6 +423,10 @@ impl Build {
             }
         }
         self.out.send(json!({"aux": {"ID": id.as_str()}}));
+        if self.opts.quiet {
+            // as dockerd: a quiet build's only output is the ID (the docker CLI prints it)
+            self.out.send(json!({"stream": format!("{id}\n")}));
+        }
         self.say(format!("Successfully built {}\n", id.short()));
         for t in &self.opts.tags {
             self.say(format!("Successfully tagged {}\n", t.familiar()));
@@ -681,7 +692,8 @@ impl Build {
         } else {
             vec![false; matched.len()]
         };
-        let io = |e: std::io::Error| ApiError::bad_request(format!("{kw} failed: {e}"));
+        let io =
+            |e: std::io::Error| ApiError::bad_request(format!("{kw} failed: {}", files::chain(&e)));
         {
             let plain: Vec<files::Matched> = matched
                 .iter()

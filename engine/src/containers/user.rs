@@ -49,6 +49,8 @@ pub fn resolve(root: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), String> 
     let (uid, mut gid, name) = match (uid_gid, u.parse::<u32>()) {
         (Some(x), _) => x,
         (None, Ok(n)) => (n, 0, String::new()),
+        // as runc: root needs no passwd entry (a scratch image has none)
+        (None, Err(_)) if u == "root" => (0, 0, String::new()),
         (None, Err(_)) => {
             return Err(format!(
                 "unable to find user {u}: no matching entries in passwd file"
