@@ -364,3 +364,69 @@ fn docker_cli_classic_build_and_commit() {
     ]));
     assert_eq!(ok(d.docker(&["run", "--rm", "dseed:committed"])), "x\n");
 }
+
+const APP: &str = r#"import os
+import socket
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import flask  # installed from Debian's python3-flask in the base image
+
+
+class Hello(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = "<h3>Hello {}!</h3><b>Hostname:</b> {}<br/><b>Flask:</b> {}".format(
+            os.getenv("NAME", "world"), socket.gethostname(), flask.__name__
+        )
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+
+HTTPServer(("0.0.0.0", 80), Hello).serve_forever()
+"#;
+
+/// The seed's Dockerfile on a python3 base made from Debian's packages: builds, and the
+/// container serves its page on a published port.
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn seed_dockerfile_on_debian_python_serves_its_page() {
+    assert!(is_root(), "needs root: run through `cargo xtask test`");
+    let base = std::env::var("BERTH_FIXTURE_PYTHON_TAR")
+        .expect("BERTH_FIXTURE_PYTHON_TAR is unset: run through `cargo xtask test`, which builds it");
+    let d = TestDaemon::start();
+    ok(d.in_netns("ip").args(["link", "set", "lo", "up"]));
+    ok(d.berth(&["import", "-c", "CMD [\"python3\"]", &base, "python:3-debian"]));
+    let ctx = d.path("friendlyhello");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("app.py"), APP).unwrap();
+    fs::write(ctx.join("requirements.txt"), "Flask\n").unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM python:3-debian\nWORKDIR /app\nADD . /app\nRUN python3 -c 'import flask' && cat requirements.txt\nEXPOSE 80\nENV NAME World\nCMD [\"python3\", \"app.py\"]\n",
+    )
+    .unwrap();
+    let out = ok(d.berth(&["build", "-t", "friendlyhello", ctx.to_str().unwrap()]));
+    assert!(out.contains("Flask\n") && out.contains("Successfully tagged friendlyhello:latest"), "{out}");
+    ok(d.berth(&["run", "-d", "--name", "web", "-p", "4000:80", "friendlyhello"]));
+    let url = "http://127.0.0.1:4000/";
+    let mut page = String::new();
+    for _ in 0..100 {
+        let o = support::run(d.in_netns("python3").args([
+            "-c",
+            &format!("import urllib.request; print(urllib.request.urlopen('{url}', timeout=2).read().decode())"),
+        ]));
+        if o.status.success() {
+            page = String::from_utf8_lossy(&o.stdout).into_owned();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let hostname = ok(d.berth(&["exec", "web", "hostname"]));
+    assert!(page.contains("Hello World!"), "{page}\n{}", ok(d.berth(&["logs", "web"])));
+    assert!(page.contains(hostname.trim()), "{page}");
+    assert!(page.contains("Flask:</b> flask"), "{page}");
+    ok(d.berth(&["rm", "-f", "web"]));
+    // a rebuild with nothing changed runs no RUN step
+    let again = ok(d.berth(&["build", "-t", "friendlyhello", ctx.to_str().unwrap()]));
+    assert!(!again.contains("Running in"), "{again}");
+}
