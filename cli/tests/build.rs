@@ -391,11 +391,18 @@ HTTPServer(("0.0.0.0", 80), Hello).serve_forever()
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn seed_dockerfile_on_debian_python_serves_its_page() {
     assert!(is_root(), "needs root: run through `cargo xtask test`");
-    let base = std::env::var("BERTH_FIXTURE_PYTHON_TAR")
-        .expect("BERTH_FIXTURE_PYTHON_TAR is unset: run through `cargo xtask test`, which builds it");
+    let base = std::env::var("BERTH_FIXTURE_PYTHON_TAR").expect(
+        "BERTH_FIXTURE_PYTHON_TAR is unset: run through `cargo xtask test`, which builds it",
+    );
     let d = TestDaemon::start();
     ok(d.in_netns("ip").args(["link", "set", "lo", "up"]));
-    ok(d.berth(&["import", "-c", "CMD [\"python3\"]", &base, "python:3-debian"]));
+    ok(d.berth(&[
+        "import",
+        "-c",
+        "CMD [\"python3\"]",
+        &base,
+        "python:3-debian",
+    ]));
     let ctx = d.path("friendlyhello");
     fs::create_dir_all(&ctx).unwrap();
     fs::write(ctx.join("app.py"), APP).unwrap();
@@ -406,8 +413,19 @@ fn seed_dockerfile_on_debian_python_serves_its_page() {
     )
     .unwrap();
     let out = ok(d.berth(&["build", "-t", "friendlyhello", ctx.to_str().unwrap()]));
-    assert!(out.contains("Flask\n") && out.contains("Successfully tagged friendlyhello:latest"), "{out}");
-    ok(d.berth(&["run", "-d", "--name", "web", "-p", "4000:80", "friendlyhello"]));
+    assert!(
+        out.contains("Flask\n") && out.contains("Successfully tagged friendlyhello:latest"),
+        "{out}"
+    );
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "4000:80",
+        "friendlyhello",
+    ]));
     let url = "http://127.0.0.1:4000/";
     let mut page = String::new();
     for _ in 0..100 {
@@ -422,7 +440,11 @@ fn seed_dockerfile_on_debian_python_serves_its_page() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let hostname = ok(d.berth(&["exec", "web", "hostname"]));
-    assert!(page.contains("Hello World!"), "{page}\n{}", ok(d.berth(&["logs", "web"])));
+    assert!(
+        page.contains("Hello World!"),
+        "{page}\n{}",
+        ok(d.berth(&["logs", "web"]))
+    );
     assert!(page.contains(hostname.trim()), "{page}");
     assert!(page.contains("Flask:</b> flask"), "{page}");
     ok(d.berth(&["rm", "-f", "web"]));
