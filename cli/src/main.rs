@@ -127,6 +127,16 @@ enum Cmd {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Pause all processes within one or more containers
+    Pause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Unpause all processes within one or more containers
+    Unpause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Block until one or more containers stop, then print their exit codes
     Wait {
         #[arg(required = true)]
@@ -278,6 +288,10 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             .await,
         ),
         Cmd::Wait { containers } => ct::wait(&c, &containers).await,
+        Cmd::Pause { containers } => done(ct::each(&c, Method::POST, &containers, "pause").await),
+        Cmd::Unpause { containers } => {
+            done(ct::each(&c, Method::POST, &containers, "unpause").await)
+        }
         Cmd::Container(cc) => match cc {
             ContainerCmd::Ls(a) => done(ct::ps(&c, a).await),
             ContainerCmd::Inspect { containers } => done(ct::inspect(&c, &containers).await),

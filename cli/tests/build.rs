@@ -452,3 +452,135 @@ fn seed_dockerfile_on_debian_python_serves_its_page() {
     let again = ok(d.berth(&["build", "-t", "friendlyhello", ctx.to_str().unwrap()]));
     assert!(!again.contains("Running in"), "{again}");
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn onbuild_url_labels_outside_dockerfile_and_pause() {
+    let d = daemon();
+    ok(d.in_netns("ip").args(["link", "set", "lo", "up"]));
+    // a file server on the daemon's loopback, for ADD <url>
+    let www = d.path("www");
+    fs::create_dir_all(&www).unwrap();
+    fs::write(www.join("remote.txt"), "from the web\n").unwrap();
+    let mut server = d
+        .in_netns("python3")
+        .args([
+            "-m",
+            "http.server",
+            "18765",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(&www)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let parent = d.path("parent");
+    fs::create_dir_all(&parent).unwrap();
+    fs::write(
+        parent.join("Dockerfile"),
+        "FROM busybox\nONBUILD RUN echo triggered > /trigger\nONBUILD ENV FROM_TRIGGER=yes\n",
+    )
+    .unwrap();
+    ok(d.berth(&["build", "-t", "parent", parent.to_str().unwrap()]));
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(d.berth(&["image", "inspect", "parent"]))).unwrap();
+    assert_eq!(
+        v[0]["Config"]["OnBuild"],
+        serde_json::json!(["RUN echo triggered > /trigger", "ENV FROM_TRIGGER=yes"])
+    );
+    // the Dockerfile lives outside the context; ADD fetches a URL; COPY --from an image
+    let ctx = d.path("kid");
+    fs::create_dir_all(&ctx).unwrap();
+    let outside = d.path("Kidfile");
+    fs::write(
+        &outside,
+        "FROM parent\nADD http://127.0.0.1:18765/remote.txt /remote/\nCOPY --from=busybox /bin/busybox /bb\nCMD [\"sh\", \"-c\", \"cat /trigger /remote/remote.txt; echo $FROM_TRIGGER; ls -l /remote/remote.txt\"]\n",
+    )
+    .unwrap();
+    let mut built = String::new();
+    for _ in 0..50 {
+        let o = support::run(&mut d.berth(&[
+            "build",
+            "-f",
+            outside.to_str().unwrap(),
+            "--label",
+            "org.example.team=builders",
+            "-t",
+            "kid",
+            ctx.to_str().unwrap(),
+        ]));
+        built =
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        if o.status.success() || !built.contains("Connection refused") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(built.contains("# Executing 2 build triggers"), "{built}");
+    assert!(built.contains("Successfully tagged kid:latest"), "{built}");
+    let out = ok(d.berth(&["run", "--rm", "kid"]));
+    assert!(out.starts_with("triggered\nfrom the web\nyes\n"), "{out}");
+    assert!(
+        out.contains("-rw-------"),
+        "ADD of a URL is mode 0600: {out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(d.berth(&["image", "inspect", "kid"]))).unwrap();
+    assert_eq!(v[0]["Config"]["Labels"]["org.example.team"], "builders");
+    assert!(
+        v[0]["Config"]["OnBuild"].is_null(),
+        "triggers are not inherited: {v}"
+    );
+
+    // pause, unpause, and commit pausing a running container
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do date >> /ticks; sleep 0.05; done",
+    ]));
+    ok(d.berth(&["pause", "ticker"]));
+    let ps = ok(d.berth(&["ps"]));
+    assert!(ps.contains("(Paused)"), "{ps}");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(d.berth(&["container", "inspect", "ticker"]))).unwrap();
+    let id = v[0]["Id"].as_str().unwrap().to_owned();
+    let ticks = || {
+        fs::read_to_string(d.data_root.join("containers").join(&id).join("upper/ticks"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let a = ticks();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(a, ticks(), "a paused container runs nothing");
+    let e = fails(d.berth(&["pause", "ticker"]));
+    assert!(e.contains("already paused"), "{e}");
+    let e = fails(d.berth(&["exec", "ticker", "true"]));
+    assert!(
+        e.contains("is paused, unpause the container before exec"),
+        "{e}"
+    );
+    ok(d.berth(&["unpause", "ticker"]));
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(ticks() > a, "unpaused, it runs again");
+    ok(d.berth(&["commit", "ticker", "ticks"]));
+    let ps = ok(d.berth(&["ps"]));
+    assert!(
+        ps.contains("ticker") && !ps.contains("Paused"),
+        "commit unpauses: {ps}"
+    );
+    let n = ok(d.berth(&["run", "--rm", "ticks", "cat", "/ticks"]));
+    assert!(n.lines().count() > a, "{n}");
+    ok(d.berth(&["pause", "ticker"]));
+    ok(d.berth(&["rm", "-f", "ticker"]));
+}

@@ -15,10 +15,13 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("store") => store(),
         Some("run") => run_bench(),
         Some("pull") => crate::bench_pull::run(),
+        Some("build") => crate::bench_build::run(),
         Some("net") => crate::bench_net::run(&args[1..]),
         Some("runtime") => crate::bench_runtime::run_bench(&args[1..]),
-        Some(other) => bail!("unknown bench {other:?}: available: store, run, pull, net, runtime"),
-        None => bail!("usage: cargo xtask bench <store|run|pull|net|runtime>"),
+        Some(other) => {
+            bail!("unknown bench {other:?}: available: store, run, pull, build, net, runtime")
+        }
+        None => bail!("usage: cargo xtask bench <store|run|pull|build|net|runtime>"),
     }
 }
 
@@ -244,21 +247,8 @@ pub(crate) fn wait_for_socket(p: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// `run --rm busybox true`: berth vs podman (--net=none) vs dockerd 20.10 (--net=none), interleaved.
-fn run_bench() -> Result<()> {
-    ensure_packages(&[
-        "podman",
-        "runc",
-        "docker.io",
-        "busybox-static",
-        "util-linux",
-    ])?;
-    let berth = build_release()?;
-    let dir = workspace_root().join("target/bench-run");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let rootfs = busybox_rootfs(&dir)?;
-    // podman as DEVELOPERS.md configures it on this machine
+/// podman as DEVELOPERS.md configures it on this machine.
+pub(crate) fn configure_podman() -> Result<()> {
     std::fs::create_dir_all("/etc/containers")?;
     // podman may not raise a hard limit here: give it the host's own (nofile and nproc).
     let limits = std::fs::read_to_string("/proc/self/limits")?;
@@ -281,6 +271,24 @@ fn run_bench() -> Result<()> {
             "[containers]\ndefault_ulimits = [\"nofile={nofile}:{nofile}\", \"nproc={nproc}:{nproc}\"]\n[engine]\ncgroup_manager = \"cgroupfs\"\nruntime = \"runc\"\n"
         ),
     )?;
+    Ok(())
+}
+
+/// `run --rm busybox true`: berth vs podman (--net=none) vs dockerd 20.10 (--net=none), interleaved.
+fn run_bench() -> Result<()> {
+    ensure_packages(&[
+        "podman",
+        "runc",
+        "docker.io",
+        "busybox-static",
+        "util-linux",
+    ])?;
+    let berth = build_release()?;
+    let dir = workspace_root().join("target/bench-run");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let rootfs = busybox_rootfs(&dir)?;
+    configure_podman()?;
     let sock = dir.join("berth.sock");
     let dsock = dir.join("docker.sock");
     let mut berthd = Command::new("unshare")

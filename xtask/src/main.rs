@@ -4,6 +4,7 @@
 //! fresh machine needs nothing but `cargo xtask demo` and `cargo xtask test`.
 
 mod bench;
+mod bench_build;
 mod bench_net;
 mod bench_pull;
 mod bench_runtime;

@@ -124,7 +124,22 @@ pub async fn commit(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
         config: config.filter(|c| !c.is_null()),
     };
     let _lease = d.store.write_lease();
-    let id = build::commit::commit(d, &c, opts).await?;
+    // as Docker: a running container is paused while its changes are read (pause=1 default)
+    let pause = c.state.status == crate::containers::Status::Running
+        && q.get("pause").is_none_or(|p| !matches!(p, "0" | "false"));
+    if pause {
+        let (d2, e2) = (d.clone(), e.clone());
+        tokio::task::spawn_blocking(move || super::containers::set_paused(&d2, &e2, true))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??;
+    }
+    let id = build::commit::commit(d, &c, opts).await;
+    if pause {
+        let (d2, e2) = (d.clone(), e.clone());
+        let _ = tokio::task::spawn_blocking(move || super::containers::set_paused(&d2, &e2, false))
+            .await;
+    }
+    let id = id?;
     Ok(reply_json(StatusCode::CREATED, &json!({"Id": id.as_str()})))
 }
 

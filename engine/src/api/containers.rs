@@ -468,6 +468,53 @@ fn signal_number(s: &str) -> Result<i32, ApiError> {
         .ok_or_else(bad)
 }
 
+/// Freeze (`true`) or thaw a running container's processes (cgroup freezer).
+pub fn set_paused(d: &Daemon, e: &Entry, paused: bool) -> Result<(), ApiError> {
+    let c = e.snapshot();
+    let conflict = |m: String| ApiError::new(StatusCode::CONFLICT, m);
+    match (c.state.status, paused) {
+        (Status::Running, true) | (Status::Paused, false) => {}
+        (Status::Paused, true) => {
+            return Err(conflict(format!("Container {} is already paused", c.id)))
+        }
+        (Status::Running, false) => {
+            return Err(conflict(format!("Container {} is not paused", c.id)))
+        }
+        _ => return Err(conflict(format!("Container {} is not running", c.id))),
+    }
+    let mut rc = runtime::Container::load(&d.containers.runtime_root, &c.id)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let done = if paused { rc.pause() } else { rc.resume() };
+    done.map_err(|e| ApiError::internal(e.to_string()))?;
+    d.containers.update(e, |c| {
+        c.state.status = if paused {
+            Status::Paused
+        } else {
+            Status::Running
+        };
+    })?;
+    Ok(())
+}
+
+/// `POST /containers/{id}/pause` and `/unpause`.
+pub async fn pause(d: &Arc<Daemon>, name: &str, paused: bool) -> Result<Reply, ApiError> {
+    let e = d.containers.get(name)?;
+    let d2 = d.clone();
+    tokio::task::spawn_blocking(move || set_paused(&d2, &e, paused))
+        .await
+        .map_err(blocking_err)??;
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+/// A frozen process takes no signal until thawed: thaw first (as dockerd does for stop/kill).
+fn thaw_for_signal(d: &Daemon, e: &Entry) {
+    if e.snapshot().state.status == Status::Paused {
+        if let Err(err) = set_paused(d, e, false) {
+            tracing::warn!("unpausing before a signal: {}", err.message);
+        }
+    }
+}
+
 fn send_signal(c: &Container, sig: i32) -> Result<(), ApiError> {
     let pid = rustix::process::Pid::from_raw(c.state.pid)
         .ok_or_else(|| ApiError::internal("container has no pid"))?;
@@ -479,6 +526,7 @@ fn send_signal(c: &Container, sig: i32) -> Result<(), ApiError> {
 
 pub async fn kill(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
     let e = d.containers.get(name)?;
+    thaw_for_signal(d, &e);
     let c = e.snapshot();
     let sig = signal_number(q.get("signal").unwrap_or(""))?;
     if !c.state.status.is_running() {
@@ -533,6 +581,7 @@ pub async fn stop_entry(e: &Arc<Entry>, t: Option<u64>) -> Result<bool, ApiError
 
 pub async fn stop(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
     let e = d.containers.get(name)?;
+    thaw_for_signal(d, &e);
     let t = q.get("t").and_then(|t| t.parse().ok());
     Ok(status(if stop_entry(&e, t).await? {
         StatusCode::NO_CONTENT
@@ -543,6 +592,7 @@ pub async fn stop(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
 
 pub async fn restart(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
     let e = d.containers.get(name)?;
+    thaw_for_signal(d, &e);
     let t = q.get("t").and_then(|t| t.parse().ok());
     stop_entry(&e, t).await?;
     start_entry(d, &e).await?;
@@ -551,6 +601,7 @@ pub async fn restart(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, Ap
 
 pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
     let e = d.containers.get(name)?;
+    thaw_for_signal(d, &e);
     let c = e.snapshot();
     if c.state.status.is_running() {
         if !q.flag("force") {
@@ -609,6 +660,7 @@ fn status_text(c: &Container) -> String {
     };
     match c.state.status {
         Status::Running => format!("Up {}", human_duration(since(&c.state.started_at))),
+        Status::Paused => format!("Up {} (Paused)", human_duration(since(&c.state.started_at))),
         Status::Exited if c.state.finished_at != ZERO_TIME => {
             format!(
                 "Exited ({}) {} ago",

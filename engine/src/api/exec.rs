@@ -62,6 +62,15 @@ pub async fn create(d: &Arc<Daemon>, name: &str, body: Incoming) -> Result<Reply
             format!("Container {} is not running", c.id),
         ));
     }
+    if c.state.status == crate::containers::Status::Paused {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "Container {} is paused, unpause the container before exec",
+                c.id
+            ),
+        ));
+    }
     let config: Value = serde_json::from_slice(&bytes)?;
     if strings(&config["Cmd"]).is_empty() {
         return Err(ApiError::bad_request("No exec command specified"));

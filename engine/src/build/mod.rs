@@ -448,15 +448,31 @@ impl Build {
     ) -> Result<Img, ApiError> {
         let mut state = StageState::default();
         let mut use_cache = !self.opts.no_cache;
-        for step in &stage.steps {
-            *n += 1;
+        let triggers = self.triggers(&mut img, escape)?;
+        if !triggers.is_empty() {
+            let k = triggers.len();
             self.say(format!(
-                "Step {}/{total} : {}\n",
-                *n,
-                step_text(lines, step.line, escape)
+                "# Executing {k} build trigger{}\n",
+                if k == 1 { "" } else { "s" }
             ));
-            let fail =
-                |e: String| ApiError::bad_request(format!("Dockerfile line {}: {e}", step.line));
+        }
+        let own = stage.steps.iter().map(|s| (false, s));
+        for (is_trigger, step) in triggers.iter().map(|s| (true, s)).chain(own) {
+            if !is_trigger {
+                *n += 1;
+                self.say(format!(
+                    "Step {}/{total} : {}\n",
+                    *n,
+                    step_text(lines, step.line, escape)
+                ));
+            }
+            let fail = |e: String| {
+                if is_trigger {
+                    ApiError::bad_request(format!("ONBUILD trigger: {e}"))
+                } else {
+                    ApiError::bad_request(format!("Dockerfile line {}: {e}", step.line))
+                }
+            };
             match &step.instruction {
                 Instruction::Run(run) => {
                     let shell = cfg::shell_of(&img.config);
@@ -510,6 +526,40 @@ impl Build {
             }
         }
         Ok(img)
+    }
+
+    /// The base's ONBUILD triggers, as steps to run first. They are not handed on: the
+    /// stage's image starts without them, as Docker's.
+    fn triggers(
+        &self,
+        img: &mut Img,
+        escape: char,
+    ) -> Result<Vec<builder::resolve::ResolvedStep>, ApiError> {
+        let list = strings(&img.config["config"]["OnBuild"]);
+        if list.is_empty() {
+            return Ok(Vec::new());
+        }
+        cfg::run_config(&mut img.config).remove("OnBuild");
+        let text = format!("# escape={escape}\nFROM scratch\n{}\n", list.join("\n"));
+        let bad = |e: String| ApiError::bad_request(format!("invalid ONBUILD trigger: {e}"));
+        let df = builder::dockerfile::parse(&text).map_err(|e| bad(e.to_string()))?;
+        let env: Vars = strings(&img.config["config"]["Env"])
+            .into_iter()
+            .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+            .collect();
+        let resolved = builder::resolve::resolve(&df, &self.opts.build_args, &|_| env.clone())
+            .map_err(|e| bad(e.to_string()))?;
+        let mut steps = Vec::new();
+        for st in resolved.stages {
+            for mut step in st.steps {
+                // "scratch" gave no env: the base's env is what triggers see
+                let mut e = env.clone();
+                e.extend(step.env);
+                step.env = e;
+                steps.push(step);
+            }
+        }
+        Ok(steps)
     }
 
     fn pin(&self, key: &Digest, img: &Img) -> Result<(), ApiError> {
