@@ -1,124 +1,107 @@
-//! `cargo xtask demo`: berth's main job, end to end, on a scratch daemon.
-//!
-//! Today (the foundation issue): build, start the daemon, make a busybox base image from
-//! Debian's busybox-static, list it, save and load it, check the store, stop the daemon.
-//! Each step is printed as a user would type it and its result is checked.
+//! `cargo xtask demo`: berth's main job, end to end — the Docker "get started" walkthrough
+//! (`examples/walkthrough.sh`) on a scratch daemon in a private network namespace: version,
+//! info, hello-world, build of the Flask + Redis app, run with a published port and a visit
+//! counter, stop, login/tag/push to a TLS registry with a password, run pulling it back by
+//! digest, exec -it, commit, search, rmi. Each step is printed as the tutorial shows it and
+//! its result is checked.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::sys::{build_release, busybox_rootfs, output, workspace_root};
-
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SIGTERM via kill(1): xtask stays free of libc bindings.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.socket.exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn step(berth: &Path, host: &str, args: &[&str]) -> Result<String> {
-    let shown: Vec<String> = args
-        .iter()
-        .map(|a| {
-            if a.contains([' ', '"']) {
-                format!("'{a}'")
-            } else {
-                (*a).to_owned()
-            }
-        })
-        .collect();
-    println!("\n$ berth {}", shown.join(" "));
-    let out = output(Command::new(berth).arg("-H").arg(host).args(args))?;
-    print!("{out}");
-    Ok(out)
-}
+use crate::sys::{build_release, busybox_rootfs, workspace_root};
 
 pub fn run() -> Result<()> {
+    crate::sys::ensure_packages(&[
+        "busybox-static",
+        "docker-registry",
+        "apache2-utils",
+        "openssl",
+        "util-linux",
+        "iproute2",
+        "nftables",
+    ])?;
     let berth = build_release()?;
     let dir = workspace_root().join("target/demo");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
+    println!("(preparing: Debian-based base images, built once and cached)");
+    let python = crate::rootfs::ensure("python")?;
+    let redis = crate::rootfs::ensure("redis")?;
+    let busybox = busybox_rootfs(&dir)?;
+    walkthrough(&berth, &dir, "berth", &python, &redis, &busybox)
+}
+
+/// The walkthrough in a private network and mount namespace: a daemon of its own, the
+/// registry, localhost:4000 — all gone with the namespace. `client` is `berth` or `docker`.
+pub fn walkthrough(
+    berth: &Path,
+    dir: &Path,
+    client: &str,
+    python: &Path,
+    redis: &Path,
+    busybox: &Path,
+) -> Result<()> {
     let socket = dir.join("berth.sock");
     let host = format!("unix://{}", socket.display());
-    let rootfs = busybox_rootfs(&dir)?;
-
-    println!(
-        "$ berth daemon --data-root {} -H {host} &",
-        dir.join("data").display()
-    );
-    let log = std::fs::File::create(dir.join("daemon.log"))?;
-    let child = Command::new(&berth)
-        .args(["daemon", "--bridge", "none", "--data-root"])
-        .arg(dir.join("data"))
-        .args(["-H", &host])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("starting the daemon")?;
-    let started = Instant::now();
-    let _daemon = Daemon {
-        child,
-        socket: socket.clone(),
+    let cli = if client == "docker" {
+        "docker".to_owned()
+    } else {
+        format!("{} -H {host}", berth.display())
     };
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        if started.elapsed() > Duration::from_secs(10) {
-            bail!(
-                "daemon did not start; see {}",
-                dir.join("daemon.log").display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    println!("(daemon up in {} ms)", started.elapsed().as_millis());
-
-    step(&berth, &host, &["version"])?;
-    let id = step(
-        &berth,
-        &host,
-        &[
-            "import",
+    // The daemon lives as long as the inner shell; containers are removed before it stops
+    // (they would outlive it by design).
+    let inner = r#"set -e
+ip link set lo up
+"$BERTH" daemon --data-root "$DIR/data" -H "$HOST" --certs-dir "$CERTS_D" >"$DIR/daemon.log" 2>&1 &
+DAEMON=$!
+stop() {
+    ids=$("$BERTH" -H "$HOST" ps -aq 2>/dev/null || true)
+    [ -z "$ids" ] || "$BERTH" -H "$HOST" rm -f $ids >/dev/null 2>&1 || true
+    kill $DAEMON 2>/dev/null || true
+    wait $DAEMON 2>/dev/null || true
+}
+trap stop EXIT
+for _ in $(seq 200); do [ -S "$SOCKET" ] && break; sleep 0.05; done
+[ -S "$SOCKET" ] || { echo "the daemon did not start; see $DIR/daemon.log" >&2; exit 1; }
+echo "$ berth daemon -H $HOST &   (in a private network namespace)"
+bash "$WALK"
+"#;
+    let status = Command::new("unshare")
+        .args([
+            "--net",
+            "--mount",
+            "--propagation",
+            "private",
+            "--fork",
+            "--kill-child=SIGKILL",
+            "--",
+            "bash",
             "-c",
-            "CMD [\"/bin/sh\"]",
-            "-c",
-            "ENV PATH=/bin",
-            &rootfs.display().to_string(),
-            "busybox",
-        ],
-    )?;
-    let images = step(&berth, &host, &["images"])?;
-    if !images.contains("busybox") || !images.contains(&id.trim()[7..19]) {
-        bail!("busybox is not listed after import");
+            inner,
+        ])
+        .env("BERTH", berth)
+        .env("DIR", dir)
+        .env("HOST", &host)
+        .env("SOCKET", &socket)
+        .env("CLI", &cli)
+        .env("DOCKER_HOST", &host)
+        .env("WORK", dir.join("work"))
+        .env("CERTS_D", dir.join("certs.d"))
+        .env("EXAMPLES", workspace_root().join("examples/friendlyhello"))
+        .env("WALK", workspace_root().join("examples/walkthrough.sh"))
+        .env("PYTHON_TAR", python)
+        .env("REDIS_TAR", redis)
+        .env("BUSYBOX_TAR", busybox)
+        .stdin(Stdio::null())
+        .status()
+        .context("running the walkthrough")?;
+    if !status.success() {
+        bail!(
+            "the walkthrough failed ({status}); daemon log: {}",
+            dir.join("daemon.log").display()
+        );
     }
-    let archive = dir.join("busybox.tar").display().to_string();
-    step(&berth, &host, &["save", "-o", &archive, "busybox"])?;
-    step(&berth, &host, &["rmi", "busybox"])?;
-    let loaded = step(&berth, &host, &["load", "-i", &archive])?;
-    if loaded.trim() != "Loaded image: busybox:latest" {
-        bail!("load did not restore busybox:latest");
-    }
-    let after = step(&berth, &host, &["images"])?;
-    if !after.contains(&id.trim()[7..19]) {
-        bail!("the loaded image has another ID than the saved one");
-    }
-    step(&berth, &host, &["system", "df"])?;
-    step(&berth, &host, &["system", "check"])?;
-    println!("\ndemo: all steps passed");
     Ok(())
 }
