@@ -17,7 +17,7 @@ set -euo pipefail
 
 : "${CLI:?}" "${WORK:?}" "${CERTS_D:?}" "${EXAMPLES:?}" "${PYTHON_TAR:?}" "${REDIS_TAR:?}" "${BUSYBOX_TAR:?}"
 REGISTRY=127.0.0.1:5443
-NAME=${CLI%% *}
+NAME=$(basename "${CLI%% *}")
 export DOCKER_BUILDKIT=0
 export DOCKER_CONFIG="$WORK/client-config"
 T0=$(date +%s%N)

@@ -13,9 +13,8 @@ fn fixture(var: &str) -> String {
     })
 }
 
-#[test]
-#[ignore = "privileged: run by cargo xtask test as root"]
-fn docker_cli_walkthrough() {
+/// Run examples/walkthrough.sh with `cli` (`docker` or `berth`) against a fresh daemon.
+fn walkthrough(cli: &str) {
     assert!(is_root(), "needs root: run through `cargo xtask test`");
     let (python, redis) = (
         fixture("BERTH_FIXTURE_PYTHON_TAR"),
@@ -29,7 +28,14 @@ fn docker_cli_walkthrough() {
     let out = ok(d
         .in_netns("bash")
         .arg(root.join("examples/walkthrough.sh"))
-        .env("CLI", "docker")
+        .env(
+            "CLI",
+            if cli == "docker" {
+                "docker".to_owned()
+            } else {
+                format!("{} -H {}", support::BERTH, d.host())
+            },
+        )
         .env("DOCKER_HOST", d.host())
         .env("WORK", d.path("work"))
         .env("CERTS_D", d.path("certs.d"))
@@ -38,9 +44,25 @@ fn docker_cli_walkthrough() {
         .env("REDIS_TAR", redis)
         .env("BUSYBOX_TAR", &busybox));
     assert!(out.contains("walkthrough: all steps passed"), "{out}");
-    assert!(out.contains("$ docker build -t friendlyhello ."), "{out}");
+    assert!(
+        out.contains(&format!("$ {cli} build -t friendlyhello .")),
+        "{out}"
+    );
     assert!(
         out.contains("Successfully tagged friendlyhello:latest"),
         "{out}"
     );
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn docker_cli_walkthrough() {
+    walkthrough("docker");
+}
+
+/// What `cargo xtask demo` runs, as a test.
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn berth_cli_walkthrough() {
+    walkthrough("berth");
 }
