@@ -20,6 +20,7 @@ REGISTRY=127.0.0.1:5443
 NAME=$(basename "${CLI%% *}")
 export DOCKER_BUILDKIT=0
 export DOCKER_CONFIG="$WORK/client-config"
+export REGISTRY_AUTH_FILE="$WORK/client-config/auth.json" # podman's, when CLI is podman
 T0=$(date +%s%N)
 
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
@@ -134,8 +135,21 @@ echo s3cret | $CLI login $REGISTRY -u username --password-stdin
 step tag friendlyhello $REGISTRY/username/get-started:part2
 push=$(step push $REGISTRY/username/get-started:part2)
 echo "$push"
-digest=$(grep -o 'sha256:[0-9a-f]\{64\}' <<<"$push" | tail -1)
-[[ -n $digest ]] || fail "push reported no digest"
+# What the registry now serves under the tag, asked over HTTPS with the password.
+digest=$(python3 - "$R/ca.pem" <<'EOF'
+import base64, ssl, sys, urllib.request
+req = urllib.request.Request(
+    "https://127.0.0.1:5443/v2/username/get-started/manifests/part2", method="HEAD",
+    headers={"Authorization": "Basic " + base64.b64encode(b"username:s3cret").decode(),
+             "Accept": "application/vnd.oci.image.manifest.v1+json,"
+                       "application/vnd.docker.distribution.manifest.v2+json"})
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+print(urllib.request.urlopen(req, context=ctx).headers["Docker-Content-Digest"])
+EOF
+)
+[[ $digest == sha256:* ]] || fail "the registry has no part2 manifest"
+reported=$(grep -o 'sha256:[0-9a-f]\{64\}' <<<"$push" | tail -1 || true)
+[[ -z $reported || $reported == "$digest" ]] || fail "push reported $reported, the registry has $digest"
 step rm -f web >/dev/null
 step rmi friendlyhello $REGISTRY/username/get-started:part2
 step run -d --name web2 --network friendly -p 4000:80 $REGISTRY/username/get-started@$digest

@@ -16,12 +16,13 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("run") => run_bench(),
         Some("pull") => crate::bench_pull::run(),
         Some("build") => crate::bench_build::run(),
+        Some("walkthrough") => crate::demo::bench(),
         Some("net") => crate::bench_net::run(&args[1..]),
         Some("runtime") => crate::bench_runtime::run_bench(&args[1..]),
         Some(other) => {
-            bail!("unknown bench {other:?}: available: store, run, pull, build, net, runtime")
+            bail!("unknown bench {other:?}: available: store, run, pull, build, walkthrough, net, runtime")
         }
-        None => bail!("usage: cargo xtask bench <store|run|pull|build|net|runtime>"),
+        None => bail!("usage: cargo xtask bench <store|run|pull|build|walkthrough|net|runtime>"),
     }
 }
 

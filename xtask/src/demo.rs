@@ -34,7 +34,9 @@ pub fn run() -> Result<()> {
 }
 
 /// The walkthrough in a private network and mount namespace: a daemon of its own, the
-/// registry, localhost:4000 — all gone with the namespace. `client` is `berth` or `docker`.
+/// registry, localhost:4000 — all gone with the namespace. `client` is `berth`, `docker`
+/// (against a berth daemon) or `podman` (no daemon; for `bench walkthrough`). Whatever is in
+/// `dir` from an earlier run (images, build cache) is kept: a second run is the warm one.
 pub fn walkthrough(
     berth: &Path,
     dir: &Path,
@@ -45,27 +47,43 @@ pub fn walkthrough(
 ) -> Result<()> {
     let socket = dir.join("berth.sock");
     let host = format!("unix://{}", socket.display());
-    let cli = if client == "docker" {
-        "docker".to_owned()
-    } else {
-        format!("{} -H {host}", berth.display())
+    let cli = match client {
+        "docker" => "docker".to_owned(),
+        "podman" => format!(
+            "podman --root {} --runroot {}",
+            dir.join("podman-root").display(),
+            dir.join("podman-run").display()
+        ),
+        _ => format!("{} -H {host}", berth.display()),
     };
-    // The daemon lives as long as the inner shell; containers are removed before it stops
-    // (they would outlive it by design).
+    let _ = std::fs::remove_file(&socket);
+    // berth: the daemon lives as long as the inner shell; containers are removed before it
+    // stops (they would outlive it by design). podman: its config is a private copy with the
+    // registry's CA, so the host's /etc/containers is left as it was.
     let inner = r#"set -e
 ip link set lo up
-"$BERTH" daemon --data-root "$DIR/data" -H "$HOST" --certs-dir "$CERTS_D" >"$DIR/daemon.log" 2>&1 &
-DAEMON=$!
-stop() {
-    ids=$("$BERTH" -H "$HOST" ps -aq 2>/dev/null || true)
-    [ -z "$ids" ] || "$BERTH" -H "$HOST" rm -f $ids >/dev/null 2>&1 || true
-    kill $DAEMON 2>/dev/null || true
-    wait $DAEMON 2>/dev/null || true
-}
+if [ "$CLIENT" = podman ]; then
+    rm -rf "$DIR/etc-containers"
+    mkdir -p "$DIR/etc-containers" "$CERTS_D"
+    cp -a /etc/containers/. "$DIR/etc-containers/"
+    rm -rf "$DIR/etc-containers/certs.d"
+    ln -s "$CERTS_D" "$DIR/etc-containers/certs.d"
+    mount --bind "$DIR/etc-containers" /etc/containers
+    stop() { $CLI rm -a -f -t 0 >/dev/null 2>&1 || true; $CLI network rm -f friendly >/dev/null 2>&1 || true; }
+else
+    "$BERTH" daemon --data-root "$DIR/data" -H "$HOST" --certs-dir "$CERTS_D" >"$DIR/daemon.log" 2>&1 &
+    DAEMON=$!
+    stop() {
+        ids=$("$BERTH" -H "$HOST" ps -aq 2>/dev/null || true)
+        [ -z "$ids" ] || "$BERTH" -H "$HOST" rm -f $ids >/dev/null 2>&1 || true
+        kill $DAEMON 2>/dev/null || true
+        wait $DAEMON 2>/dev/null || true
+    }
+    for _ in $(seq 200); do [ -S "$SOCKET" ] && break; sleep 0.05; done
+    [ -S "$SOCKET" ] || { echo "the daemon did not start; see $DIR/daemon.log" >&2; exit 1; }
+    echo "$ berth daemon -H $HOST &   (in a private network namespace)"
+fi
 trap stop EXIT
-for _ in $(seq 200); do [ -S "$SOCKET" ] && break; sleep 0.05; done
-[ -S "$SOCKET" ] || { echo "the daemon did not start; see $DIR/daemon.log" >&2; exit 1; }
-echo "$ berth daemon -H $HOST &   (in a private network namespace)"
 bash "$WALK"
 "#;
     let status = Command::new("unshare")
@@ -81,6 +99,7 @@ bash "$WALK"
             "-c",
             inner,
         ])
+        .env("CLIENT", client)
         .env("BERTH", berth)
         .env("DIR", dir)
         .env("HOST", &host)
@@ -99,8 +118,71 @@ bash "$WALK"
         .context("running the walkthrough")?;
     if !status.success() {
         bail!(
-            "the walkthrough failed ({status}); daemon log: {}",
+            "the walkthrough with {client} failed ({status}); daemon log: {}",
             dir.join("daemon.log").display()
+        );
+    }
+    Ok(())
+}
+
+/// `cargo xtask bench walkthrough`: the whole walkthrough with berth and with podman, cold
+/// (nothing stored) and warm (a second run on the same storage), wall time of each.
+pub fn bench() -> Result<()> {
+    crate::sys::ensure_packages(&[
+        "busybox-static",
+        "docker-registry",
+        "apache2-utils",
+        "openssl",
+        "util-linux",
+        "iproute2",
+        "nftables",
+        "podman",
+        "runc",
+    ])?;
+    crate::bench::configure_podman()?;
+    let berth = build_release()?;
+    let root = workspace_root().join("target/bench-walkthrough");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root)?;
+    let python = crate::rootfs::ensure("python")?;
+    let redis = crate::rootfs::ensure("redis")?;
+    let busybox = busybox_rootfs(&root)?;
+    let mut rows = Vec::new();
+    for client in ["berth", "podman"] {
+        let dir = root.join(client);
+        std::fs::create_dir_all(&dir)?;
+        let mut times = Vec::new();
+        for _ in ["cold", "warm"] {
+            let t = std::time::Instant::now();
+            walkthrough(&berth, &dir, client, &python, &redis, &busybox)?;
+            times.push(t.elapsed());
+        }
+        if client == "podman" {
+            let _ = Command::new("podman")
+                .arg("--root")
+                .arg(dir.join("podman-root"))
+                .arg("--runroot")
+                .arg(dir.join("podman-run"))
+                .args(["system", "reset", "-f"])
+                .output();
+        }
+        rows.push((client, times));
+    }
+    println!(
+        "\nwalkthrough, wall time (includes `container stop` waiting 10 s for python as PID 1):"
+    );
+    for (client, t) in &rows {
+        println!(
+            "  {client:<7} cold {:>7.1} s   warm {:>7.1} s",
+            t[0].as_secs_f64(),
+            t[1].as_secs_f64()
+        );
+    }
+    if let [(_, b), (_, p)] = rows.as_slice() {
+        println!(
+            "  podman/berth: cold {:.2}x, warm {:.2}x",
+            p[0].as_secs_f64() / b[0].as_secs_f64(),
+            p[1].as_secs_f64() / b[1].as_secs_f64()
         );
     }
     Ok(())
