@@ -56,6 +56,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$WORK" "$DOCKER_CONFIG"
+[ -f "$REGISTRY_AUTH_FILE" ] || echo "{}" >"$REGISTRY_AUTH_FILE"
 
 say "== Part 1: orientation =="
 step version
@@ -124,7 +125,8 @@ auth:
     realm: walkthrough
     path: $WORK/registry/htpasswd
 EOF
-docker-registry serve "$WORK/registry/config.yml" >"$WORK/registry/log" 2>&1 &
+# (the registry reads REGISTRY_* variables as configuration: keep podman's out of it)
+env -u REGISTRY_AUTH_FILE docker-registry serve "$WORK/registry/config.yml" >"$WORK/registry/log" 2>&1 &
 REGISTRY_PID=$!
 for _ in $(seq 100); do
 	python3 -c "import socket; socket.create_connection(('127.0.0.1', 5443), 1)" 2>/dev/null && break

@@ -127,6 +127,10 @@ enum Cmd {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Rename a container
+    Rename { container: String, new_name: String },
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff { container: String },
     /// Pause all processes within one or more containers
     Pause {
         #[arg(required = true)]
@@ -288,6 +292,11 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             .await,
         ),
         Cmd::Wait { containers } => ct::wait(&c, &containers).await,
+        Cmd::Rename {
+            container,
+            new_name,
+        } => done(ct::rename(&c, &container, &new_name).await),
+        Cmd::Diff { container } => done(ct::diff(&c, &container).await),
         Cmd::Pause { containers } => done(ct::each(&c, Method::POST, &containers, "pause").await),
         Cmd::Unpause { containers } => {
             done(ct::each(&c, Method::POST, &containers, "unpause").await)

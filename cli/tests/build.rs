@@ -319,6 +319,15 @@ CMD ["/final/out"]
     assert!(hist.contains("snapshot"), "{hist}");
     let e = fails(d.berth(&["commit", "-c", "RUN true", "box", "snap:2"]));
     assert!(e.contains("run is not a valid change command"), "{e}");
+    // diff lists what commit took; rename keeps the container, under its new name
+    let diff = ok(d.berth(&["diff", "box"]));
+    for want in ["C /bin\n", "D /bin/top\n", "A /state\n"] {
+        assert!(diff.contains(want), "{want:?} missing: {diff}");
+    }
+    ok(d.berth(&["rename", "box", "box2"]));
+    assert!(ok(d.berth(&["ps", "-a"])).contains("box2"));
+    let e = fails(d.berth(&["rename", "box2", "box2"]));
+    assert!(e.contains("same name"), "{e}");
     let e = fails(d.berth(&["commit", "nosuch"]));
     assert!(e.contains("No such container"), "{e}");
 }

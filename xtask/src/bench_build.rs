@@ -68,8 +68,13 @@ pub fn run() -> Result<()> {
             .arg(dir.join("podman-root"))
             .arg("--runroot")
             .arg(dir.join("podman-run"))
-            .args(["--storage-driver", "overlay"])
-            .args(args);
+            .args(["--storage-driver", "overlay"]);
+        match args.split_first() {
+            // RUN steps without a network, as berth's (its daemon runs with --bridge none);
+            // podman would otherwise set up netavark rules in the host's namespace
+            Some((&"build", rest)) => c.args(["build", "--network", "none"]).args(rest),
+            _ => c.args(args),
+        };
         c
     };
     let result = (|| -> Result<()> {

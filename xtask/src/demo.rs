@@ -52,7 +52,7 @@ pub fn walkthrough(
         "podman" => format!(
             "podman --root {} --runroot {}",
             dir.join("podman-root").display(),
-            dir.join("podman-run").display()
+            "/tmp/berth-walk-podman-run"
         ),
         _ => format!("{} -H {host}", berth.display()),
     };
@@ -162,9 +162,10 @@ pub fn bench() -> Result<()> {
                 .arg("--root")
                 .arg(dir.join("podman-root"))
                 .arg("--runroot")
-                .arg(dir.join("podman-run"))
+                .arg("/tmp/berth-walk-podman-run")
                 .args(["system", "reset", "-f"])
                 .output();
+            let _ = std::fs::remove_dir_all("/tmp/berth-walk-podman-run");
         }
         rows.push((client, times));
     }

@@ -825,3 +825,36 @@ fn ports_column(ports: &Value) -> String {
     out.sort();
     out.join(", ")
 }
+
+pub async fn rename(c: &Client, container: &str, new_name: &str) -> Result<()> {
+    let q = form_urlencoded::Serializer::new(String::new())
+        .append_pair("name", new_name)
+        .finish();
+    c.json(
+        Method::POST,
+        &format!("/containers/{container}/rename?{q}"),
+        Payload::None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// `diff`: `A`dded, `C`hanged and `D`eleted paths, as docker prints them.
+pub async fn diff(c: &Client, container: &str) -> Result<()> {
+    let v = c
+        .json(
+            Method::GET,
+            &format!("/containers/{container}/changes"),
+            Payload::None,
+        )
+        .await?;
+    for ch in v.as_array().into_iter().flatten() {
+        let kind = match ch["Kind"].as_u64() {
+            Some(0) => "C",
+            Some(1) => "A",
+            _ => "D",
+        };
+        println!("{kind} {}", ch["Path"].as_str().unwrap_or(""));
+    }
+    Ok(())
+}

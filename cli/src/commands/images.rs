@@ -175,13 +175,24 @@ pub async fn list(c: &Client, a: ListArgs) -> Result<()> {
             .flatten()
             .filter_map(|t| t.as_str().map(str::to_owned))
             .collect();
+        // As docker: an image known only by digest shows its repository with tag <none>.
+        let digest_repo = i["RepoDigests"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|d| d.as_str())
+            .and_then(|d| d.split_once('@'))
+            .map(|(repo, _)| format!("{repo}:<none>"));
         let tags = if tags.is_empty() {
-            vec!["<none>:<none>".to_owned()]
+            vec![digest_repo.unwrap_or_else(|| "<none>:<none>".to_owned())]
         } else {
             tags
         };
         for t in tags {
-            let (repo, tag) = t.rsplit_once(':').unwrap_or((&t, "<none>"));
+            let slash = t.rfind('/').map_or(0, |i| i + 1);
+            let (repo, tag) = match t[slash..].rfind(':') {
+                Some(i) => (&t[..slash + i], &t[slash + i + 1..]),
+                None => (t.as_str(), "<none>"),
+            };
             rows.push(vec![
                 repo.to_owned(),
                 tag.to_owned(),

@@ -1040,3 +1040,79 @@ pub fn resize_args(q: &Query) -> Result<(u16, u16), ApiError> {
     };
     Ok((get("h")?, get("w")?))
 }
+
+/// `POST /containers/{id}/rename?name=NEW`.
+pub async fn rename(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
+    let e = d.containers.get(name)?;
+    let new = q.get("name").unwrap_or("");
+    if new.is_empty() {
+        return Err(ApiError::bad_request(
+            "Neither old nor new names may be empty",
+        ));
+    }
+    d.containers.rename(&e, new)?;
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+/// `GET /containers/{id}/changes`: what the container changed over its image, from its
+/// overlay upper directory (Kind 0 modified, 1 added, 2 deleted), as Docker lists them.
+pub async fn changes(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
+    let e = d.containers.get(name)?;
+    let c = e.snapshot();
+    let upper = d.containers.dir_of(&c.id).join("upper");
+    let lowers: Vec<std::path::PathBuf> = match &c.rootfs_layers {
+        Some(_) => Vec::new(),
+        None => match d.store.resolve(&c.image_id) {
+            Ok(rec) => rec
+                .chain_ids
+                .iter()
+                .rev()
+                .map(|ch| d.store.layers().diff_dir(ch))
+                .collect(),
+            Err(_) => Vec::new(),
+        },
+    };
+    let out = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        walk_changes(&upper, std::path::Path::new("/"), &lowers, &mut out);
+        out
+    })
+    .await
+    .map_err(blocking_err)?;
+    Ok(reply_json(StatusCode::OK, &out))
+}
+
+fn walk_changes(
+    dir: &std::path::Path,
+    rel: &std::path::Path,
+    lowers: &[std::path::PathBuf],
+    out: &mut Vec<Value>,
+) {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
+    names.sort();
+    for n in names {
+        let path = rel.join(&n);
+        let Ok(md) = std::fs::symlink_metadata(dir.join(&n)) else {
+            continue;
+        };
+        let inner = path.strip_prefix("/").unwrap_or(&path);
+        let kind = if md.file_type().is_char_device() && md.rdev() == 0 {
+            2
+        } else if lowers
+            .iter()
+            .any(|l| std::fs::symlink_metadata(l.join(inner)).is_ok())
+        {
+            0
+        } else {
+            1
+        };
+        out.push(json!({"Path": path.display().to_string(), "Kind": kind}));
+        if md.is_dir() {
+            walk_changes(&dir.join(&n), &path, lowers, out);
+        }
+    }
+}

@@ -164,6 +164,8 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                     (&Method::POST, "restart") => containers::restart(&d, name, &q).await,
                     (&Method::POST, "kill") => containers::kill(&d, name, &q).await,
                     (&Method::POST, "pause") => containers::pause(&d, name, true).await,
+                    (&Method::POST, "rename") => containers::rename(&d, name, &q).await,
+                    (&Method::GET, "changes") => containers::changes(&d, name).await,
                     (&Method::POST, "unpause") => containers::pause(&d, name, false).await,
                     (&Method::POST, "resize") => containers::resize(&d, name, &q).await,
                     (&Method::POST, "wait") => containers::wait(&d, name, &q).await,

@@ -168,32 +168,52 @@ impl Containers {
         })
     }
 
+    /// A name the user asked for, valid and free (`/` prefix dropped).
+    fn free_name(map: &HashMap<String, Arc<Entry>>, n: &str) -> Result<String, ApiError> {
+        let n = n.strip_prefix('/').unwrap_or(n);
+        if !valid_name(n) {
+            return Err(ApiError::bad_request(format!(
+                "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        if let Some(other) = map
+            .values()
+            .find(|e| e.rec.lock().unwrap_or_else(|p| p.into_inner()).name == n)
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    other.rec.lock().unwrap_or_else(|p| p.into_inner()).id
+                ),
+            ));
+        }
+        Ok(n.to_owned())
+    }
+
+    /// `rename`: a new, free name for `e`.
+    pub fn rename(&self, e: &Entry, name: &str) -> Result<(), ApiError> {
+        let map = self.lock();
+        let old = e.snapshot().name;
+        if name.strip_prefix('/').unwrap_or(name) == old {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "Renaming a container with the same name as its current name",
+            ));
+        }
+        let n = Self::free_name(&map, name)?;
+        // still holding the map: nobody takes the name in between
+        self.update(e, |c| c.name = n)?;
+        drop(map);
+        Ok(())
+    }
+
     /// Register a new container (not started). Fails on a name conflict.
     pub fn insert(&self, mut c: Container, name: Option<&str>) -> Result<Arc<Entry>, ApiError> {
         c.id = random_id();
         let mut map = self.lock();
         let name = match name {
-            Some(n) => {
-                let n = n.strip_prefix('/').unwrap_or(n);
-                if !valid_name(n) {
-                    return Err(ApiError::bad_request(format!(
-                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-                    )));
-                }
-                if let Some(other) = map
-                    .values()
-                    .find(|e| e.rec.lock().unwrap_or_else(|p| p.into_inner()).name == n)
-                {
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        format!(
-                            "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                            other.rec.lock().unwrap_or_else(|p| p.into_inner()).id
-                        ),
-                    ));
-                }
-                n.to_owned()
-            }
+            Some(n) => Self::free_name(&map, n)?,
             None => random_name(&c.id),
         };
         c.name = name;
