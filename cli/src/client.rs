@@ -136,7 +136,9 @@ impl Client {
         let resp = self.request(method, path, payload).await?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
-        if !status.is_success() {
+        // 304: already in the asked state (start a running container, stop a stopped one);
+        // the docker CLI takes that as done
+        if !status.is_success() && status != StatusCode::NOT_MODIFIED {
             bail!("{}", error_message(status, &bytes));
         }
         if bytes.is_empty() {

@@ -481,3 +481,77 @@ fn tty_run_and_exec_with_resize_through_berth_and_docker() {
     let out = ok(d.docker(&["logs", id2]));
     assert_eq!(out, "logged\r\n");
 }
+
+fn restart_count(d: &TestDaemon, c: &str) -> (u64, String) {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(d.berth(&["container", "inspect", c]))).unwrap();
+    (
+        v[0]["RestartCount"].as_u64().unwrap(),
+        v[0]["State"]["Status"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn restart_policies_and_backoff() {
+    let d = daemon_with_busybox();
+    // on-failure:2 restarts a failing container twice, then leaves it exited
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo attempt; exit 3",
+    ]));
+    wait_until(
+        || restart_count(&d, "flaky") == (2, "exited".to_owned()),
+        "two restarts of flaky",
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(restart_count(&d, "flaky"), (2, "exited".to_owned()));
+    let logs = ok(d.berth(&["logs", "flaky"]));
+    assert_eq!(logs.matches("attempt").count(), 3, "{logs}");
+    // on-failure does not restart a clean exit
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "clean",
+        "--restart",
+        "on-failure",
+        "busybox",
+        "true",
+    ]));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(restart_count(&d, "clean").0, 0);
+    // always restarts even a clean exit, until `stop`; `start` re-arms it
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ]));
+    wait_until(|| restart_count(&d, "loop").0 >= 2, "always restarts");
+    ok(d.berth(&["stop", "-t", "1", "loop"]));
+    let (n, _) = restart_count(&d, "loop");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        restart_count(&d, "loop"),
+        (n, "exited".to_owned()),
+        "stopped stays stopped"
+    );
+    ok(d.berth(&["start", "loop"]));
+    wait_until(|| restart_count(&d, "loop").0 > n, "start re-arms always");
+    ok(d.berth(&["rm", "-f", "loop", "flaky", "clean"]));
+}

@@ -401,13 +401,59 @@ pub fn spawn_watch(d: Arc<Daemon>, e: Arc<Entry>) {
                 if let Err(err) = d.containers.remove_files(&e) {
                     tracing::warn!("auto-remove of {}: {}", c.id, err.message);
                 }
+            } else if let Some(delay) = restart_delay(&c) {
+                let handle = tokio::runtime::Handle::current();
+                handle.spawn(restart_later(d, e, delay));
             }
         }
     });
 }
 
+/// Whether the restart policy restarts `c` after this exit, and after how long: Docker's
+/// backoff, 100 ms doubling per restart up to a minute, back to 100 ms after a run of 10 s.
+fn restart_delay(c: &Container) -> Option<Duration> {
+    let policy = &c.host_config["RestartPolicy"];
+    let name = policy["Name"].as_str().unwrap_or("");
+    let max = policy["MaximumRetryCount"].as_u64().unwrap_or(0);
+    let restart = match name {
+        "always" | "unless-stopped" => !c.state.manually_stopped,
+        "on-failure" => {
+            c.state.exit_code != 0
+                && !c.state.manually_stopped
+                && (max == 0 || u64::from(c.restart_count) < max)
+        }
+        _ => false,
+    };
+    if !restart {
+        return None;
+    }
+    let ran = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    let long_run = match (ran(&c.state.started_at), ran(&c.state.finished_at)) {
+        (Some(a), Some(b)) => (b - a).num_seconds() >= 10,
+        _ => false,
+    };
+    let steps = if long_run { 0 } else { c.restart_count.min(10) };
+    Some(Duration::from_millis(100 << steps).min(Duration::from_secs(60)))
+}
+
+async fn restart_later(d: Arc<Daemon>, e: Arc<Entry>, delay: Duration) {
+    tokio::time::sleep(delay).await;
+    let c = e.snapshot();
+    if c.removed || c.state.removed || c.state.manually_stopped || c.state.status.is_running() {
+        return;
+    }
+    if d.containers.update(&e, |c| c.restart_count += 1).is_err() {
+        return;
+    }
+    if let Err(err) = start_entry(&d, &e).await {
+        tracing::warn!("restarting {}: {}", c.id, err.message);
+    }
+}
+
 pub async fn start(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
     let e = d.containers.get(name)?;
+    d.containers
+        .update(&e, |c| c.state.manually_stopped = false)?;
     match start_entry(d, &e).await {
         Ok(()) => Ok(status(StatusCode::NO_CONTENT)),
         Err(err) if err.status == StatusCode::NOT_MODIFIED => Ok(status(StatusCode::NOT_MODIFIED)),
@@ -581,6 +627,8 @@ pub async fn stop_entry(e: &Arc<Entry>, t: Option<u64>) -> Result<bool, ApiError
 
 pub async fn stop(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
     let e = d.containers.get(name)?;
+    d.containers
+        .update(&e, |c| c.state.manually_stopped = true)?;
     thaw_for_signal(d, &e);
     let t = q.get("t").and_then(|t| t.parse().ok());
     Ok(status(if stop_entry(&e, t).await? {
@@ -592,9 +640,13 @@ pub async fn stop(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
 
 pub async fn restart(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
     let e = d.containers.get(name)?;
+    d.containers
+        .update(&e, |c| c.state.manually_stopped = true)?;
     thaw_for_signal(d, &e);
     let t = q.get("t").and_then(|t| t.parse().ok());
     stop_entry(&e, t).await?;
+    d.containers
+        .update(&e, |c| c.state.manually_stopped = false)?;
     start_entry(d, &e).await?;
     Ok(status(StatusCode::NO_CONTENT))
 }

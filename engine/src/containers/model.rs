@@ -56,6 +56,9 @@ pub struct RunState {
     /// The container has been removed (the last state waiters see).
     #[serde(default)]
     pub removed: bool,
+    /// `stop` was asked: the restart policy leaves it stopped until the next `start`.
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 impl Default for RunState {
@@ -68,6 +71,7 @@ impl Default for RunState {
             error: String::new(),
             oom_killed: false,
             started_at: ZERO_TIME.into(),
+            manually_stopped: false,
             finished_at: ZERO_TIME.into(),
             log_offset: 0,
             exits: 0,
