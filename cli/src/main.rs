@@ -127,6 +127,13 @@ enum Cmd {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Display the running processes of a container
+    Top {
+        container: String,
+        /// ps options (default -ef)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
     /// Rename a container
     Rename { container: String, new_name: String },
     /// Inspect changes to files or directories on a container's filesystem
@@ -196,6 +203,12 @@ enum ContainerCmd {
     },
     /// Fetch the logs of a container
     Logs(commands::containers::LogsArgs),
+    /// Remove all stopped containers
+    Prune {
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 fn main() {
@@ -297,6 +310,7 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             new_name,
         } => done(ct::rename(&c, &container, &new_name).await),
         Cmd::Diff { container } => done(ct::diff(&c, &container).await),
+        Cmd::Top { container, ps_args } => done(ct::top(&c, &container, &ps_args).await),
         Cmd::Pause { containers } => done(ct::each(&c, Method::POST, &containers, "pause").await),
         Cmd::Unpause { containers } => {
             done(ct::each(&c, Method::POST, &containers, "unpause").await)
@@ -318,6 +332,7 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
                 .await,
             ),
             ContainerCmd::Logs(a) => done(ct::logs(&c, a).await),
+            ContainerCmd::Prune { .. } => done(ct::prune(&c).await),
         },
         Cmd::Monitor { .. } => unreachable_daemon().map(|()| 0),
         other => done(run_images(&c, other).await),

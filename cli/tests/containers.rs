@@ -555,3 +555,41 @@ fn restart_policies_and_backoff() {
     wait_until(|| restart_count(&d, "loop").0 > n, "start re-arms always");
     ok(d.berth(&["rm", "-f", "loop", "flaky", "clean"]));
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn top_and_container_prune() {
+    let d = daemon_with_busybox();
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "sleeper",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 61 & sleep 62",
+    ]));
+    wait_until(
+        || ok(d.berth(&["top", "sleeper"])).contains("sleep 61"),
+        "top to list the background sleep",
+    );
+    let top = ok(d.berth(&["top", "sleeper"]));
+    assert!(top.starts_with("UID") && top.contains("sleep 62"), "{top}");
+    // only this container's processes: the host's own are not listed
+    assert!(!top.contains("berth daemon"), "{top}");
+    let dtop = ok(d.docker(&["top", "sleeper", "-o", "pid,args"]));
+    assert!(dtop.contains("PID") && dtop.contains("sleep 61"), "{dtop}");
+    ok(d.berth(&["run", "--name", "done1", "busybox", "true"]));
+    ok(d.berth(&["create", "--name", "fresh", "busybox", "true"]));
+    let pruned = ok(d.berth(&["container", "prune", "-f"]));
+    assert!(pruned.contains("Deleted Containers:"), "{pruned}");
+    let ps = ok(d.berth(&["ps", "-a"]));
+    assert!(
+        ps.contains("sleeper") && !ps.contains("done1") && !ps.contains("fresh"),
+        "{ps}"
+    );
+    let e = fails(d.berth(&["top", "nosuch"]));
+    assert!(e.contains("No such container"), "{e}");
+    ok(d.berth(&["rm", "-f", "sleeper"]));
+}

@@ -858,3 +858,57 @@ pub async fn diff(c: &Client, container: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// `top`: the daemon runs `ps` and keeps the container's rows.
+pub async fn top(c: &Client, container: &str, ps_args: &[String]) -> Result<()> {
+    let mut path = format!("/containers/{container}/top");
+    if !ps_args.is_empty() {
+        let q = form_urlencoded::Serializer::new(String::new())
+            .append_pair("ps_args", &ps_args.join(" "))
+            .finish();
+        path = format!("{path}?{q}");
+    }
+    let v = c.json(Method::GET, &path, Payload::None).await?;
+    let titles: Vec<&str> = v["Titles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str())
+        .collect();
+    let rows: Vec<Vec<String>> = v["Processes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            r.as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| x.as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .collect();
+    print!("{}", table(&titles, &rows));
+    Ok(())
+}
+
+/// `container prune`.
+pub async fn prune(c: &Client) -> Result<()> {
+    let v = c
+        .json(Method::POST, "/containers/prune", Payload::None)
+        .await?;
+    let ids: Vec<&str> = v["ContainersDeleted"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str())
+        .collect();
+    if !ids.is_empty() {
+        println!("Deleted Containers:");
+        for id in ids {
+            println!("{id}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: 0B");
+    Ok(())
+}

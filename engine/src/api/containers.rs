@@ -1168,3 +1168,89 @@ fn walk_changes(
         }
     }
 }
+
+/// `GET /containers/{id}/top?ps_args=-ef`: the host's `ps`, cut to the container's processes
+/// (those in its init's PID namespace), as dockerd does it.
+pub async fn top(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
+    let e = d.containers.get(name)?;
+    let c = e.snapshot();
+    if !c.state.status.is_running() || c.state.pid <= 0 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("Container {} is not running", c.id),
+        ));
+    }
+    let args = q
+        .get("ps_args")
+        .filter(|a| !a.is_empty())
+        .unwrap_or("-ef")
+        .to_owned();
+    let init = c.state.pid;
+    let out = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
+        let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+        let want = ns(&init.to_string())
+            .ok_or_else(|| ApiError::internal("the container's init is gone"))?;
+        let pids: std::collections::HashSet<String> = std::fs::read_dir("/proc")
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|p| ns(p).as_ref() == Some(&want))
+            .collect();
+        let ps = std::process::Command::new("ps")
+            .args(args.split_whitespace())
+            .output()
+            .map_err(|e| ApiError::internal(format!("running ps: {e}")))?;
+        if !ps.status.success() {
+            return Err(ApiError::internal(format!(
+                "ps {args}: {}",
+                String::from_utf8_lossy(&ps.stderr).trim()
+            )));
+        }
+        let text = String::from_utf8_lossy(&ps.stdout).into_owned();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+        let pid_col = header
+            .iter()
+            .position(|h| *h == "PID")
+            .ok_or_else(|| ApiError::internal(format!("ps {args} printed no PID column")))?;
+        let n = header.len();
+        let mut procs = Vec::new();
+        for l in lines {
+            // the last column (the command) may hold spaces
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            if fields.len() < n || !pids.contains(fields[pid_col]) {
+                continue;
+            }
+            let mut row: Vec<String> = fields[..n - 1].iter().map(|s| (*s).to_owned()).collect();
+            row.push(fields[n - 1..].join(" "));
+            procs.push(row);
+        }
+        Ok(json!({"Titles": header, "Processes": procs}))
+    })
+    .await
+    .map_err(blocking_err)??;
+    Ok(reply_json(StatusCode::OK, &out))
+}
+
+/// `POST /containers/prune`: remove every stopped container.
+pub async fn prune(d: &Arc<Daemon>) -> Result<Reply, ApiError> {
+    let mut deleted = Vec::new();
+    for e in d.containers.all() {
+        let c = e.snapshot();
+        if c.state.status.is_running() || c.removed {
+            continue;
+        }
+        let d2 = d.clone();
+        let removed = tokio::task::spawn_blocking(move || d2.containers.remove_files(&e))
+            .await
+            .map_err(blocking_err)?;
+        if removed.is_ok() {
+            deleted.push(c.id);
+        }
+    }
+    Ok(reply_json(
+        StatusCode::OK,
+        &json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
+    ))
+}
