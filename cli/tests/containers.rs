@@ -593,3 +593,36 @@ fn top_and_container_prune() {
     assert!(e.contains("No such container"), "{e}");
     ok(d.berth(&["rm", "-f", "sleeper"]));
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn logs_since_and_until() {
+    let d = daemon_with_busybox();
+    ok(d.berth(&[
+        "run",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "echo early; sleep 1.5; echo late",
+    ]));
+    let ts = ok(d.berth(&["logs", "-t", "talker"]));
+    let late_time = ts
+        .lines()
+        .find(|l| l.ends_with(" late"))
+        .and_then(|l| l.split(' ').next())
+        .unwrap()
+        .to_owned();
+    let t = chrono::DateTime::parse_from_rfc3339(&late_time).unwrap();
+    let cut = (t - chrono::Duration::milliseconds(500)).to_rfc3339();
+    assert_eq!(ok(d.berth(&["logs", "--since", &cut, "talker"])), "late\n");
+    assert_eq!(ok(d.berth(&["logs", "--until", &cut, "talker"])), "early\n");
+    assert_eq!(
+        ok(d.berth(&["logs", "--since", "1h", "talker"])),
+        "early\nlate\n"
+    );
+    assert_eq!(ok(d.docker(&["logs", "--since", &cut, "talker"])), "late\n");
+    let e = fails(d.berth(&["logs", "--since", "yesterday", "talker"]));
+    assert!(e.contains("invalid time"), "{e}");
+}

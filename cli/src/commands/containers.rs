@@ -641,7 +641,54 @@ pub struct LogsArgs {
     /// Number of lines to show from the end of the logs
     #[arg(short = 'n', long, default_value = "all")]
     tail: String,
+    /// Show logs since a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m")
+    #[arg(long)]
+    since: Option<String>,
+    /// Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m")
+    #[arg(long)]
+    until: Option<String>,
     container: String,
+}
+
+/// The docker CLI's time arguments as UNIX seconds: RFC 3339, a UNIX time, or a duration
+/// before now (`10m`, `1h30m`, `45s`).
+pub fn unix_time(s: &str) -> Result<String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(format!(
+            "{}.{:09}",
+            t.timestamp(),
+            t.timestamp_subsec_nanos()
+        ));
+    }
+    if s.parse::<f64>().is_ok() {
+        return Ok(s.to_owned());
+    }
+    let mut total = 0f64;
+    let mut num = String::new();
+    for ch in s.chars() {
+        if ch.is_ascii_digit() || ch == '.' {
+            num.push(ch);
+            continue;
+        }
+        let n: f64 = num
+            .parse()
+            .with_context(|| format!("invalid time {s:?}: use RFC 3339, UNIX seconds or 10m"))?;
+        num.clear();
+        total += n * match ch {
+            'h' => 3600.0,
+            'm' => 60.0,
+            's' => 1.0,
+            _ => bail!("invalid time {s:?}: use RFC 3339, UNIX seconds or a duration like 10m"),
+        };
+    }
+    if !num.is_empty() {
+        bail!("invalid time {s:?}: a duration needs a unit (h, m, s)");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    Ok(format!("{:.9}", now - total))
 }
 
 /// Whether a container has a TTY (its output then comes as one raw stream).
@@ -664,6 +711,22 @@ pub async fn logs(c: &Client, a: LogsArgs) -> Result<()> {
         .append_pair("follow", if a.follow { "1" } else { "0" })
         .append_pair("timestamps", if a.timestamps { "1" } else { "0" })
         .append_pair("tail", &a.tail)
+        .append_pair(
+            "since",
+            &a.since
+                .as_deref()
+                .map(unix_time)
+                .transpose()?
+                .unwrap_or_default(),
+        )
+        .append_pair(
+            "until",
+            &a.until
+                .as_deref()
+                .map(unix_time)
+                .transpose()?
+                .unwrap_or_default(),
+        )
         .finish();
     let resp = Client::ok(
         c.request(

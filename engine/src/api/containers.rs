@@ -894,6 +894,23 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
     let follow = q.flag("follow");
     let timestamps = q.flag("timestamps");
     let tail: Option<usize> = q.get("tail").and_then(|t| t.parse().ok());
+    // UNIX seconds, as the docker CLI sends them (`1700000000.123456789`); 0 or empty: none
+    let bound = |k: &str| -> Result<Option<f64>, ApiError> {
+        match q.get(k).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<f64>()
+                .map(|t| (t > 0.0).then_some(t))
+                .map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v:?}"))),
+        }
+    };
+    let (since, until) = (bound("since")?, bound("until")?);
+    let in_window = move |time: &str| {
+        let t = chrono::DateTime::parse_from_rfc3339(time)
+            .map(|t| t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9)
+            .unwrap_or(0.0);
+        since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
+    };
     let path = d.containers.log_path(&c.id);
     // With a TTY the output is one raw stream, as Docker sends it.
     let raw = c.tty();
@@ -901,30 +918,32 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
     *reply.status_mut() = StatusCode::OK;
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
-        let emit =
-            |w: &mut crate::http::ChannelWriter, entries: Vec<(u8, String, Vec<u8>)>| -> bool {
-                for (stream, time, data) in entries {
-                    if (stream == 1 && !want_out) || (stream == 2 && !want_err) {
-                        continue;
-                    }
-                    let mut payload = Vec::new();
-                    if timestamps {
-                        payload.extend_from_slice(time.as_bytes());
-                        payload.push(b' ');
-                    }
-                    payload.extend_from_slice(&data);
-                    let out = if raw {
-                        payload
-                    } else {
-                        monitor::frame(stream, &payload)
-                    };
-                    if w.write_all(&out).is_err() {
-                        return false;
-                    }
+        let emit = |w: &mut crate::http::ChannelWriter,
+                    entries: Vec<(u8, String, Vec<u8>)>|
+         -> bool {
+            for (stream, time, data) in entries {
+                if (stream == 1 && !want_out) || (stream == 2 && !want_err) || !in_window(&time) {
+                    continue;
                 }
-                true
-            };
+                let mut payload = Vec::new();
+                if timestamps {
+                    payload.extend_from_slice(time.as_bytes());
+                    payload.push(b' ');
+                }
+                payload.extend_from_slice(&data);
+                let out = if raw {
+                    payload
+                } else {
+                    monitor::frame(stream, &payload)
+                };
+                if w.write_all(&out).is_err() {
+                    return false;
+                }
+            }
+            true
+        };
         let (mut entries, mut pos) = read_log(&path, 0);
+        entries.retain(|(_, time, _)| in_window(time));
         if let Some(n) = tail {
             let skip = entries.len().saturating_sub(n);
             entries.drain(..skip);
@@ -933,6 +952,12 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
             return;
         }
         loop {
+            // following stops at `until`, as Docker's
+            let now = chrono::Utc::now();
+            let now = now.timestamp() as f64 + f64::from(now.timestamp_subsec_nanos()) / 1e9;
+            if until.is_some_and(|u| now > u) {
+                return;
+            }
             let running = e.snapshot().state.status.is_running();
             let (more, p) = read_log(&path, pos);
             pos = p;
