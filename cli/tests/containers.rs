@@ -626,3 +626,137 @@ fn logs_since_and_until() {
     let e = fails(d.berth(&["logs", "--since", "yesterday", "talker"]));
     assert!(e.contains("invalid time"), "{e}");
 }
+
+fn status_field(status: &str, key: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn tmpfs_ulimit_privileged_and_security_opts() {
+    let d = daemon_with_busybox();
+    let mounts = ok(d.berth(&[
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/scratch:size=1m",
+        "busybox",
+        "cat",
+        "/proc/self/mounts",
+    ]));
+    let line = mounts
+        .lines()
+        .find(|l| l.contains(" /scratch "))
+        .unwrap_or("");
+    assert!(
+        line.starts_with("tmpfs /scratch tmpfs") && line.contains("size=1024k"),
+        "{mounts}"
+    );
+    assert!(
+        line.contains("nosuid") && line.contains("nodev") && line.contains("noexec"),
+        "{line}"
+    );
+
+    let lim = ok(d.berth(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=100:200",
+        "busybox",
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn",
+    ]));
+    assert_eq!(lim, "100\n200\n");
+    let e = fails(d.berth(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=30000:30000",
+        "busybox",
+        "true",
+    ]));
+    assert!(
+        e.to_lowercase().contains("nofile") || e.contains("RLIMIT_NOFILE"),
+        "{e}"
+    );
+    let e = fails(d.berth(&["run", "--rm", "--ulimit", "bogus=1", "busybox", "true"]));
+    assert!(e.contains("invalid ulimit type: bogus"), "{e}");
+
+    let default = ok(d.berth(&["run", "--rm", "busybox", "cat", "/proc/self/status"]));
+    assert_eq!(status_field(&default, "Seccomp:"), "2");
+    assert_eq!(status_field(&default, "NoNewPrivs:"), "0");
+    let privileged = ok(d.berth(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "cat",
+        "/proc/self/status",
+    ]));
+    assert_eq!(status_field(&privileged, "Seccomp:"), "0");
+    // every capability this host lets us have
+    let ours = std::fs::read_to_string("/proc/self/status").unwrap();
+    assert_eq!(
+        status_field(&privileged, "CapEff:"),
+        status_field(&ours, "CapBnd:")
+    );
+    assert_ne!(
+        status_field(&default, "CapEff:"),
+        status_field(&privileged, "CapEff:")
+    );
+    let nnp = ok(d.berth(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "no-new-privileges",
+        "busybox",
+        "cat",
+        "/proc/self/status",
+    ]));
+    assert_eq!(status_field(&nnp, "NoNewPrivs:"), "1");
+    let unconfined = ok(d.berth(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "cat",
+        "/proc/self/status",
+    ]));
+    assert_eq!(status_field(&unconfined, "Seccomp:"), "0");
+    // a profile file in moby's format, sent by content as the docker CLI does
+    let profile = d.path("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let e = fails(d.berth(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "mkdir",
+        "/x",
+    ]));
+    assert!(e.contains("Operation not permitted"), "{e}");
+    let e = fails(d.docker(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "mkdir",
+        "/x",
+    ]));
+    assert!(e.contains("Operation not permitted"), "{e}");
+    let e = fails(d.berth(&["run", "--rm", "--security-opt", "bogus", "busybox", "true"]));
+    assert!(e.contains("Invalid --security-opt"), "{e}");
+}

@@ -93,6 +93,18 @@ pub struct CreateArgs {
     /// Restart policy (no, on-failure[:N], always, unless-stopped)
     #[arg(long, default_value = "no")]
     restart: String,
+    /// Mount a tmpfs directory (DEST[:OPTIONS])
+    #[arg(long)]
+    tmpfs: Vec<String>,
+    /// Ulimit options (NAME=SOFT[:HARD])
+    #[arg(long)]
+    ulimit: Vec<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    privileged: bool,
+    /// Security options (no-new-privileges, seccomp=unconfined|PROFILE.json)
+    #[arg(long)]
+    security_opt: Vec<String>,
     /// Pull image before running ("always", "missing", "never")
     #[arg(long, default_value = "missing")]
     pull: String,
@@ -182,6 +194,50 @@ fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
     }
     if let Some(p) = a.pids_limit {
         hc["PidsLimit"] = json!(p);
+    }
+    if !a.tmpfs.is_empty() {
+        let m: serde_json::Map<String, Value> = a
+            .tmpfs
+            .iter()
+            .map(|t| match t.split_once(':') {
+                Some((d, o)) => (d.to_owned(), json!(o)),
+                None => (t.clone(), json!("")),
+            })
+            .collect();
+        hc["Tmpfs"] = Value::Object(m);
+    }
+    let mut ulimits = Vec::new();
+    for u in &a.ulimit {
+        let (name, limits) = u
+            .split_once('=')
+            .with_context(|| format!("invalid ulimit argument: {u}"))?;
+        let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+        let num = |x: &str| {
+            x.parse::<i64>()
+                .with_context(|| format!("invalid ulimit argument: {u}"))
+        };
+        ulimits.push(json!({"Name": name, "Soft": num(soft)?, "Hard": num(hard)?}));
+    }
+    if !ulimits.is_empty() {
+        hc["Ulimits"] = json!(ulimits);
+    }
+    if a.privileged {
+        hc["Privileged"] = json!(true);
+    }
+    let mut security = Vec::new();
+    for o in &a.security_opt {
+        // as the docker CLI: a seccomp profile is sent as its content
+        match o.split_once(['=', ':']) {
+            Some(("seccomp", path)) if path != "unconfined" => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("opening seccomp profile ({path}) failed"))?;
+                security.push(format!("seccomp={text}"));
+            }
+            _ => security.push(o.clone()),
+        }
+    }
+    if !security.is_empty() {
+        hc["SecurityOpt"] = json!(security);
     }
     if let Some((h, w)) = a.tty.then(term_size).flatten() {
         hc["ConsoleSize"] = json!([h, w]);

@@ -251,8 +251,42 @@ fn monitor_config(
             .filter(|p| !p.is_empty())
             .unwrap_or(&d.config.cgroup_parent)
             .to_owned(),
+        tmpfs: hc["Tmpfs"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ulimits: ulimits(&hc["Ulimits"])?,
+        privileged: hc["Privileged"].as_bool().unwrap_or(false),
+        bounding: own_bounding_set(),
         ..Default::default()
     };
+    let mut input = input;
+    for opt in strings(&hc["SecurityOpt"]) {
+        let (k, v) = opt
+            .split_once(['=', ':'])
+            .map_or((opt.as_str(), ""), |(k, v)| (k, v));
+        match (k, v) {
+            ("no-new-privileges", "" | "true") => input.no_new_privileges = true,
+            ("no-new-privileges", "false") => input.no_new_privileges = false,
+            ("seccomp", "unconfined") => input.seccomp = spec::Seccomp::Unconfined,
+            ("seccomp", profile) if profile.trim_start().starts_with('{') => {
+                let caps = spec::capabilities(&input.cap_add, &input.cap_drop);
+                input.seccomp = spec::Seccomp::Profile(
+                    spec::seccomp_profile(profile, &caps).map_err(ApiError::bad_request)?,
+                );
+            }
+            ("label" | "apparmor", _) => {} // no LSM here: accepted and ignored, as on hosts without one
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid --security-opt: {opt:?}"
+                )))
+            }
+        }
+    }
     Ok(MonitorConfig {
         id: c.id.clone(),
         dir: dir.clone(),
@@ -273,6 +307,61 @@ fn monitor_config(
         tty: c.tty(),
         console_size: console_size(&hc["ConsoleSize"]),
     })
+}
+
+/// This process's capability bounding set, from /proc/self/status.
+fn own_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `Ulimits: [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]` as OCI rlimits.
+fn ulimits(v: &Value) -> Result<Vec<(String, u64, u64)>, ApiError> {
+    let mut out = Vec::new();
+    for u in v.as_array().into_iter().flatten() {
+        let name = u["Name"].as_str().unwrap_or("");
+        const KNOWN: [&str; 16] = [
+            "core",
+            "cpu",
+            "data",
+            "fsize",
+            "locks",
+            "memlock",
+            "msgqueue",
+            "nice",
+            "nofile",
+            "nproc",
+            "rss",
+            "rtprio",
+            "rttime",
+            "sigpending",
+            "stack",
+            "as",
+        ];
+        if !KNOWN.contains(&name) {
+            return Err(ApiError::bad_request(format!(
+                "invalid ulimit type: {name}"
+            )));
+        }
+        let get = |k: &str| {
+            u[k].as_i64()
+                .map(|n| if n < 0 { u64::MAX } else { n as u64 })
+        };
+        let (soft, hard) = (get("Soft").unwrap_or(0), get("Hard").unwrap_or(0));
+        if soft > hard {
+            return Err(ApiError::bad_request(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+            )));
+        }
+        out.push((format!("RLIMIT_{}", name.to_ascii_uppercase()), soft, hard));
+    }
+    Ok(out)
 }
 
 /// `ConsoleSize: [rows, cols]` as the docker CLI sends it; none when absent or zero.

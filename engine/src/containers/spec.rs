@@ -36,6 +36,9 @@ pub enum Seccomp {
     Default,
     /// No filter (`seccomp=unconfined`).
     Unconfined,
+    /// A profile in moby's format (`seccomp=<profile JSON>`, which the docker CLI reads from
+    /// the file named on its command line).
+    Profile(Value),
 }
 
 /// What the spec is made of: resolved values, no I/O.
@@ -67,6 +70,16 @@ pub struct SpecInput {
     pub binds: Vec<(String, String, bool)>,
     pub cgroup_parent: String,
     pub seccomp: Seccomp,
+    /// `--tmpfs DEST[:OPTIONS]`: (destination, extra mount options).
+    pub tmpfs: Vec<(String, String)>,
+    /// `--ulimit NAME=SOFT[:HARD]`: (`RLIMIT_*`, soft, hard).
+    pub ulimits: Vec<(String, u64, u64)>,
+    /// `--privileged`: every capability (of `bounding`) and device, no seccomp, no masked paths.
+    pub privileged: bool,
+    /// The daemon's own capability bounding set (`CapBnd`): what `--privileged` can give.
+    pub bounding: u64,
+    /// `--security-opt no-new-privileges`.
+    pub no_new_privileges: bool,
 }
 
 fn cap_name(c: &str) -> String {
@@ -101,8 +114,63 @@ pub fn capabilities(add: &[String], drop: &[String]) -> Vec<String> {
     caps
 }
 
+/// The capabilities the kernel knows, by number (a privileged container gets those the
+/// daemon has).
+const ALL_CAPS: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
 pub fn build(i: &SpecInput) -> Value {
-    let caps = capabilities(&i.cap_add, &i.cap_drop);
+    let caps = if i.privileged {
+        ALL_CAPS
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| i.bounding & (1u64 << n) != 0)
+            .map(|(_, c)| (*c).to_owned())
+            .collect()
+    } else {
+        capabilities(&i.cap_add, &i.cap_drop)
+    };
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
@@ -113,6 +181,11 @@ pub fn build(i: &SpecInput) -> Value {
     ];
     for (dst, src) in &i.etc_files {
         mounts.push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
+    }
+    for (dst, opts) in &i.tmpfs {
+        let mut o: Vec<String> = ["nosuid", "nodev", "noexec"].map(String::from).to_vec();
+        o.extend(opts.split(',').filter(|x| !x.is_empty()).map(str::to_owned));
+        mounts.push(json!({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": o}));
     }
     for (src, dst, ro) in &i.binds {
         let mut opts = vec!["rbind", "rprivate"];
@@ -132,7 +205,7 @@ pub fn build(i: &SpecInput) -> Value {
         (None, false) => namespaces.push(json!({"type": "network"})),
         (None, true) => {}
     }
-    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    let mut resources = json!({"devices": [{"allow": i.privileged, "access": "rwm"}]});
     if i.memory > 0 {
         resources["memory"] = json!({"limit": i.memory});
     }
@@ -164,7 +237,8 @@ pub fn build(i: &SpecInput) -> Value {
             "env": i.env,
             "cwd": if i.cwd.is_empty() { "/" } else { i.cwd.as_str() },
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": false,
+            "noNewPrivileges": i.no_new_privileges,
+            "rlimits": i.ulimits.iter().map(|(t, soft, hard)| json!({"type": t, "soft": soft, "hard": hard})).collect::<Vec<_>>(),
         },
         "root": {"path": i.rootfs, "readonly": i.readonly_rootfs},
         "hostname": i.hostname,
@@ -177,10 +251,35 @@ pub fn build(i: &SpecInput) -> Value {
             "readonlyPaths": READONLY,
         },
     });
-    if i.seccomp == Seccomp::Default {
-        spec["linux"]["seccomp"] = json!(runtime::seccomp::moby::default_for(&caps));
+    if i.privileged {
+        // as Docker: /sys writable, nothing masked
+        spec["linux"]["maskedPaths"] = json!([]);
+        spec["linux"]["readonlyPaths"] = json!([]);
+        if let Some(m) = spec["mounts"].as_array_mut() {
+            for mount in m.iter_mut().filter(|m| m["destination"] == "/sys") {
+                mount["options"] = json!(["nosuid", "noexec", "nodev"]);
+            }
+        }
+        return spec;
+    }
+    match &i.seccomp {
+        Seccomp::Default => {
+            spec["linux"]["seccomp"] = json!(runtime::seccomp::moby::default_for(&caps));
+        }
+        Seccomp::Profile(p) => {
+            spec["linux"]["seccomp"] = p.clone();
+        }
+        Seccomp::Unconfined => {}
     }
     spec
+}
+
+/// A `seccomp=<profile>` value in moby's format, resolved for `caps` on this host.
+pub fn seccomp_profile(json: &str, caps: &[String]) -> Result<Value, String> {
+    let p: runtime::seccomp::moby::Profile =
+        serde_json::from_str(json).map_err(|e| format!("decoding seccomp profile failed: {e}"))?;
+    let resolved = p.resolve(caps, &runtime::seccomp::moby::Target::host());
+    serde_json::to_value(&resolved).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
