@@ -134,6 +134,16 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Display a snapshot of containers' resource usage (--no-stream)
+    Stats {
+        /// Show all containers (default shows just running)
+        #[arg(short, long)]
+        all: bool,
+        /// Disable streaming stats and only pull the first result (the only mode today)
+        #[arg(long)]
+        no_stream: bool,
+        containers: Vec<String>,
+    },
     /// Rename a container
     Rename { container: String, new_name: String },
     /// Inspect changes to files or directories on a container's filesystem
@@ -310,6 +320,9 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             new_name,
         } => done(ct::rename(&c, &container, &new_name).await),
         Cmd::Diff { container } => done(ct::diff(&c, &container).await),
+        Cmd::Stats {
+            all, containers, ..
+        } => done(ct::stats(&c, all, &containers).await),
         Cmd::Top { container, ps_args } => done(ct::top(&c, &container, &ps_args).await),
         Cmd::Pause { containers } => done(ct::each(&c, Method::POST, &containers, "pause").await),
         Cmd::Unpause { containers } => {

@@ -760,3 +760,44 @@ fn tmpfs_ulimit_privileged_and_security_opts() {
     let e = fails(d.berth(&["run", "--rm", "--security-opt", "bogus", "busybox", "true"]));
     assert!(e.contains("Invalid --security-opt"), "{e}");
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn stats_from_cgroups() {
+    let d = daemon_with_busybox();
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "-m",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do :; done",
+    ]));
+    std::thread::sleep(Duration::from_millis(300));
+    let out = ok(d.berth(&["stats", "--no-stream", "busy"]));
+    let row = out.lines().nth(1).unwrap_or("");
+    assert!(row.contains("busy") && row.contains("/ 64MiB"), "{out}");
+    let cpu: f64 = row
+        .split_whitespace()
+        .find(|f| f.ends_with('%'))
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(cpu > 20.0, "a busy loop uses CPU: {out}");
+    let v: serde_json::Value = serde_json::from_str(&ok(d.docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{json .}}",
+        "busy",
+    ])))
+    .unwrap();
+    assert_eq!(v["Name"], "busy");
+    assert!(v["MemUsage"].as_str().unwrap().ends_with("64MiB"), "{v}");
+    ok(d.berth(&["rm", "-f", "busy"]));
+}

@@ -1031,3 +1031,88 @@ pub async fn prune(c: &Client) -> Result<()> {
     println!("Total reclaimed space: 0B");
     Ok(())
 }
+
+/// `stats --no-stream`: one row per container, computed as the docker CLI does.
+pub async fn stats(c: &Client, all: bool, containers: &[String]) -> Result<()> {
+    let names: Vec<String> = if containers.is_empty() {
+        let q = if all { "?all=1" } else { "" };
+        let v = c
+            .json(Method::GET, &format!("/containers/json{q}"), Payload::None)
+            .await?;
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x["Id"].as_str().map(str::to_owned))
+            .collect()
+    } else {
+        containers.to_vec()
+    };
+    let mut rows = Vec::new();
+    for n in &names {
+        let s = c
+            .json(
+                Method::GET,
+                &format!("/containers/{n}/stats?stream=false"),
+                Payload::None,
+            )
+            .await?;
+        let u = |v: &Value| v.as_u64().unwrap_or(0) as f64;
+        let cpu_delta = u(&s["cpu_stats"]["cpu_usage"]["total_usage"])
+            - u(&s["precpu_stats"]["cpu_usage"]["total_usage"]);
+        let sys_delta =
+            u(&s["cpu_stats"]["system_cpu_usage"]) - u(&s["precpu_stats"]["system_cpu_usage"]);
+        let cpus = u(&s["cpu_stats"]["online_cpus"]).max(1.0);
+        let cpu = if sys_delta > 0.0 && cpu_delta > 0.0 {
+            cpu_delta / sys_delta * cpus * 100.0
+        } else {
+            0.0
+        };
+        let (mem, limit) = (
+            u(&s["memory_stats"]["usage"]),
+            u(&s["memory_stats"]["limit"]),
+        );
+        let limit = limit.max(1.0);
+        let id = s["id"].as_str().unwrap_or("");
+        rows.push(vec![
+            id.chars().take(12).collect(),
+            s["name"]
+                .as_str()
+                .unwrap_or("")
+                .trim_start_matches('/')
+                .to_owned(),
+            format!("{cpu:.2}%"),
+            format!("{} / {}", binary_size(mem), binary_size(limit)),
+            format!("{:.2}%", mem / limit * 100.0),
+            s["pids_stats"]["current"].as_u64().unwrap_or(0).to_string(),
+        ]);
+    }
+    print!(
+        "{}",
+        table(
+            &[
+                "CONTAINER ID",
+                "NAME",
+                "CPU %",
+                "MEM USAGE / LIMIT",
+                "MEM %",
+                "PIDS"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+/// Docker's `units.BytesSize`: binary units, as `stats` shows memory (`64MiB`).
+fn binary_size(b: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}{}", units[i])
+}

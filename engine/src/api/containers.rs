@@ -1368,3 +1368,126 @@ pub async fn prune(d: &Arc<Daemon>) -> Result<Reply, ApiError> {
         &json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
     ))
 }
+
+/// A container's cgroup counters: (memory usage, memory limit, CPU ns, pids), read from
+/// cgroup v2 when the host is pure v2, else from the v1 hierarchies.
+fn cgroup_counters(path: &str) -> (u64, u64, u64, u64) {
+    let read = |p: String| -> Option<u64> {
+        let t = std::fs::read_to_string(p).ok()?;
+        let t = t.trim();
+        if t == "max" {
+            return Some(u64::MAX);
+        }
+        t.parse().ok()
+    };
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if v2 {
+        let base = format!("/sys/fs/cgroup/{path}");
+        let cpu = std::fs::read_to_string(format!("{base}/cpu.stat"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("usage_usec "))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+            * 1000;
+        return (
+            read(format!("{base}/memory.current")).unwrap_or(0),
+            read(format!("{base}/memory.max")).unwrap_or(u64::MAX),
+            cpu,
+            read(format!("{base}/pids.current")).unwrap_or(0),
+        );
+    }
+    let v1 = |ctl: &str, file: &str| read(format!("/sys/fs/cgroup/{ctl}/{path}/{file}"));
+    (
+        v1("memory", "memory.usage_in_bytes").unwrap_or(0),
+        v1("memory", "memory.limit_in_bytes").unwrap_or(u64::MAX),
+        v1("cpuacct", "cpuacct.usage").unwrap_or(0),
+        v1("pids", "pids.current").unwrap_or(0),
+    )
+}
+
+/// Total CPU time of the host in ns (`/proc/stat`'s first line, in USER_HZ ticks).
+fn system_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines().next().map(|l| {
+                l.split_whitespace()
+                    .skip(1)
+                    .filter_map(|v| v.parse::<u64>().ok())
+                    .sum::<u64>()
+                    * 10_000_000
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// `GET /containers/{id}/stats?stream=false`: one sample, with the one before it taken a
+/// short moment earlier so that clients can compute CPU %, in Docker's shape.
+pub async fn stats(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
+    let e = d.containers.get(name)?;
+    let c = e.snapshot();
+    if q.get("stream").is_some_and(|s| !matches!(s, "0" | "false")) {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "streaming stats are not supported yet: use stream=false (stats --no-stream)",
+        ));
+    }
+    let parent = c.host_config["CgroupParent"]
+        .as_str()
+        .filter(|p| !p.is_empty())
+        .unwrap_or(&d.config.cgroup_parent)
+        .trim_matches('/')
+        .to_owned();
+    let parent = if parent.is_empty() {
+        "berth".to_owned()
+    } else {
+        parent
+    };
+    let path = format!("{parent}/{}", c.id);
+    let running = c.state.status.is_running();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let sample = move || {
+        let (mem, limit, cpu, pids) = if running {
+            cgroup_counters(&path)
+        } else {
+            (0, 0, 0, 0)
+        };
+        (mem, limit, cpu, pids, system_cpu_ns())
+    };
+    let first = tokio::task::spawn_blocking(sample.clone())
+        .await
+        .map_err(blocking_err)?;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let (mem, limit, cpu, pids, sys) = tokio::task::spawn_blocking(sample)
+        .await
+        .map_err(blocking_err)?;
+    // no limit: the host's memory, as dockerd reports it
+    let limit = if limit >= 1 << 60 {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map_or(limit, |kb| kb * 1024)
+    } else {
+        limit
+    };
+    let cpu_json = |cpu: u64, sys: u64| json!({"cpu_usage": {"total_usage": cpu}, "system_cpu_usage": sys, "online_cpus": cpus});
+    let body = json!({
+        "id": c.id,
+        "name": format!("/{}", c.name),
+        "read": monitor::now(),
+        "memory_stats": if running { json!({"usage": mem, "limit": limit}) } else { json!({}) },
+        "cpu_stats": cpu_json(cpu, sys),
+        "precpu_stats": cpu_json(first.2, first.4),
+        "pids_stats": {"current": pids},
+        "networks": {},
+        "blkio_stats": {},
+    });
+    Ok(reply_json(StatusCode::OK, &body))
+}

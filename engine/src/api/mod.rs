@@ -168,6 +168,7 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                     (&Method::POST, "rename") => containers::rename(&d, name, &q).await,
                     (&Method::GET, "changes") => containers::changes(&d, name).await,
                     (&Method::GET, "top") => containers::top(&d, name, &q).await,
+                    (&Method::GET, "stats") => containers::stats(&d, name, &q).await,
                     (&Method::POST, "unpause") => containers::pause(&d, name, false).await,
                     (&Method::POST, "resize") => containers::resize(&d, name, &q).await,
                     (&Method::POST, "wait") => containers::wait(&d, name, &q).await,
