@@ -246,11 +246,14 @@ impl Containers {
         let snapshot = {
             let mut c = e.rec.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut c);
-            c.clone()
+            let snapshot = c.clone();
+            // Written under the record's lock: concurrent updates (a restart policy and a
+            // `stop`) neither race on the temporary file nor land out of order.
+            if !snapshot.removed {
+                self.persist(&snapshot)?;
+            }
+            snapshot
         };
-        if !snapshot.removed {
-            self.persist(&snapshot)?;
-        }
         e.changes.send_replace(snapshot.state.clone());
         Ok(snapshot)
     }
