@@ -268,6 +268,13 @@ pub fn network_json(n: &netbridge::NetworkInfo) -> Value {
             )
         })
         .collect();
+    // Only the options a network was created with, as Docker shows them (compose recreates a
+    // network whose options differ from its file's); the default bridge names its device.
+    let options = if n.name == netbridge::DEFAULT_NETWORK {
+        json!({"com.docker.network.bridge.name": n.bridge})
+    } else {
+        json!({})
+    };
     let created = chrono::DateTime::from_timestamp(n.created as i64, 0)
         .map(|t| t.to_rfc3339())
         .unwrap_or_default();
@@ -279,7 +286,7 @@ pub fn network_json(n: &netbridge::NetworkInfo) -> Value {
         "Internal": n.internal, "Attachable": false, "Ingress": false,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
         "Containers": containers,
-        "Options": {"com.docker.network.bridge.name": n.bridge},
+        "Options": options,
         "Labels": n.labels,
     })
 }

@@ -8,6 +8,7 @@ mod bench_build;
 mod bench_net;
 mod bench_pull;
 mod bench_runtime;
+mod compose;
 mod demo;
 mod dockerfile;
 mod rootfs;
@@ -22,6 +23,7 @@ tasks:
   lint                 cargo fmt --check and cargo clippy -D warnings
   bench <name>         benchmarks against the peers: store, run, pull, net, runtime
   rootfs <name>        build once, then print, a cached Debian rootfs tarball: python, redis
+  compose              build once, then print, the cached docker-compose 1.29.2 the tests use
   dockerfile dump PATH | expand [--env K=V]... WORD";
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +35,7 @@ fn main() -> anyhow::Result<()> {
         Some("bench") => bench::run(&args[1..]),
         Some("dockerfile") => dockerfile::run(&args[1..]),
         Some("rootfs") => rootfs::run_task(&args[1..]),
+        Some("compose") => compose::run_task(&args[1..]),
         Some(other) => anyhow::bail!("unknown task {other:?}\n{USAGE}"),
         None => anyhow::bail!("{USAGE}"),
     }

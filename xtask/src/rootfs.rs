@@ -44,7 +44,8 @@ pub const RECIPES: &[Recipe] = &[
 ];
 
 const SUITE: &str = "bookworm";
-const CACHE_DIR: &str = "/var/cache/berth-fixtures";
+/// Shared with the other cached test tools (`compose`), under one lock.
+pub const CACHE_DIR: &str = "/var/cache/berth-fixtures";
 /// Bump when the build or the stripping changes what a tarball holds: it is part of the hash.
 const FORMAT: u32 = 1;
 const HOST_PACKAGES: &[&str] = &["debootstrap", "debian-archive-keyring", "util-linux", "tar"];
@@ -304,7 +305,7 @@ exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
 }
 
 /// Remove work dirs that killed builds left (the caller holds the cache lock).
-fn sweep(cache: &Path) -> Result<()> {
+pub fn sweep(cache: &Path) -> Result<()> {
     for e in read_dir(cache)? {
         if e.file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with(".work-"))

@@ -5,8 +5,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Result};
 
-use crate::rootfs;
 use crate::sys::{self, cargo, ensure_packages, is_root};
+use crate::{compose, rootfs};
 
 /// What the end-to-end suite drives besides berth itself.
 pub const TEST_PACKAGES: &[&str] = &[
@@ -63,6 +63,13 @@ pub fn run(extra: &[String]) -> Result<()> {
             Err(e) if !is_root() => eprintln!("xtask: no {var}: {e:#}"),
             Err(e) => return Err(e),
         }
+    }
+    match compose::ensure() {
+        Ok(exe) => {
+            c.env("BERTH_DOCKER_COMPOSE", exe);
+        }
+        Err(e) if !is_root() => eprintln!("xtask: no BERTH_DOCKER_COMPOSE: {e:#}"),
+        Err(e) => return Err(e),
     }
     if is_root() {
         c.arg("--include-ignored");

@@ -150,6 +150,11 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                 };
             }
             if let Some(name) = path.strip_prefix("/networks/") {
+                if let Some(name) = name.strip_suffix("/connect") {
+                    if m == Method::POST {
+                        return networks::connect(&d, name, req.into_body()).await;
+                    }
+                }
                 return match m {
                     Method::GET => networks::inspect(&d, name).await,
                     Method::DELETE => networks::remove(&d, name).await,

@@ -1,4 +1,5 @@
-//! `/networks`: list, create, inspect, remove, prune (bridge networks through netbridge).
+//! `/networks`: list, create, inspect, remove, prune (bridge networks through netbridge), and
+//! connect for a container's own network (how docker-compose gives it its aliases).
 
 use std::sync::Arc;
 
@@ -135,4 +136,67 @@ pub async fn prune(d: &Daemon) -> Result<Reply, ApiError> {
         StatusCode::OK,
         &json!({"NetworksDeleted": removed}),
     ))
+}
+
+/// `POST /networks/{id}/connect`. A berth container has one network, its `NetworkMode`:
+/// connecting it to that network again adds aliases (and an address) to a container that is
+/// not running, as docker-compose does between create and start; joining a second network
+/// is not supported yet and says so.
+pub async fn connect(d: &Daemon, name: &str, body: Incoming) -> Result<Reply, ApiError> {
+    let n = nets(d)?;
+    let v: Value = serde_json::from_slice(&read_body(body).await?)?;
+    let container = v["Container"].as_str().unwrap_or("").to_owned();
+    if container.is_empty() {
+        return Err(ApiError::bad_request("a container is required"));
+    }
+    let name = name.to_owned();
+    let info = blocking(move || n.inspect(&name)).await?;
+    let e = d.containers.get(&container)?;
+    let c = e.snapshot();
+    let mode = crate::network::mode(&c.host_config);
+    if mode != info.name && mode != info.id {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!(
+                "container {container} is on network {mode}: berth does not connect a container \
+                 to a second network yet"
+            ),
+        ));
+    }
+    let endpoint = &v["EndpointConfig"];
+    let mut aliases: Vec<Value> = c.host_config["NetworkingAliases"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    // the short ID is every container's alias on a user network already
+    let new: Vec<&Value> = endpoint["Aliases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a.as_str().is_some_and(|a| a != c.short_id()) && !aliases.contains(a))
+        .collect();
+    let ip = endpoint["IPAMConfig"]["IPv4Address"]
+        .as_str()
+        .filter(|ip| !ip.is_empty() && c.host_config["BerthIPv4Address"].as_str() != Some(ip));
+    if new.is_empty() && ip.is_none() {
+        return Ok(status(StatusCode::OK));
+    }
+    if c.state.status.is_running() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!(
+                "container {container} is running: berth sets its aliases and address on \
+                 network {} only before it starts",
+                info.name
+            ),
+        ));
+    }
+    aliases.extend(new.into_iter().cloned());
+    d.containers.update(&e, |c| {
+        c.host_config["NetworkingAliases"] = Value::Array(aliases);
+        if let Some(ip) = ip {
+            c.host_config["BerthIPv4Address"] = json!(ip);
+        }
+    })?;
+    Ok(status(StatusCode::OK))
 }
