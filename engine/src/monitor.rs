@@ -95,6 +95,20 @@ pub fn connect(dir: &Path) -> io::Result<UnixStream> {
     let p = short_socket_path(dir)?;
     UnixStream::connect(&p.path)
 }
+
+/// Connect to a container's monitor from async code and send the attach request.
+pub async fn attach(dir: &Path, req: &AttachRequest) -> io::Result<tokio::net::UnixStream> {
+    use tokio::io::AsyncWriteExt;
+    let s = connect(dir)?;
+    s.set_nonblocking(true)?;
+    let mut mon = tokio::net::UnixStream::from_std(s)?;
+    let line = format!(
+        "{}\n",
+        serde_json::to_string(req).map_err(io::Error::other)?
+    );
+    mon.write_all(line.as_bytes()).await?;
+    Ok(mon)
+}
 pub fn exit_file(dir: &Path) -> PathBuf {
     dir.join("exit.json")
 }

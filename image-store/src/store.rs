@@ -517,39 +517,27 @@ impl Store {
     /// `gc`, also returning the chain IDs of the layers it removed.
     pub(crate) fn collect(&self) -> Result<(u64, Vec<Digest>)> {
         let _excl = self.leases.exclusive();
-        let (keep_blobs, keep_layers) = {
-            let st = self.lock();
-            let mut blobs = BTreeSet::new();
-            let mut layers = BTreeSet::new();
-            for rec in st.images.values() {
-                blobs.insert(rec.manifest.clone());
-                blobs.insert(rec.id.clone());
-                for l in &rec.layers {
-                    if let Ok(d) = Digest::parse(l.digest().as_ref()) {
-                        blobs.insert(d);
-                    }
-                }
-                layers.extend(rec.chain_ids.iter().cloned());
-            }
-            (blobs, layers)
-        };
-        // Pinned images (the build cache) are roots too.
-        let (keep_blobs, keep_layers) = {
-            let (mut blobs, mut layers) = (keep_blobs, keep_layers);
-            for m in self.pinned_manifests() {
-                if let Ok(rec) = self.record_for_manifest(&m, MediaType::ImageManifest) {
-                    blobs.insert(rec.manifest.clone());
-                    blobs.insert(rec.id.clone());
-                    for l in &rec.layers {
-                        if let Ok(d) = Digest::parse(l.digest().as_ref()) {
-                            blobs.insert(d);
-                        }
-                    }
-                    layers.extend(rec.chain_ids.iter().cloned());
+        // Roots: every named image, and every pinned one (the build cache).
+        let mut keep_blobs = BTreeSet::new();
+        let mut keep_layers = BTreeSet::new();
+        let mut keep = |rec: &ImageRecord| {
+            keep_blobs.insert(rec.manifest.clone());
+            keep_blobs.insert(rec.id.clone());
+            for l in &rec.layers {
+                if let Ok(d) = Digest::parse(l.digest().as_ref()) {
+                    keep_blobs.insert(d);
                 }
             }
-            (blobs, layers)
+            keep_layers.extend(rec.chain_ids.iter().cloned());
         };
+        for rec in self.lock().images.values() {
+            keep(rec);
+        }
+        for m in self.pinned_manifests() {
+            if let Ok(rec) = self.record_for_manifest(&m, MediaType::ImageManifest) {
+                keep(&rec);
+            }
+        }
         let mut reclaimed = 0;
         let mut removed = Vec::new();
         for d in self.blobs.list()?.into_iter().flatten() {

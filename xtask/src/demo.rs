@@ -12,16 +12,19 @@ use anyhow::{bail, Context, Result};
 
 use crate::sys::{build_release, busybox_rootfs, workspace_root};
 
+/// What `examples/walkthrough.sh` and its namespace need on the host.
+const WALK_PACKAGES: [&str; 7] = [
+    "busybox-static",
+    "docker-registry",
+    "apache2-utils",
+    "openssl",
+    "util-linux",
+    "iproute2",
+    "nftables",
+];
+
 pub fn run() -> Result<()> {
-    crate::sys::ensure_packages(&[
-        "busybox-static",
-        "docker-registry",
-        "apache2-utils",
-        "openssl",
-        "util-linux",
-        "iproute2",
-        "nftables",
-    ])?;
+    crate::sys::ensure_packages(&WALK_PACKAGES)?;
     let berth = build_release()?;
     let dir = workspace_root().join("target/demo");
     let _ = std::fs::remove_dir_all(&dir);
@@ -128,17 +131,8 @@ bash "$WALK"
 /// `cargo xtask bench walkthrough`: the whole walkthrough with berth and with podman, cold
 /// (nothing stored) and warm (a second run on the same storage), wall time of each.
 pub fn bench() -> Result<()> {
-    crate::sys::ensure_packages(&[
-        "busybox-static",
-        "docker-registry",
-        "apache2-utils",
-        "openssl",
-        "util-linux",
-        "iproute2",
-        "nftables",
-        "podman",
-        "runc",
-    ])?;
+    crate::sys::ensure_packages(&WALK_PACKAGES)?;
+    crate::sys::ensure_packages(&["podman", "runc"])?;
     crate::bench::configure_podman()?;
     let berth = build_release()?;
     let root = workspace_root().join("target/bench-walkthrough");

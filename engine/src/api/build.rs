@@ -52,16 +52,12 @@ pub async fn build(
         }
         Err(e) => return fail(&dir, ApiError::internal(e.to_string())),
     }
-    let df_path = dir
-        .join("context")
-        .join(build::files::clean_abs(&opts.dockerfile).trim_start_matches('/'));
     // read in the context's root: a Dockerfile that is a symlink must not lead out of it
     let rel = build::files::clean_abs(&opts.dockerfile);
     let text = build::files::in_root(&dir.join("context"), move || std::fs::read(&rel));
     let text = match text {
         Ok(t) => String::from_utf8_lossy(&t).into_owned(),
         Err(_) => {
-            let _ = df_path;
             return fail(
                 &dir,
                 ApiError::bad_request(format!(

@@ -311,14 +311,17 @@ fn monitor_config(
 
 /// This process's capability bounding set, from /proc/self/status.
 fn own_bounding_set() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapBnd:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .unwrap_or(0)
+    static BOUNDING: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BOUNDING.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapBnd:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .unwrap_or(0)
+    })
 }
 
 /// `Ulimits: [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]` as OCI rlimits.
@@ -1104,16 +1107,8 @@ pub async fn attach(
         }
         let mut req = want.clone();
         req.replay_from = Some(s.log_offset);
-        let conn = monitor::connect(&dir).and_then(|s| {
-            s.set_nonblocking(true)?;
-            tokio::net::UnixStream::from_std(s)
-        });
-        match conn {
-            Ok(mut mon) => {
-                let line = format!("{}\n", serde_json::to_string(&req).unwrap_or_default());
-                if mon.write_all(line.as_bytes()).await.is_err() {
-                    return;
-                }
+        match monitor::attach(&dir, &req).await {
+            Ok(mon) => {
                 let (mut mr, mut mw) = mon.into_split();
                 let (mut cr, mut cw) = tokio::io::split(client);
                 let to_client = async {

@@ -368,7 +368,7 @@ impl Build {
             .sum();
         let mut n = 0;
         let mut done: Vec<Img> = Vec::new();
-        for (i, stage) in resolved.stages[..=last].iter().enumerate() {
+        for stage in &resolved.stages[..=last] {
             n += 1;
             self.say(format!(
                 "Step {n}/{total} : {}\n",
@@ -384,7 +384,7 @@ impl Build {
             };
             self.say(format!(" ---> {}\n", img.short_id()));
             let img = self
-                .run_stage(stage, img, &done, &lines, escape, &mut n, total, i == last)
+                .run_stage(stage, img, &done, &lines, escape, &mut n, total)
                 .await?;
             done.push(img);
         }
@@ -444,7 +444,6 @@ impl Build {
         escape: char,
         n: &mut usize,
         total: usize,
-        _last: bool,
     ) -> Result<Img, ApiError> {
         let mut state = StageState::default();
         let mut use_cache = !self.opts.no_cache;
@@ -906,17 +905,8 @@ impl Build {
             stderr: true,
             resize: None,
         };
-        let conn = monitor::connect(&dir).and_then(|s| {
-            s.set_nonblocking(true)?;
-            tokio::net::UnixStream::from_std(s)
-        });
-        match conn {
+        match monitor::attach(&dir, &req).await {
             Ok(mut mon) => {
-                use tokio::io::AsyncWriteExt;
-                let line = format!("{}\n", serde_json::to_string(&req).unwrap_or_default());
-                if mon.write_all(line.as_bytes()).await.is_err() {
-                    return;
-                }
                 let mut head = [0u8; 8];
                 while mon.read_exact(&mut head).await.is_ok() {
                     let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
