@@ -102,6 +102,19 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// `-f key=value` flags as the Engine API's `filters` JSON: `{"key": {"value": true}}`.
+pub fn filters(flags: &[String]) -> anyhow::Result<String> {
+    let mut out = serde_json::Map::new();
+    for f in flags {
+        let Some((k, v)) = f.split_once('=') else {
+            anyhow::bail!("bad format of filter (expected name=value): {f}");
+        };
+        out.entry(k.to_owned())
+            .or_insert_with(|| serde_json::json!({}))[v] = serde_json::json!(true);
+    }
+    Ok(serde_json::Value::Object(out).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

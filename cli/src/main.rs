@@ -74,6 +74,17 @@ enum Cmd {
     /// Manage networks
     #[command(subcommand)]
     Network(commands::network::NetworkCmd),
+    /// Return low-level information on containers, images, volumes or networks
+    Inspect {
+        /// Only this type of object
+        #[arg(long = "type", value_enum)]
+        kind: Option<commands::containers::Kind>,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(commands::volume::VolumeCmd),
     /// Manage berth
     #[command(subcommand)]
     System(commands::system::SystemCmd),
@@ -124,6 +135,9 @@ enum Cmd {
         /// Force the removal of a running container (uses SIGKILL)
         #[arg(short, long)]
         force: bool,
+        /// Remove anonymous volumes associated with the container
+        #[arg(short, long)]
+        volumes: bool,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -208,6 +222,9 @@ enum ContainerCmd {
     Rm {
         #[arg(short, long)]
         force: bool,
+        /// Remove anonymous volumes associated with the container
+        #[arg(short, long)]
+        volumes: bool,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -305,16 +322,20 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             )
             .await,
         ),
-        Cmd::Rm { force, containers } => done(
-            ct::each(
-                &c,
-                Method::DELETE,
-                &containers,
-                if force { "?force=1" } else { "?force=0" },
-            )
-            .await,
-        ),
+        Cmd::Rm {
+            force,
+            volumes,
+            containers,
+        } => done(ct::each(&c, Method::DELETE, &containers, &rm_query(force, volumes)).await),
         Cmd::Wait { containers } => ct::wait(&c, &containers).await,
+        Cmd::Inspect { kind, names } => {
+            use commands::containers::Kind;
+            let kinds = match kind {
+                Some(k) => vec![k],
+                None => vec![Kind::Container, Kind::Image, Kind::Volume, Kind::Network],
+            };
+            done(ct::inspect_objects(&c, &names, &kinds).await)
+        }
         Cmd::Rename {
             container,
             new_name,
@@ -335,15 +356,11 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             ContainerCmd::Stop { time, containers } => {
                 done(ct::each(&c, Method::POST, &containers, &format!("stop{}", t(time))).await)
             }
-            ContainerCmd::Rm { force, containers } => done(
-                ct::each(
-                    &c,
-                    Method::DELETE,
-                    &containers,
-                    if force { "?force=1" } else { "?force=0" },
-                )
-                .await,
-            ),
+            ContainerCmd::Rm {
+                force,
+                volumes,
+                containers,
+            } => done(ct::each(&c, Method::DELETE, &containers, &rm_query(force, volumes)).await),
             ContainerCmd::Logs(a) => done(ct::logs(&c, a).await),
             ContainerCmd::Prune { .. } => done(ct::prune(&c).await),
         },
@@ -372,11 +389,17 @@ async fn run_images(c: &client::Client, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::System(s) => system::system(c, s).await,
         Cmd::Pull(a) => registry::pull(c, a).await,
         Cmd::Network(n) => commands::network::network(c, n).await,
+        Cmd::Volume(v) => commands::volume::volume(c, v).await,
         Cmd::Push(a) => registry::push(c, a).await,
         Cmd::Login(a) => registry::login(c, a).await,
         Cmd::Search(a) => registry::search(c, a).await,
         _ => unreachable_daemon(),
     }
+}
+
+/// `DELETE /containers/{id}`'s query for `rm [-f] [-v]`.
+fn rm_query(force: bool, volumes: bool) -> String {
+    format!("?force={}&v={}", u8::from(force), u8::from(volumes))
 }
 
 fn unreachable_daemon() -> anyhow::Result<()> {

@@ -95,8 +95,9 @@ fn run_attached_exit_codes_and_streams() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
 
+    // as the docker CLI: 127 for a missing command, 125 for the engine's other errors
     let out = run(&mut d.berth(&["run", "--rm", "busybox", "nosuchcmd"]));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(127));
     assert!(String::from_utf8_lossy(&out.stderr).contains("executable file not found in $PATH"));
     assert_eq!(
         ok(d.berth(&["ps", "-a", "-q"])),
@@ -105,7 +106,9 @@ fn run_attached_exit_codes_and_streams() {
     );
     // The daemon reaps every monitor that has finished.
     wait_until(|| d.zombies().is_empty(), "the daemon to reap its children");
-    let err = fails(d.berth(&["run", "--pull", "never", "nosuchimage"]));
+    let out = run(&mut d.berth(&["run", "--pull", "never", "nosuchimage"]));
+    assert_eq!(out.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("No such image: nosuchimage:latest"), "{err}");
     // A missing image is pulled first (from a registry that is not there: loopback only).
     let err = fails(d.berth(&["run", "127.0.0.1:1/nosuchimage"]));
@@ -800,4 +803,59 @@ fn stats_from_cgroups() {
     assert_eq!(v["Name"], "busy");
     assert!(v["MemUsage"].as_str().unwrap().ends_with("64MiB"), "{v}");
     ok(d.berth(&["rm", "-f", "busy"]));
+}
+
+/// Zombie processes in container `c`, from its /proc.
+fn zombies_in(d: &TestDaemon, c: &str) -> usize {
+    ok(d.berth(&["exec", c, "sh", "-c", "cat /proc/[0-9]*/stat"]))
+        .lines()
+        .filter(|l| l.contains(") Z "))
+        .count()
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn init_reaps_orphans_and_forwards_signals() {
+    let d = daemon_with_busybox();
+    // the program is PID 2 under the reaper; exit codes pass through, signals as 128+N
+    assert_eq!(
+        ok(d.berth(&["run", "--rm", "--init", "busybox", "sh", "-c", "echo $$"])),
+        "2\n"
+    );
+    assert_eq!(
+        ok(d.berth(&["run", "--rm", "busybox", "sh", "-c", "echo $$"])),
+        "1\n"
+    );
+    let out = run(&mut d.berth(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 5"]));
+    assert_eq!(out.status.code(), Some(5));
+    let out = run(&mut d.berth(&["run", "--rm", "--init", "busybox", "sh", "-c", "kill -9 $$"]));
+    assert_eq!(out.status.code(), Some(137));
+    let out = run(&mut d.berth(&["run", "--rm", "--init", "busybox", "no-such-program"]));
+    assert_eq!(out.status.code(), Some(127));
+
+    // an orphan is reaped by the reaper; without it, PID 1 (`sleep`) leaves a zombie
+    for (name, init, zombies) in [("with", true, 0), ("without", false, 1)] {
+        let mut args = vec!["run", "-d", "--name", name];
+        if init {
+            args.push("--init");
+        }
+        args.extend(["busybox", "sh", "-c", "(sleep 0.1 &); exec sleep 60"]);
+        ok(d.berth(&args));
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(zombies_in(&d, name), zombies, "{name} --init");
+    }
+    // SIGTERM reaches `sleep` through the reaper (exit 143); as PID 1 itself, sleep
+    // ignores it and stop has to kill (137)
+    ok(d.berth(&["stop", "-t", "2", "with", "without"]));
+    let code = |c: &str| ok(d.berth(&["wait", c])).trim().to_owned();
+    assert_eq!(code("with"), "143");
+    assert_eq!(code("without"), "137");
+    let v: serde_json::Value = serde_json::from_str(&ok(d.docker(&["inspect", "with"]))).unwrap();
+    assert_eq!(v[0]["HostConfig"]["Init"], true);
+    // the docker CLI's --init
+    assert_eq!(
+        ok(d.docker(&["run", "--rm", "--init", "busybox", "sh", "-c", "echo $$"])),
+        "2\n"
+    );
+    ok(d.berth(&["rm", "with", "without"]));
 }

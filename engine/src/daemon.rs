@@ -66,6 +66,7 @@ pub struct Daemon {
     pub config: DaemonConfig,
     pub store: Arc<Store>,
     pub containers: crate::containers::Containers,
+    pub volumes: crate::volumes::Volumes,
     pub execs: crate::api::exec::Execs,
     pub reaper: crate::reaper::Reaper,
     /// Connections to registries, shared by all requests (each brings its own credentials).
@@ -104,6 +105,8 @@ impl Daemon {
         };
         let containers = crate::containers::Containers::open(&config.data_root)
             .map_err(io_err("opening containers in", &config.data_root))?;
+        let volumes = crate::volumes::Volumes::open(&config.data_root)
+            .map_err(io_err("opening volumes in", &config.data_root))?;
         let registry = registry_client::Client::new(registry_client::ClientConfig {
             insecure_registries: config.insecure_registries.clone(),
             certs_dir: config.certs_dir.clone(),
@@ -120,6 +123,7 @@ impl Daemon {
             execs: Default::default(),
             reaper: Default::default(),
             containers,
+            volumes,
             config,
             store: Arc::new(store),
             id,

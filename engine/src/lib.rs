@@ -20,6 +20,7 @@ mod reaper;
 pub mod registry;
 pub mod tty;
 pub mod version;
+pub mod volumes;
 
 pub use daemon::{Daemon, DaemonConfig};
 pub use error::ApiError;

@@ -192,6 +192,20 @@ pub fn exec(
     if let Some((hooks, state)) = start_hooks {
         crate::hooks::run("startContainer", hooks, state)?;
     }
+    if plan.process.init {
+        crate::pid1::block_signals().map_err(|e| InitError::Program {
+            program: plan.process.args[0].clone(),
+            reason: format!("blocking signals for the init reaper: {e}"),
+        })?;
+        let child = crate::sys::fork().map_err(|e| InitError::Program {
+            program: plan.process.args[0].clone(),
+            reason: format!("fork for the init reaper: {e}"),
+        })?;
+        if child != 0 {
+            crate::pid1::run(nix::unistd::Pid::from_raw(child));
+        }
+        crate::pid1::prepare_child();
+    }
     if let (Some(prog), true) = (seccomp, plan.process.no_new_privileges) {
         // As late as possible, so the filter constrains only the user's program.
         crate::seccomp::load(prog)?;

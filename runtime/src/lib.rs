@@ -12,6 +12,7 @@ pub mod container;
 pub mod exeseal;
 pub mod hooks;
 pub mod init;
+pub mod pid1;
 pub mod plan;
 pub mod process;
 pub mod rootfs;

@@ -192,6 +192,9 @@ pub struct ProcessPlan {
     /// `process.consoleSize`: the terminal's (rows, columns) before the program starts.
     pub console_size: Option<(u16, u16)>,
     pub oom_score_adj: Option<i32>,
+    /// Run a reaper as PID 1 in front of the program (`--init`; the spec's annotation
+    /// `org.berth.init: "true"`). Never for `exec`.
+    pub init: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -415,7 +418,14 @@ pub fn plan(spec: &Spec, bundle: &Path, host: &HostLimits) -> Result<Plan, SpecE
         hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
         domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
         sysctl,
-        process: plan_process(process, host)?,
+        process: ProcessPlan {
+            init: spec
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get(crate::pid1::ANNOTATION))
+                .is_some_and(|v| v == "true"),
+            ..plan_process(process, host)?
+        },
     })
 }
 
@@ -662,6 +672,7 @@ fn plan_process(
             ))
         }),
         oom_score_adj: p.oom_score_adj(),
+        init: false,
     })
 }
 

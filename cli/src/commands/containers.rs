@@ -39,9 +39,12 @@ pub struct CreateArgs {
     /// Container host name
     #[arg(short = 'h', long)]
     hostname: Option<String>,
-    /// Bind mount a volume (SRC:DST[:ro])
+    /// Bind mount a host path or a named volume (SRC:DST[:ro]), or an anonymous volume (DST)
     #[arg(short, long)]
     volume: Vec<String>,
+    /// Attach a filesystem mount (type=bind|volume|tmpfs,source=...,target=...[,readonly])
+    #[arg(long)]
+    mount: Vec<String>,
     /// Connect a container to a network (bridge, none, host, or a network's name)
     #[arg(long, default_value = "default")]
     network: String,
@@ -102,6 +105,9 @@ pub struct CreateArgs {
     /// Give extended privileges to this container
     #[arg(long)]
     privileged: bool,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    init: bool,
     /// Security options (no-new-privileges, seccomp=unconfined|PROFILE.json)
     #[arg(long)]
     security_opt: Vec<String>,
@@ -182,8 +188,16 @@ fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
     ) {
         bail!("invalid restart policy {}", a.restart);
     }
+    // as the docker CLI: `-v DST` alone is an anonymous volume, sent in Config.Volumes
+    let (binds, anonymous): (Vec<String>, Vec<String>) =
+        a.volume.iter().cloned().partition(|v| v.contains(':'));
+    let mounts = a
+        .mount
+        .iter()
+        .map(|m| parse_mount_flag(m))
+        .collect::<Result<Vec<_>>>()?;
     let mut hc = json!({
-        "Binds": a.volume, "NetworkMode": a.network, "AutoRemove": a.rm, "ReadonlyRootfs": a.read_only,
+        "Binds": binds, "NetworkMode": a.network, "AutoRemove": a.rm, "ReadonlyRootfs": a.read_only,
         "CapAdd": a.cap_add, "CapDrop": a.cap_drop, "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries},
     });
     if let Some(m) = &a.memory {
@@ -223,6 +237,9 @@ fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
     }
     if a.privileged {
         hc["Privileged"] = json!(true);
+    }
+    if a.init {
+        hc["Init"] = json!(true);
     }
     let mut security = Vec::new();
     for o in &a.security_opt {
@@ -278,6 +295,12 @@ fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
     }
     if !exposed.is_empty() {
         body["ExposedPorts"] = Value::Object(exposed);
+    }
+    if !anonymous.is_empty() {
+        body["Volumes"] = anonymous.iter().map(|v| (v.clone(), json!({}))).collect();
+    }
+    if !mounts.is_empty() {
+        body["HostConfig"]["Mounts"] = json!(mounts);
     }
     if !a.network_alias.is_empty() || a.ip.is_some() {
         let net = match a.network.as_str() {
@@ -479,7 +502,31 @@ async fn demux(mut r: impl tokio::io::AsyncRead + Unpin) -> Result<()> {
     }
 }
 
+/// The docker CLI's exit code for a `run` that failed before the program ran: 127 when
+/// the command cannot be found, 126 when it cannot be run, 125 for any other error.
+pub fn run_failure_code(msg: &str) -> i32 {
+    if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+        127
+    } else if msg.contains("permission denied") {
+        126
+    } else {
+        125
+    }
+}
+
+/// `run`: errors of the engine before the program ran exit as the docker CLI's do.
 pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
+    match run_inner(c, a).await {
+        Err(e) => {
+            let msg = format!("{e:#}");
+            eprintln!("Error: {msg}");
+            Ok(run_failure_code(&msg))
+        }
+        ok => ok,
+    }
+}
+
+async fn run_inner(c: &Client, a: RunArgs) -> Result<i32> {
     let attach_stdin = a.create.interactive && !a.detach;
     let id = create_container(c, &a.create, attach_stdin).await?;
     if a.detach {
@@ -613,16 +660,9 @@ pub struct PsArgs {
 }
 
 pub async fn ps(c: &Client, a: PsArgs) -> Result<()> {
-    let mut filters = serde_json::Map::new();
-    for f in &a.filter {
-        let (k, v) = f
-            .split_once('=')
-            .with_context(|| format!("bad format of filter (expected name=value): {f}"))?;
-        filters.entry(k.to_owned()).or_insert_with(|| json!({}))[v] = json!(true);
-    }
     let q = form_urlencoded::Serializer::new(String::new())
         .append_pair("all", if a.all { "1" } else { "0" })
-        .append_pair("filters", &Value::Object(filters).to_string())
+        .append_pair("filters", &crate::format::filters(&a.filter)?)
         .finish();
     let v = c
         .json(Method::GET, &format!("/containers/json?{q}"), Payload::None)
@@ -834,15 +874,48 @@ pub async fn wait(c: &Client, containers: &[String]) -> Result<i32> {
 }
 
 pub async fn inspect(c: &Client, names: &[String]) -> Result<()> {
+    inspect_objects(c, names, &[Kind::Container]).await
+}
+
+/// An object `inspect` can show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Container,
+    Image,
+    Volume,
+    Network,
+}
+
+impl Kind {
+    fn path(self, name: &str) -> String {
+        match self {
+            Kind::Container => format!("/containers/{name}/json"),
+            Kind::Image => format!("/images/{name}/json"),
+            Kind::Volume => format!("/volumes/{name}"),
+            Kind::Network => format!("/networks/{name}"),
+        }
+    }
+}
+
+/// Show each of `names` as the first of `kinds` that has it, as a JSON array; the ones
+/// found by none are errors (Docker's "No such object" when several kinds were tried).
+pub async fn inspect_objects(c: &Client, names: &[String], kinds: &[Kind]) -> Result<()> {
     let mut out = Vec::new();
     let mut failed = Vec::new();
-    for n in names {
-        match c
-            .json(Method::GET, &format!("/containers/{n}/json"), Payload::None)
-            .await
-        {
-            Ok(v) => out.push(v),
-            Err(e) => failed.push(e.to_string()),
+    'names: for n in names {
+        let mut last = None;
+        for k in kinds {
+            match c.json(Method::GET, &k.path(n), Payload::None).await {
+                Ok(v) => {
+                    out.push(v);
+                    continue 'names;
+                }
+                Err(e) => last = Some(e.to_string()),
+            }
+        }
+        match (kinds.len(), last) {
+            (1, Some(e)) => failed.push(e),
+            _ => failed.push(format!("Error: No such object: {n}")),
         }
     }
     super::images::print_pretty(&Value::Array(out))?;
@@ -1115,4 +1188,40 @@ fn binary_size(b: f64) -> String {
     let s = format!("{v:.3}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     format!("{s}{}", units[i])
+}
+
+/// `--mount type=volume,source=data,target=/data,readonly` as the docker CLI sends it.
+fn parse_mount_flag(spec: &str) -> Result<Value> {
+    let mut m = json!({"Type": "volume"});
+    for field in spec.split(',').filter(|f| !f.is_empty()) {
+        let (k, v) = field.split_once('=').unwrap_or((field, ""));
+        let flag = || -> Result<bool> {
+            match v {
+                "" | "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => bail!("invalid value for {k}: {v}"),
+            }
+        };
+        match k {
+            "type" => m["Type"] = json!(v),
+            "source" | "src" => m["Source"] = json!(v),
+            "target" | "destination" | "dst" => m["Target"] = json!(v),
+            "readonly" | "ro" => m["ReadOnly"] = json!(flag()?),
+            "volume-nocopy" => m["VolumeOptions"]["NoCopy"] = json!(flag()?),
+            "tmpfs-size" => {
+                m["TmpfsOptions"]["SizeBytes"] = json!(parse_memory(v)?);
+            }
+            "tmpfs-mode" => {
+                let mode = u32::from_str_radix(v, 8)
+                    .with_context(|| format!("invalid value for tmpfs-mode: {v}"))?;
+                m["TmpfsOptions"]["Mode"] = json!(mode);
+            }
+            "bind-propagation" | "consistency" => {}
+            _ => bail!("unexpected key '{k}' in '{field}'"),
+        }
+    }
+    if m["Target"].is_null() {
+        bail!("target is required");
+    }
+    Ok(m)
 }

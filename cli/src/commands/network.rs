@@ -92,23 +92,13 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             println!("{}", v["Id"].as_str().unwrap_or(""));
         }
         NetworkCmd::Ls { quiet, filter } => {
-            let mut f: serde_json::Map<String, Value> = serde_json::Map::new();
-            for kv in &filter {
-                let Some((k, v)) = kv.split_once('=') else {
-                    bail!("bad format of filter (expected name=value): {kv}");
-                };
-                f.entry(k.to_owned())
-                    .or_insert_with(|| json!({}))
-                    .as_object_mut()
-                    .map(|m| m.insert(v.to_owned(), json!(true)));
-            }
-            let q = if f.is_empty() {
+            let q = if filter.is_empty() {
                 String::new()
             } else {
                 format!(
                     "?{}",
                     form_urlencoded::Serializer::new(String::new())
-                        .append_pair("filters", &Value::Object(f).to_string())
+                        .append_pair("filters", &crate::format::filters(&filter)?)
                         .finish()
                 )
             };

@@ -359,7 +359,8 @@ pub fn busybox_rootfs_tar(extra: &[(&str, &[u8])]) -> Vec<u8> {
     }
     for applet in [
         "sh", "ls", "cat", "echo", "true", "false", "sleep", "id", "hostname", "env", "ps", "wget",
-        "head", "top", "httpd", "nslookup", "ip", "mkdir", "tty", "stty",
+        "head", "top", "httpd", "nslookup", "ip", "mkdir", "tty", "stty", "touch", "stat", "grep",
+        "cut", "rm", "ln", "chown", "chmod",
     ] {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);

@@ -127,6 +127,7 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
             None => return Err(ApiError::not_found(format!("network {net} not found"))),
         }
     }
+    let mount_reqs = crate::volumes::requests(&host_config, &body)?;
     let c = Container {
         id: String::new(),
         name: String::new(),
@@ -142,12 +143,24 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
         removed: false,
         network_settings: Value::Null,
         rootfs_layers: None,
+        mounts: Vec::new(),
     };
     let e = d
         .containers
         .insert(c, q.get("name").filter(|n| !n.is_empty()))?;
     let c = e.snapshot();
-    write_etc_files(d, &c)?;
+    let made = write_etc_files(d, &c).and_then(|()| {
+        let mounts = super::volumes::prepare_mounts(d, &c, mount_reqs)?;
+        d.containers.update(&e, |c| c.mounts = mounts)
+    });
+    let c = match made {
+        Ok(c) => c,
+        Err(err) => {
+            // nothing of a container that could not be made stays behind
+            let _ = super::volumes::remove_container_async(d, &e, true).await;
+            return Err(err);
+        }
+    };
     Ok(reply_json(
         StatusCode::CREATED,
         &json!({"Id": c.id, "Warnings": []}),
@@ -209,18 +222,19 @@ fn monitor_config(
     }
     env.insert(0, format!("HOSTNAME={hostname}"));
     let mut binds = Vec::new();
-    for b in strings(&hc["Binds"]) {
-        let parts: Vec<&str> = b.split(':').collect();
-        if parts.len() < 2 || !parts[0].starts_with('/') {
-            return Err(ApiError::bad_request(format!("invalid bind mount {b:?}: named volumes are not supported yet; use an absolute host path")));
+    let mut tmpfs: Vec<(String, String)> = hc["Tmpfs"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for m in &c.mounts {
+        match m.kind.as_str() {
+            "tmpfs" => tmpfs.push((m.destination.clone(), m.tmpfs_options.clone())),
+            _ => binds.push((m.source.clone(), m.destination.clone(), !m.rw)),
         }
-        binds.push((
-            parts[0].to_owned(),
-            parts[1].to_owned(),
-            parts
-                .get(2)
-                .is_some_and(|o| o.split(',').any(|x| x == "ro")),
-        ));
     }
     let input = spec::SpecInput {
         id: c.id.clone(),
@@ -251,16 +265,10 @@ fn monitor_config(
             .filter(|p| !p.is_empty())
             .unwrap_or(&d.config.cgroup_parent)
             .to_owned(),
-        tmpfs: hc["Tmpfs"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        tmpfs,
         ulimits: ulimits(&hc["Ulimits"])?,
         privileged: hc["Privileged"].as_bool().unwrap_or(false),
+        init: hc["Init"].as_bool().unwrap_or(false),
         bounding: own_bounding_set(),
         ..Default::default()
     };
@@ -380,6 +388,12 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
     if c.state.status.is_running() {
         return Err(ApiError::new(StatusCode::NOT_MODIFIED, ""));
     }
+    if c.removed {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("container {} is marked for removal and cannot be started", c.id),
+        ));
+    }
     let netns = connect_network(d, e, &c).await?;
     let cfg = match monitor_config(d, &c, netns) {
         Ok(cfg) => cfg,
@@ -396,8 +410,7 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
         release_network(d, &c.id).await;
         if c.auto_remove() {
             // as dockerd: a container that cannot start is removed when --rm was asked
-            let (d2, e2) = (d.clone(), e.clone());
-            let _ = tokio::task::spawn_blocking(move || d2.containers.remove_files(&e2)).await;
+            let _ = super::volumes::remove_container_async(d, e, true).await;
         }
         return Err(err);
     }
@@ -490,7 +503,7 @@ pub fn spawn_watch(d: Arc<Daemon>, e: Arc<Entry>) {
         });
         if let Ok(c) = watched {
             if c.auto_remove() {
-                if let Err(err) = d.containers.remove_files(&e) {
+                if let Err(err) = super::volumes::remove_container(&d, &e, true) {
                     tracing::warn!("auto-remove of {}: {}", c.id, err.message);
                 }
             } else if let Some(delay) = restart_delay(&c) {
@@ -745,8 +758,18 @@ pub async fn restart(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, Ap
 
 pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
     let e = d.containers.get(name)?;
-    thaw_for_signal(d, &e);
     let c = e.snapshot();
+    if c.state.status.is_running() && !q.flag("force") {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("You cannot remove a running container {}. Stop the container before attempting removal or force remove", c.id),
+        ));
+    }
+    // no restart policy may start it again while it goes
+    let c = d
+        .containers
+        .update(&e, |c| c.state.manually_stopped = true)?;
+    thaw_for_signal(d, &e);
     if c.state.status.is_running() {
         if !q.flag("force") {
             return Err(ApiError::new(
@@ -758,10 +781,7 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, Api
         let _ = send_signal(&c, 9);
         wait_for(&e, |s| s.exits > exits).await;
     }
-    let d2 = d.clone();
-    tokio::task::spawn_blocking(move || d2.containers.remove_files(&e))
-        .await
-        .map_err(blocking_err)??;
+    super::volumes::remove_container_async(d, &e, q.flag("v")).await?;
     Ok(status(StatusCode::NO_CONTENT))
 }
 
@@ -866,7 +886,7 @@ pub async fn list(d: &Arc<Daemon>, q: &Query) -> Result<Reply, ApiError> {
             "Command": command_line(&c), "Created": created, "Ports": crate::network::ps_ports(&c.network_settings), "Labels": c.config["Labels"].as_object().cloned().unwrap_or_default(),
             "State": c.state.status.as_str(), "Status": status_text(&c),
             "HostConfig": {"NetworkMode": c.host_config["NetworkMode"].as_str().unwrap_or("default")},
-            "NetworkSettings": {"Networks": c.network_settings.get("Networks").cloned().unwrap_or(json!({}))}, "Mounts": [],
+            "NetworkSettings": {"Networks": c.network_settings.get("Networks").cloned().unwrap_or(json!({}))}, "Mounts": mounts_json(&c),
         }));
     }
     if let Some(n) = q
@@ -932,7 +952,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
         "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": null,
         "HostConfig": c.host_config,
         "GraphDriver": {"Name": "overlay2", "Data": {"MergedDir": monitor::rootfs(&dir), "UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}},
-        "Mounts": [],
+        "Mounts": mounts_json(&c),
         "Config": c.config,
         "NetworkSettings": if c.network_settings.is_object() { c.network_settings.clone() } else { json!({"Bridge": "", "SandboxID": "", "Ports": {}, "Networks": {}, "IPAddress": "", "Gateway": "", "MacAddress": ""}) },
     });
@@ -1075,11 +1095,28 @@ pub async fn attach(
 ) -> Result<Reply, ApiError> {
     let e = d.containers.get(name)?;
     let c = e.snapshot();
-    if c.state.status == Status::Exited && !q.flag("logs") {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "You cannot attach to a stopped container, start it first",
-        ));
+    // A stopped container may be attached to: the stream begins at its next start
+    // (`start -a`). Paused and restarting ones are refused, as by dockerd.
+    match c.state.status {
+        Status::Paused => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "container {} is paused, unpause the container before attach",
+                    c.id
+                ),
+            ))
+        }
+        Status::Restarting => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "container {} is restarting, wait until the container is running",
+                    c.id
+                ),
+            ))
+        }
+        _ => {}
     }
     let want = AttachRequest {
         replay_from: None,
@@ -1342,6 +1379,10 @@ pub async fn top(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiErr
     Ok(reply_json(StatusCode::OK, &out))
 }
 
+fn mounts_json(c: &Container) -> Value {
+    c.mounts.iter().map(|m| m.to_json()).collect()
+}
+
 /// `POST /containers/prune`: remove every stopped container.
 pub async fn prune(d: &Arc<Daemon>) -> Result<Reply, ApiError> {
     let mut deleted = Vec::new();
@@ -1350,11 +1391,10 @@ pub async fn prune(d: &Arc<Daemon>) -> Result<Reply, ApiError> {
         if c.state.status.is_running() || c.removed {
             continue;
         }
-        let d2 = d.clone();
-        let removed = tokio::task::spawn_blocking(move || d2.containers.remove_files(&e))
+        if super::volumes::remove_container_async(d, &e, false)
             .await
-            .map_err(blocking_err)?;
-        if removed.is_ok() {
+            .is_ok()
+        {
             deleted.push(c.id);
         }
     }

@@ -7,6 +7,7 @@ mod images;
 mod networks;
 mod registry;
 mod system;
+mod volumes;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -133,6 +134,9 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
         (&Method::GET, "/networks") => networks::list(&d, &q).await,
         (&Method::POST, "/networks/create") => networks::create(&d, req.into_body()).await,
         (&Method::POST, "/networks/prune") => networks::prune(&d).await,
+        (&Method::GET, "/volumes") => volumes::list(&d, &q).await,
+        (&Method::POST, "/volumes/create") => volumes::create(&d, req.into_body()).await,
+        (&Method::POST, "/volumes/prune") => volumes::prune(&d, &q).await,
         _ => {
             if let Some(rest) = path.strip_prefix("/images/") {
                 let (name, op) = match rest.rsplit_once('/') {
@@ -158,6 +162,13 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                 return match m {
                     Method::GET => networks::inspect(&d, name).await,
                     Method::DELETE => networks::remove(&d, name).await,
+                    _ => Err(not_found()),
+                };
+            }
+            if let Some(name) = path.strip_prefix("/volumes/") {
+                return match m {
+                    Method::GET => volumes::inspect(&d, name).await,
+                    Method::DELETE => volumes::remove(&d, name, &q).await,
                     _ => Err(not_found()),
                 };
             }

@@ -276,7 +276,7 @@ pub struct Owner {
 fn tar_sources(
     matched: &[Matched],
     file_name: Option<&str>,
-    owner: Owner,
+    owner: Option<Owner>,
     out: impl Write,
 ) -> io::Result<()> {
     let mut b = tar::Builder::new(out);
@@ -303,13 +303,13 @@ fn append_one<W: Write>(
     b: &mut tar::Builder<W>,
     path: &Path,
     name: &Path,
-    o: Owner,
+    o: Option<Owner>,
 ) -> io::Result<()> {
     let md = fs::symlink_metadata(path)?;
     let mut h = tar::Header::new_gnu();
     h.set_mode(md.mode() & 0o7777);
-    h.set_uid(o.uid);
-    h.set_gid(o.gid);
+    h.set_uid(o.map_or(u64::from(md.uid()), |o| o.uid));
+    h.set_gid(o.map_or(u64::from(md.gid()), |o| o.gid));
     h.set_mtime(u64::try_from(md.mtime()).unwrap_or(0));
     let ft = md.file_type();
     if ft.is_dir() {
@@ -333,7 +333,7 @@ fn append_tree<W: Write>(
     b: &mut tar::Builder<W>,
     dir: &Path,
     rel: &Path,
-    o: Owner,
+    o: Option<Owner>,
 ) -> io::Result<()> {
     let mut names: Vec<_> = fs::read_dir(dir)?
         .map(|e| e.map(|e| e.file_name()))
@@ -448,7 +448,7 @@ pub fn copy(
     std::thread::scope(|s| {
         let producer = s.spawn(move || {
             in_root(src_root, move || {
-                tar_sources(&matched, file_name.as_deref(), owner, writer)
+                tar_sources(&matched, file_name.as_deref(), Some(owner), writer)
             })
         });
         let consumed = in_root(dst_root, move || {
@@ -458,6 +458,42 @@ pub fn copy(
             .join()
             .map_err(|_| io::Error::other("copy thread panicked"))?;
         consumed.and(produced)
+    })
+}
+
+/// Copy the tree under `src_dir` (inside `src_root`) into the directory `dst` on the host,
+/// keeping owners and modes, and give `dst` the owner and mode of `src_dir`: how an empty
+/// volume is filled from the image. Nothing happens when `src_dir` is not a directory.
+pub fn copy_tree(src_root: &Path, src_dir: &str, dst: &Path) -> io::Result<()> {
+    let (reader, writer) = io::pipe()?;
+    let src_dir = src_dir.to_owned();
+    std::thread::scope(|s| {
+        let producer = s.spawn(move || {
+            in_root(src_root, move || {
+                let md = match fs::metadata(&src_dir) {
+                    Ok(md) if md.is_dir() => md,
+                    _ => return Ok(None),
+                };
+                let m = Matched {
+                    path: src_dir,
+                    is_dir: true,
+                };
+                tar_sources(&[m], None, None, writer)?;
+                Ok(Some(md))
+            })
+        });
+        let consumed = in_root(dst, move || untar_into(reader, "/", None));
+        let produced = producer
+            .join()
+            .map_err(|_| io::Error::other("copy thread panicked"))?;
+        match produced? {
+            Some(md) => {
+                consumed?;
+                fs::set_permissions(dst, fs::Permissions::from_mode(md.mode() & 0o7777))?;
+                std::os::unix::fs::lchown(dst, Some(md.uid()), Some(md.gid()))
+            }
+            None => Ok(()),
+        }
     })
 }
 

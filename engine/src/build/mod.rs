@@ -846,6 +846,7 @@ impl Build {
             removed: false,
             network_settings: Value::Null,
             rootfs_layers: Some(img.chains.iter().map(|c| c.to_string()).collect()),
+            mounts: Vec::new(),
         };
         let e = d.containers.insert(c, None)?;
         let c = e.snapshot();

@@ -46,7 +46,7 @@ fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> ApiError + '_ {
     move |e| ApiError::internal(format!("{what}: {e}"))
 }
 
-fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     let mut b = [0u8; 32];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         let _ = std::io::Read::read_exact(&mut f, &mut b);

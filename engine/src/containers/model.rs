@@ -111,6 +111,9 @@ pub struct Container {
     /// on a named image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs_layers: Option<Vec<String>>,
+    /// Binds, volumes and tmpfs mounts, resolved at create.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<crate::volumes::MountPoint>,
 }
 
 impl Container {

@@ -80,6 +80,8 @@ pub struct SpecInput {
     pub bounding: u64,
     /// `--security-opt no-new-privileges`.
     pub no_new_privileges: bool,
+    /// `--init`: the runtime's reaper as PID 1.
+    pub init: bool,
 }
 
 fn cap_name(c: &str) -> String {
@@ -251,6 +253,9 @@ pub fn build(i: &SpecInput) -> Value {
             "readonlyPaths": READONLY,
         },
     });
+    if i.init {
+        spec["annotations"] = json!({ runtime::pid1::ANNOTATION: "true" });
+    }
     if i.privileged {
         // as Docker: /sys writable, nothing masked
         spec["linux"]["maskedPaths"] = json!([]);
