@@ -859,3 +859,101 @@ fn init_reaps_orphans_and_forwards_signals() {
     );
     ok(d.berth(&["rm", "with", "without"]));
 }
+
+/// The numbers of `line N` entries in `out`.
+fn line_numbers(out: &str) -> Vec<u32> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("line ").and_then(|n| n.parse().ok()))
+        .collect()
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn log_rotation_and_drivers() {
+    let d = daemon_with_busybox();
+    let script = "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done";
+    ok(d.berth(&[
+        "run",
+        "--name",
+        "rot",
+        "--log-opt",
+        "max-size=10k",
+        "--log-opt",
+        "max-file=3",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]));
+    let id = ok(d.berth(&["inspect", "--type", "container", "rot"]));
+    let v: serde_json::Value = serde_json::from_str(&id).unwrap();
+    let id = v[0]["Id"].as_str().unwrap();
+    assert_eq!(v[0]["HostConfig"]["LogConfig"]["Type"], "json-file");
+    let log = d.data_root.join(format!("containers/{id}/{id}-json.log"));
+    let file = |n: u32| std::path::PathBuf::from(format!("{}.{n}", log.display()));
+    assert!(file(1).exists() && file(2).exists(), "rotated files");
+    assert!(!file(3).exists(), "max-file=3 keeps three files");
+    for p in [log.clone(), file(1), file(2)] {
+        let len = std::fs::metadata(&p).unwrap().len();
+        assert!(len <= 10 * 1024 + 200, "{p:?} is {len} bytes");
+    }
+    // logs reads the rotated files, oldest first: the newest lines, contiguous, in order
+    let nums = line_numbers(&ok(d.berth(&["logs", "rot"])));
+    assert!(
+        nums.len() > 200 && nums.len() < 3000,
+        "{} lines kept",
+        nums.len()
+    );
+    assert_eq!(*nums.last().unwrap(), 2999);
+    assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "contiguous");
+    let tail = line_numbers(&ok(d.berth(&["logs", "-n", "5", "rot"])));
+    assert_eq!(tail, [2995, 2996, 2997, 2998, 2999]);
+
+    // following across rotations: in order, through to the end
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "--log-opt",
+        "max-size=4k",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("sleep 0.3; {script}"),
+    ]));
+    let nums = line_numbers(&ok(d.berth(&["logs", "-f", "live"])));
+    assert_eq!(*nums.last().unwrap(), 2999);
+    assert!(nums.windows(2).all(|w| w[1] > w[0]), "in order");
+
+    // --log-driver none: nothing written, and logs says so; bad options are refused
+    ok(d.docker(&[
+        "run",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        "busybox",
+        "echo",
+        "hi",
+    ]));
+    let err = fails(d.docker(&["logs", "quiet"]));
+    assert!(
+        err.contains("configured logging driver does not support reading"),
+        "{err}"
+    );
+    for (opt, msg) in [
+        ("max-size=lots", "invalid value for max-size"),
+        ("max-file=2", "max-file cannot be set without max-size"),
+        ("colour=red", "unknown log opt 'colour'"),
+    ] {
+        let err = fails(d.docker(&["run", "--rm", "--log-opt", opt, "busybox", "true"]));
+        assert!(err.contains(msg), "{opt}: {err}");
+    }
+    let err = fails(d.berth(&["run", "--rm", "--log-driver", "syslog", "busybox", "true"]));
+    assert!(err.contains("not supported"), "{err}");
+    assert_eq!(ok(d.berth(&["ps", "-a", "-q"])).lines().count(), 3);
+    ok(d.berth(&["rm", "-f", "rot", "live", "quiet"]));
+}

@@ -14,6 +14,7 @@ pub mod containers;
 pub mod daemon;
 pub mod error;
 mod http;
+pub mod logfile;
 pub mod monitor;
 pub mod network;
 mod reaper;

@@ -40,6 +40,9 @@ pub struct MonitorConfig {
     /// The terminal's size (rows, columns) before the process starts.
     #[serde(default)]
     pub console_size: Option<(u16, u16)>,
+    /// `--log-driver`/`--log-opt`: rotation of the json-file log.
+    #[serde(default)]
+    pub log_opts: crate::logfile::LogOpts,
 }
 
 /// The first line an attach client sends.
@@ -135,7 +138,7 @@ struct Client {
 /// The log file and the live clients, under one lock so that replay + register is atomic
 /// with respect to new output.
 struct Shared {
-    log: File,
+    log: crate::logfile::LogWriter,
     clients: Vec<Client>,
     /// A TTY container: clients get raw bytes, not frames.
     raw: bool,
@@ -340,10 +343,7 @@ fn serve(
         tty,
     } = stdio;
     let raw = tty.is_some();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&cfg.log_path)
+    let log = crate::logfile::LogWriter::open(&cfg.log_path, cfg.log_opts.clone())
         .map_err(|e| format!("open log {}: {e}", cfg.log_path.display()))?;
     let shared = Arc::new(Mutex::new(Shared {
         log,
@@ -427,7 +427,7 @@ fn pump(mut src: File, stream: u8, shared: &Mutex<Shared>) {
             .or((partial.len() >= 16 << 10).then_some((16 << 10) - 1))
         {
             let line: Vec<u8> = partial.drain(..=i).collect();
-            write_entry(&mut sh.log, &line, name);
+            sh.log.write_entry(&line, name);
         }
         let f = if sh.raw {
             chunk.to_vec()
@@ -441,19 +441,8 @@ fn pump(mut src: File, stream: u8, shared: &Mutex<Shared>) {
     }
     if !partial.is_empty() {
         let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
-        write_entry(&mut sh.log, &partial, name);
+        sh.log.write_entry(&partial, name);
     }
-}
-
-fn write_entry(log: &mut File, line: &[u8], stream: &str) {
-    let entry = serde_json::json!({
-        "log": String::from_utf8_lossy(line),
-        "stream": stream,
-        "time": now(),
-    });
-    let mut b = serde_json::to_vec(&entry).unwrap_or_default();
-    b.push(b'\n');
-    let _ = log.write_all(&b);
 }
 
 fn serve_client(
@@ -540,6 +529,8 @@ fn replay(
 ) -> io::Result<()> {
     use std::io::Seek;
     let mut f = File::open(log_path)?;
+    // rotated since the run began: what is in the live file is all there is to send
+    let off = if f.metadata()?.len() < off { 0 } else { off };
     f.seek(io::SeekFrom::Start(off))?;
     for line in BufReader::new(f).lines() {
         let line = line?;

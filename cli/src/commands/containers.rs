@@ -108,6 +108,12 @@ pub struct CreateArgs {
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     init: bool,
+    /// Logging driver for the container (json-file, none)
+    #[arg(long)]
+    log_driver: Option<String>,
+    /// Log driver options (max-size=10m, max-file=3)
+    #[arg(long)]
+    log_opt: Vec<String>,
     /// Security options (no-new-privileges, seccomp=unconfined|PROFILE.json)
     #[arg(long)]
     security_opt: Vec<String>,
@@ -240,6 +246,16 @@ fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
     }
     if a.init {
         hc["Init"] = json!(true);
+    }
+    if a.log_driver.is_some() || !a.log_opt.is_empty() {
+        let mut opts = serde_json::Map::new();
+        for o in &a.log_opt {
+            let (k, v) = o
+                .split_once('=')
+                .with_context(|| format!("invalid log opt {o:?}: expected KEY=VALUE"))?;
+            opts.insert(k.to_owned(), json!(v));
+        }
+        hc["LogConfig"] = json!({"Type": a.log_driver.clone().unwrap_or_default(), "Config": opts});
     }
     let mut security = Vec::new();
     for o in &a.security_opt {

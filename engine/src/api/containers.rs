@@ -128,6 +128,17 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
         }
     }
     let mount_reqs = crate::volumes::requests(&host_config, &body)?;
+    crate::logfile::LogOpts::from_host_config(&host_config).map_err(ApiError::bad_request)?;
+    if host_config["LogConfig"]["Type"]
+        .as_str()
+        .unwrap_or("")
+        .is_empty()
+    {
+        host_config["LogConfig"]["Type"] = json!("json-file");
+        if !host_config["LogConfig"]["Config"].is_object() {
+            host_config["LogConfig"]["Config"] = json!({});
+        }
+    }
     let c = Container {
         id: String::new(),
         name: String::new(),
@@ -314,6 +325,7 @@ fn monitor_config(
         stdin_once: cfg["StdinOnce"].as_bool().unwrap_or(false),
         tty: c.tty(),
         console_size: console_size(&hc["ConsoleSize"]),
+        log_opts: crate::logfile::LogOpts::from_host_config(hc).map_err(ApiError::bad_request)?,
     })
 }
 
@@ -391,7 +403,10 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
     if c.removed {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("container {} is marked for removal and cannot be started", c.id),
+            format!(
+                "container {} is marked for removal and cannot be started",
+                c.id
+            ),
         ));
     }
     let netns = connect_network(d, e, &c).await?;
@@ -960,40 +975,8 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
 }
 
 /// Entries of the json-file log from byte `from`: (stream, time, bytes).
-pub(crate) fn read_log(path: &std::path::Path, from: u64) -> (Vec<(u8, String, Vec<u8>)>, u64) {
-    use std::io::{BufRead, Seek};
-    let mut out = Vec::new();
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return (out, from);
-    };
-    if f.seek(std::io::SeekFrom::Start(from)).is_err() {
-        return (out, from);
-    }
-    let mut pos = from;
-    let mut r = std::io::BufReader::new(f);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match r.read_line(&mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(n) if !line.ends_with('\n') => {
-                let _ = n;
-                break; // a partial entry: read it next time
-            }
-            Ok(n) => {
-                pos += n as u64;
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    let stream = if v["stream"] == "stderr" { 2 } else { 1 };
-                    out.push((
-                        stream,
-                        v["time"].as_str().unwrap_or("").to_owned(),
-                        v["log"].as_str().unwrap_or("").as_bytes().to_vec(),
-                    ));
-                }
-            }
-        }
-    }
-    (out, pos)
+pub(crate) fn read_log(path: &std::path::Path, from: u64) -> (Vec<crate::logfile::Entry>, u64) {
+    crate::logfile::read_from(path, from)
 }
 
 pub async fn logs(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
@@ -1023,6 +1006,11 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
             .unwrap_or(0.0);
         since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
     };
+    if crate::logfile::LogOpts::from_host_config(&c.host_config).is_ok_and(|o| o.none) {
+        return Err(ApiError::bad_request(
+            "configured logging driver does not support reading",
+        ));
+    }
     let path = d.containers.log_path(&c.id);
     // With a TTY the output is one raw stream, as Docker sends it.
     let raw = c.tty();
@@ -1054,7 +1042,7 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
             }
             true
         };
-        let (mut entries, mut pos) = read_log(&path, 0);
+        let (mut entries, mut follower) = crate::logfile::Follower::read_all(&path);
         entries.retain(|(_, time, _)| in_window(time));
         if let Some(n) = tail {
             let skip = entries.len().saturating_sub(n);
@@ -1071,8 +1059,7 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
                 return;
             }
             let running = e.snapshot().state.status.is_running();
-            let (more, p) = read_log(&path, pos);
-            pos = p;
+            let more = follower.poll();
             let had = !more.is_empty();
             if !emit(&mut w, more) {
                 return;
