@@ -52,7 +52,7 @@ fn parse_size(s: &str) -> Option<u64> {
         _ => return None,
     };
     let n: f64 = num.trim().parse().ok()?;
-    (n >= 0.0 && n.is_finite()).then(|| (n * mult as f64) as u64)
+    (n >= 0.0 && n.is_finite()).then_some((n * mult as f64) as u64)
 }
 
 impl LogOpts {
