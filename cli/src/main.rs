@@ -82,6 +82,8 @@ enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Get real time events from the server
+    Events(commands::system::EventsArgs),
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volume::VolumeCmd),
@@ -390,6 +392,7 @@ async fn run_images(c: &client::Client, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Pull(a) => registry::pull(c, a).await,
         Cmd::Network(n) => commands::network::network(c, n).await,
         Cmd::Volume(v) => commands::volume::volume(c, v).await,
+        Cmd::Events(a) => system::events(c, a).await,
         Cmd::Push(a) => registry::push(c, a).await,
         Cmd::Login(a) => registry::login(c, a).await,
         Cmd::Search(a) => registry::search(c, a).await,

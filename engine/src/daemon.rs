@@ -67,6 +67,7 @@ pub struct Daemon {
     pub store: Arc<Store>,
     pub containers: crate::containers::Containers,
     pub volumes: crate::volumes::Volumes,
+    pub events: crate::events::Events,
     pub execs: crate::api::exec::Execs,
     pub reaper: crate::reaper::Reaper,
     /// Connections to registries, shared by all requests (each brings its own credentials).
@@ -124,6 +125,7 @@ impl Daemon {
             reaper: Default::default(),
             containers,
             volumes,
+            events: Default::default(),
             config,
             store: Arc::new(store),
             id,

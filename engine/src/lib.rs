@@ -13,6 +13,7 @@ mod changes;
 pub mod containers;
 pub mod daemon;
 pub mod error;
+pub mod events;
 mod http;
 pub mod logfile;
 pub mod monitor;

@@ -210,3 +210,152 @@ pub async fn system(c: &Client, cmd: SystemCmd) -> Result<()> {
         }
     }
 }
+
+#[derive(clap::Args, Debug)]
+pub struct EventsArgs {
+    /// Show all events created since timestamp (UNIX time, RFC 3339 date, or a duration such as 10m)
+    #[arg(long)]
+    since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long)]
+    until: Option<String>,
+    /// Filter output based on conditions provided (type=, event=, container=, image=, label=)
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// Format: "json" (or '{{json .}}') prints one JSON object a line
+    #[arg(long)]
+    format: Option<String>,
+}
+
+/// A duration as the docker CLI reads them: `90s`, `10m`, `1h30m`, `1.5h`.
+fn parse_duration(s: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut num = String::new();
+    let mut seen = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let unit = match (c, chars.peek()) {
+            ('m', Some('s')) => {
+                chars.next();
+                0.001
+            }
+            ('h', _) => 3600.0,
+            ('m', _) => 60.0,
+            ('s', _) => 1.0,
+            _ => return None,
+        };
+        total += num.parse::<f64>().ok()? * unit;
+        num.clear();
+        seen = true;
+    }
+    (seen && num.is_empty()).then_some(total)
+}
+
+/// `--since`/`--until` as the Engine API wants them: UNIX seconds with nanoseconds.
+pub fn api_time(s: &str, now: chrono::DateTime<chrono::Utc>) -> Result<String> {
+    let secs: f64 = if let Ok(n) = s.parse::<f64>() {
+        n
+    } else if let Some(d) = parse_duration(s) {
+        now.timestamp() as f64 + f64::from(now.timestamp_subsec_nanos()) / 1e9 - d
+    } else if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9
+    } else if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        d.and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp()) as f64
+    } else {
+        bail!("invalid time {s:?}: use UNIX seconds, an RFC 3339 date or a duration such as 10m");
+    };
+    Ok(format!("{secs:.9}"))
+}
+
+/// Docker's line for an event: `TIME TYPE ACTION ID (k=v, ...)`.
+fn event_line(v: &Value) -> String {
+    let nanos = v["timeNano"].as_i64().unwrap_or(0);
+    let time =
+        chrono::DateTime::from_timestamp(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+            .unwrap_or_default();
+    let mut attrs: Vec<String> = v["Actor"]["Attributes"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    attrs.sort();
+    let mut line = format!(
+        "{time} {} {} {}",
+        v["Type"].as_str().unwrap_or(""),
+        v["Action"].as_str().unwrap_or(""),
+        v["Actor"]["ID"].as_str().unwrap_or("")
+    );
+    if !attrs.is_empty() {
+        line.push_str(&format!(" ({})", attrs.join(", ")));
+    }
+    line
+}
+
+pub async fn events(c: &Client, a: EventsArgs) -> Result<()> {
+    let now = chrono::Utc::now();
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    if let Some(s) = &a.since {
+        q.append_pair("since", &api_time(s, now)?);
+    }
+    if let Some(u) = &a.until {
+        q.append_pair("until", &api_time(u, now)?);
+    }
+    q.append_pair("filters", &crate::format::filters(&a.filter)?);
+    let json = match a.format.as_deref() {
+        None | Some("") => false,
+        Some("json" | "{{json .}}") => true,
+        Some(other) => bail!("unsupported format {other:?}: use json"),
+    };
+    let resp = c
+        .request(
+            Method::GET,
+            &format!("/events?{}", q.finish()),
+            Payload::None,
+        )
+        .await?;
+    crate::client::print_json_stream(resp, |v| {
+        if json {
+            println!("{v}");
+        } else {
+            println!("{}", event_line(v));
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod events_tests {
+    use super::*;
+
+    #[test]
+    fn times_like_the_docker_cli() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:10Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(api_time("1700000000", now).unwrap(), "1700000000.000000000");
+        assert_eq!(api_time("10s", now).unwrap(), "1767225600.000000000");
+        assert_eq!(api_time("1m", now).unwrap(), "1767225550.000000000");
+        assert_eq!(
+            api_time("2026-01-01T00:00:00Z", now).unwrap(),
+            "1767225600.000000000"
+        );
+        assert!(api_time("soon", now).is_err());
+        assert_eq!(parse_duration("1h30m"), Some(5400.0));
+        assert_eq!(parse_duration("10"), None);
+        let line = event_line(&serde_json::json!({
+            "Type": "container", "Action": "start", "timeNano": 1_000_000_000_i64,
+            "Actor": {"ID": "abc", "Attributes": {"name": "x", "image": "busybox"}},
+        }));
+        assert_eq!(
+            line,
+            "1970-01-01T00:00:01.000000000Z container start abc (image=busybox, name=x)"
+        );
+    }
+}

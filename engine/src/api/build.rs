@@ -136,6 +136,8 @@ pub async fn commit(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
             .await;
     }
     let id = id?;
+    d.events
+        .container(&c, "commit", &[("comment", q.get("comment").unwrap_or(""))]);
     Ok(reply_json(StatusCode::CREATED, &json!({"Id": id.as_str()})))
 }
 

@@ -172,6 +172,7 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
             return Err(err);
         }
     };
+    d.events.container(&c, "create", &[]);
     Ok(reply_json(
         StatusCode::CREATED,
         &json!({"Id": c.id, "Warnings": []}),
@@ -431,6 +432,7 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
     }
     // The monitor re-parents to us when its first stage exits: reap it when it ends.
     d.reaper.adopt(e.snapshot().state.monitor_pid);
+    d.events.container(&e.snapshot(), "start", &[]);
     spawn_watch(d.clone(), e.clone());
     Ok(())
 }
@@ -517,6 +519,11 @@ pub fn spawn_watch(d: Arc<Daemon>, e: Arc<Entry>) {
             }
         });
         if let Ok(c) = watched {
+            if c.state.oom_killed {
+                d.events.container(&c, "oom", &[]);
+            }
+            let code = c.state.exit_code.to_string();
+            d.events.container(&c, "die", &[("exitCode", &code)]);
             if c.auto_remove() {
                 if let Err(err) = super::volumes::remove_container(&d, &e, true) {
                     tracing::warn!("auto-remove of {}: {}", c.id, err.message);
@@ -665,10 +672,12 @@ pub fn set_paused(d: &Daemon, e: &Entry, paused: bool) -> Result<(), ApiError> {
 /// `POST /containers/{id}/pause` and `/unpause`.
 pub async fn pause(d: &Arc<Daemon>, name: &str, paused: bool) -> Result<Reply, ApiError> {
     let e = d.containers.get(name)?;
-    let d2 = d.clone();
-    tokio::task::spawn_blocking(move || set_paused(&d2, &e, paused))
+    let (d2, e2) = (d.clone(), e.clone());
+    tokio::task::spawn_blocking(move || set_paused(&d2, &e2, paused))
         .await
         .map_err(blocking_err)??;
+    d.events
+        .container(&e.snapshot(), if paused { "pause" } else { "unpause" }, &[]);
     Ok(status(StatusCode::NO_CONTENT))
 }
 
@@ -705,6 +714,8 @@ pub async fn kill(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
         ));
     }
     send_signal(&c, sig)?;
+    d.events
+        .container(&c, "kill", &[("signal", &sig.to_string())]);
     Ok(status(StatusCode::NO_CONTENT))
 }
 
@@ -752,6 +763,7 @@ pub async fn stop(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
     thaw_for_signal(d, &e);
     let t = q.get("t").and_then(|t| t.parse().ok());
     Ok(status(if stop_entry(&e, t).await? {
+        d.events.container(&e.snapshot(), "stop", &[]);
         StatusCode::NO_CONTENT
     } else {
         StatusCode::NOT_MODIFIED
@@ -764,10 +776,13 @@ pub async fn restart(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, Ap
         .update(&e, |c| c.state.manually_stopped = true)?;
     thaw_for_signal(d, &e);
     let t = q.get("t").and_then(|t| t.parse().ok());
-    stop_entry(&e, t).await?;
+    if stop_entry(&e, t).await? {
+        d.events.container(&e.snapshot(), "stop", &[]);
+    }
     d.containers
         .update(&e, |c| c.state.manually_stopped = false)?;
     start_entry(d, &e).await?;
+    d.events.container(&e.snapshot(), "restart", &[]);
     Ok(status(StatusCode::NO_CONTENT))
 }
 
@@ -1113,6 +1128,7 @@ pub async fn attach(
         resize: None,
     };
     let upgrade = hyper::upgrade::on(req);
+    d.events.container(&c, "attach", &[]);
     let dir = d.containers.dir_of(&c.id);
     let log_path = d.containers.log_path(&c.id);
     let start_exits = c.state.exits;
@@ -1235,7 +1251,10 @@ pub async fn rename(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, Api
             "Neither old nor new names may be empty",
         ));
     }
+    let old = format!("/{}", e.snapshot().name);
     d.containers.rename(&e, new)?;
+    d.events
+        .container(&e.snapshot(), "rename", &[("oldName", &old)]);
     Ok(status(StatusCode::NO_CONTENT))
 }
 

@@ -86,19 +86,40 @@ pub async fn create(d: &Arc<Daemon>, name: &str, body: Incoming) -> Result<Reply
     )
     .hex()
     .to_owned();
-    d.execs.0.lock().unwrap_or_else(|p| p.into_inner()).insert(
-        id.clone(),
-        Exec {
-            id: id.clone(),
-            container: c.id.clone(),
-            config,
-            running: false,
-            exit_code: None,
-            pid: 0,
-            tty: None,
-        },
-    );
+    let x = Exec {
+        id: id.clone(),
+        container: c.id.clone(),
+        config,
+        running: false,
+        exit_code: None,
+        pid: 0,
+        tty: None,
+    };
+    event(d, &x, "exec_create", None);
+    d.execs
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id.clone(), x);
     Ok(reply_json(StatusCode::CREATED, &json!({"Id": id})))
+}
+
+/// An exec's event on its container: `exec_create: CMD`, `exec_start: CMD`, `exec_die`.
+fn event(d: &Daemon, x: &Exec, action: &str, code: Option<i32>) {
+    let Ok(e) = d.containers.get(&x.container) else {
+        return;
+    };
+    let action = if action == "exec_die" {
+        action.to_owned()
+    } else {
+        format!("{action}: {}", strings(&x.config["Cmd"]).join(" "))
+    };
+    let code = code.map(|c| c.to_string());
+    let mut extra = vec![("execID", x.id.as_str())];
+    if let Some(c) = &code {
+        extra.push(("exitCode", c.as_str()));
+    }
+    d.events.container(&e.snapshot(), &action, &extra);
 }
 
 fn pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), ApiError> {
@@ -261,6 +282,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result<
             e.pid = pid;
             e.tty = sp.tty;
         });
+        event(d, &x, "exec_start", None);
         std::thread::spawn(move || {
             let mut sink = std::io::sink();
             let _ = std::io::copy(&mut out, &mut sink);
@@ -276,6 +298,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result<
                 e.exit_code = Some(code);
                 e.tty = None;
             });
+            event(&d, &x, "exec_die", Some(code));
         });
         return Ok(status(StatusCode::OK));
     }
@@ -312,6 +335,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result<
             e.pid = pid;
             e.tty = sp.tty;
         });
+        event(&d, &x, "exec_start", None);
         // Pump the output into one channel from blocking threads: frames, or raw bytes from
         // a terminal.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(32);
@@ -361,6 +385,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result<
             e.exit_code = Some(code);
             e.tty = None;
         });
+        event(&d, &x, "exec_die", Some(code));
         let _ = cw.shutdown().await;
     });
     Ok(crate::http::upgraded())

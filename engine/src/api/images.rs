@@ -241,6 +241,14 @@ pub async fn tag(d: &Daemon, name: &str, q: &Query) -> Result<Reply, ApiError> {
         target = target.with_tag(t)?;
     }
     d.store.tag(name, &target)?;
+    if let Ok(rec) = d.store.resolve(name) {
+        d.events.emit(
+            "image",
+            "tag",
+            rec.id.as_str(),
+            &[("name", &target.familiar())],
+        );
+    }
     Ok(status(StatusCode::CREATED))
 }
 
@@ -254,7 +262,18 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, Api
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))??;
+    image_events(d, &removed);
     Ok(reply_json(StatusCode::OK, &removed_json(&removed)))
+}
+
+/// `untag` and `delete` events for what a removal or prune took.
+fn image_events(d: &Daemon, removed: &[Removed]) {
+    for r in removed {
+        match r {
+            Removed::Untagged(t) => d.events.emit("image", "untag", t, &[("name", t)]),
+            Removed::Deleted(id) => d.events.emit("image", "delete", id.as_str(), &[]),
+        }
+    }
 }
 
 fn removed_json(removed: &[Removed]) -> Vec<Value> {
@@ -279,6 +298,7 @@ pub async fn prune(d: &Arc<Daemon>, q: &Query) -> Result<Reply, ApiError> {
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))??;
+    image_events(d, &removed);
     let deleted = removed_json(&removed);
     Ok(reply_json(
         StatusCode::OK,
@@ -295,6 +315,9 @@ pub async fn load(d: Arc<Daemon>, _q: &Query, body: Incoming) -> Result<Reply, A
             Ok(images) => {
                 let mut text = String::new();
                 for img in images {
+                    let name = img.refs.first().map(|r| r.familiar()).unwrap_or_default();
+                    d.events
+                        .emit("image", "load", img.id.as_str(), &[("name", &name)]);
                     if img.refs.is_empty() {
                         text.push_str(&format!("Loaded image ID: {}\n", img.id));
                     }
@@ -329,6 +352,9 @@ pub async fn save(d: Arc<Daemon>, names: Vec<String>) -> Result<Reply, ApiError>
         d.store.resolve(n)?;
     }
     let (w, reply) = channel_body("application/x-tar");
+    for n in &names {
+        d.events.emit("image", "save", n, &[("name", n)]);
+    }
     tokio::task::spawn_blocking(move || {
         if let Err(e) = d.store.save(&names, w) {
             tracing::warn!("save {names:?} failed mid-stream: {e}");
@@ -370,7 +396,10 @@ pub async fn create(d: Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply, 
             refs,
         };
         let line = match d.store.import(reader, opts) {
-            Ok(rec) => json!({ "status": rec.id.as_str() }),
+            Ok(rec) => {
+                d.events.emit("image", "import", rec.id.as_str(), &[]);
+                json!({ "status": rec.id.as_str() })
+            }
             Err(e) => {
                 json!({ "errorDetail": { "message": e.to_string() }, "error": e.to_string() })
             }

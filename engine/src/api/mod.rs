@@ -106,6 +106,7 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
         (&Method::GET, "/version") => Ok(system::version()),
         (&Method::GET, "/info") => system::info(&d).await,
         (&Method::GET, "/system/df") => system::df(&d).await,
+        (&Method::GET, "/events") => system::events(&d, &q).await,
         (&Method::POST, "/berth/check") => system::check(&d).await,
         (&Method::GET, "/images/json") => images::list(&d, &q).await,
         (&Method::POST, "/images/load") => images::load(d, &q, req.into_body()).await,

@@ -109,6 +109,12 @@ pub async fn create(d: &Daemon, body: Incoming) -> Result<Reply, ApiError> {
         labels,
     };
     let info = blocking(move || n.create(&opts)).await?;
+    d.events.emit(
+        "network",
+        "create",
+        &info.id,
+        &[("name", &info.name), ("type", "bridge")],
+    );
     Ok(reply_json(
         StatusCode::CREATED,
         &json!({"Id": info.id, "Warning": ""}),
@@ -125,13 +131,31 @@ pub async fn inspect(d: &Daemon, name: &str) -> Result<Reply, ApiError> {
 pub async fn remove(d: &Daemon, name: &str) -> Result<Reply, ApiError> {
     let n = nets(d)?;
     let name = name.to_owned();
+    let info = {
+        let (n, name) = (n.clone(), name.clone());
+        blocking(move || n.inspect(&name)).await?
+    };
     blocking(move || n.remove(&name)).await?;
+    d.events.emit(
+        "network",
+        "destroy",
+        &info.id,
+        &[("name", &info.name), ("type", "bridge")],
+    );
     Ok(status(StatusCode::NO_CONTENT))
 }
 
 pub async fn prune(d: &Daemon) -> Result<Reply, ApiError> {
     let n = nets(d)?;
     let removed = blocking(move || n.prune()).await?;
+    for name in &removed {
+        d.events.emit(
+            "network",
+            "destroy",
+            name,
+            &[("name", name), ("type", "bridge")],
+        );
+    }
     Ok(reply_json(
         StatusCode::OK,
         &json!({"NetworksDeleted": removed}),

@@ -48,6 +48,8 @@ pub async fn pull(d: Arc<Daemon>, q: &Query, auth: &str) -> Result<Reply, ApiErr
     tokio::spawn(async move {
         match registry::pull(&client, &d.store, &r, plan, &lines).await {
             Ok(p) => {
+                d.events
+                    .emit("image", "pull", &r.familiar(), &[("name", &r.familiar())]);
                 lines.status(format!("Digest: {}", p.digest));
                 lines.status(if p.up_to_date {
                     format!("Status: Image is up to date for {}", r.familiar())
@@ -107,6 +109,8 @@ pub async fn push(d: Arc<Daemon>, name: &str, q: &Query, auth: &str) -> Result<R
                 lines.error(&e.message);
                 return;
             }
+            d.events
+                .emit("image", "push", &t.familiar(), &[("name", &t.familiar())]);
         }
     });
     Ok(reply)

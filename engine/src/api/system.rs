@@ -4,9 +4,11 @@ use hyper::header::HeaderValue;
 use hyper::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
+use std::sync::Arc;
+
 use crate::daemon::Daemon;
 use crate::error::ApiError;
-use crate::http::{empty, full, json as reply_json, Reply};
+use crate::http::{empty, full, json as reply_json, Query, Reply};
 use crate::version::{API_VERSION, MIN_API_VERSION, VERSION};
 
 pub fn ping(m: &Method) -> Reply {
@@ -201,4 +203,75 @@ pub async fn check(d: &Daemon) -> Result<Reply, ApiError> {
         StatusCode::OK,
         &json!({ "Blobs": rep.blobs, "Layers": rep.layers, "Images": rep.images, "Refs": rep.refs, "Problems": rep.problems }),
     ))
+}
+
+/// `GET /events?since=&until=&filters=`: past events from `since` (the daemon keeps the
+/// recent ones), then live ones until `until` or until the client goes.
+pub async fn events(d: &Arc<Daemon>, q: &Query) -> Result<Reply, ApiError> {
+    use crate::events::{parse_time, Filter};
+    let time = |k: &str| -> Result<Option<i64>, ApiError> {
+        match q.get(k).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => parse_time(v)
+                .map(Some)
+                .ok_or_else(|| ApiError::bad_request(format!("invalid value for {k}: {v:?}"))),
+        }
+    };
+    let (since, until) = (time("since")?, time("until")?);
+    let filter = Filter(q.filters()?.into_iter().collect());
+    for k in filter.0.keys() {
+        if !matches!(
+            k.as_str(),
+            "type"
+                | "event"
+                | "action"
+                | "container"
+                | "image"
+                | "volume"
+                | "network"
+                | "label"
+                | "scope"
+        ) {
+            return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
+        }
+    }
+    let (past, mut rx) = d.events.subscribe(since);
+    let (w, reply) = crate::http::channel_body("application/json");
+    tokio::spawn(async move {
+        let before_until = |t: i64| until.is_none_or(|u| t <= u);
+        for e in past
+            .iter()
+            .filter(|e| filter.matches(e) && before_until(e.time_nano))
+        {
+            if w.json_line_async(&e.to_json()).await.is_err() {
+                return;
+            }
+        }
+        let deadline = until.map(|u| {
+            let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+            tokio::time::Instant::now()
+                + std::time::Duration::from_nanos(u64::try_from(u - now).unwrap_or(0))
+        });
+        loop {
+            let next = async {
+                match deadline {
+                    Some(dl) => tokio::time::timeout_at(dl, rx.recv()).await.ok(),
+                    None => Some(rx.recv().await),
+                }
+            };
+            let e = match next.await {
+                None => return, // until reached
+                Some(Ok(e)) => e,
+                Some(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+                Some(Err(_)) => return,
+            };
+            if filter.matches(&e)
+                && before_until(e.time_nano)
+                && w.json_line_async(&e.to_json()).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    Ok(reply)
 }

@@ -65,30 +65,20 @@ pub async fn create(d: &Arc<Daemon>, body: Incoming) -> Result<Reply, ApiError> 
         ));
     }
     let name = body["Name"].as_str().filter(|n| !n.is_empty());
-    let (v, _) = d.volumes.create(name, labels_of(&body["Labels"]))?;
+    let (v, made) = d.volumes.create(name, labels_of(&body["Labels"]))?;
+    if made {
+        d.events
+            .emit("volume", "create", &v.name, &[("driver", "local")]);
+    }
     Ok(reply_json(StatusCode::CREATED, &d.volumes.to_json(&v)))
 }
 
-/// `filters` as Docker sends them: `{"key": {"value": true}}` or `{"key": ["value"]}`.
-fn filter_values(q: &Query) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
-    let mut out = BTreeMap::new();
-    let Some(f) = q.get("filters").filter(|f| !f.is_empty()) else {
-        return Ok(out);
-    };
-    let v: Value = serde_json::from_str(f)
-        .map_err(|e| ApiError::bad_request(format!("invalid filters: {e}")))?;
-    for (k, vals) in v.as_object().into_iter().flatten() {
-        let list: Vec<String> = match vals {
-            Value::Object(m) => m.keys().cloned().collect(),
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect(),
-            _ => return Err(ApiError::bad_request(format!("invalid filter {k:?}"))),
-        };
-        out.insert(k.clone(), list);
-    }
-    Ok(out)
+/// Remove a volume (refused while `users` is not empty) and tell the event log.
+fn destroy(d: &Daemon, name: &str, users: &[String]) -> Result<(), ApiError> {
+    d.volumes.remove(name, users)?;
+    d.events
+        .emit("volume", "destroy", name, &[("driver", "local")]);
+    Ok(())
 }
 
 fn label_matches(labels: &BTreeMap<String, String>, want: &str) -> bool {
@@ -101,7 +91,7 @@ fn label_matches(labels: &BTreeMap<String, String>, want: &str) -> bool {
 fn matches(
     d: &Daemon,
     v: &volumes::Volume,
-    filters: &BTreeMap<String, Vec<String>>,
+    filters: &std::collections::HashMap<String, Vec<String>>,
 ) -> Result<bool, ApiError> {
     for (k, vals) in filters {
         let ok = match k.as_str() {
@@ -126,7 +116,7 @@ fn matches(
 }
 
 pub async fn list(d: &Arc<Daemon>, q: &Query) -> Result<Reply, ApiError> {
-    let filters = filter_values(q)?;
+    let filters = q.filters()?;
     let mut out = Vec::new();
     for v in d.volumes.list() {
         if matches(d, &v, &filters)? {
@@ -146,7 +136,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
 
 pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
     let users = users(d, name);
-    match d.volumes.remove(name, &users) {
+    match destroy(d, name, &users) {
         // `force` only hides a missing volume, as Docker's
         Err(e) if e.status == StatusCode::NOT_FOUND && q.flag("force") => {}
         other => other?,
@@ -155,7 +145,7 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, Api
 }
 
 pub async fn prune(d: &Arc<Daemon>, q: &Query) -> Result<Reply, ApiError> {
-    let filters = filter_values(q)?;
+    let filters = q.filters()?;
     let mut deleted = Vec::new();
     let mut reclaimed = 0u64;
     for v in d.volumes.list() {
@@ -168,7 +158,7 @@ pub async fn prune(d: &Arc<Daemon>, q: &Query) -> Result<Reply, ApiError> {
             continue;
         }
         let size = d.volumes.size(&v.name);
-        if d.volumes.remove(&v.name, &[]).is_ok() {
+        if destroy(d, &v.name, &[]).is_ok() {
             reclaimed += size;
             deleted.push(v.name);
         }
@@ -191,7 +181,7 @@ pub fn prepare_mounts(
     let out = make_mounts(d, c, reqs, &mut made_anonymous);
     if out.is_err() {
         for n in made_anonymous {
-            let _ = d.volumes.remove(&n, &[]);
+            let _ = destroy(d, &n, &[]);
         }
     }
     out
@@ -220,6 +210,10 @@ fn make_mounts(
             "volume" => {
                 let name = (!r.source.is_empty()).then_some(r.source.as_str());
                 let (v, made) = d.volumes.create(name, BTreeMap::new())?;
+                if made {
+                    d.events
+                        .emit("volume", "create", &v.name, &[("driver", "local")]);
+                }
                 if made && v.anonymous {
                     made_anonymous.push(v.name.clone());
                 }
@@ -282,7 +276,7 @@ pub fn remove_anonymous(d: &Daemon, c: &Container) {
     for m in c.mounts.iter().filter(|m| m.kind == "volume") {
         if let Ok(v) = d.volumes.get(&m.name) {
             if v.anonymous && users(d, &v.name).is_empty() {
-                if let Err(e) = d.volumes.remove(&v.name, &[]) {
+                if let Err(e) = destroy(d, &v.name, &[]) {
                     tracing::warn!("removing volume {}: {}", v.name, e.message);
                 }
             }
@@ -294,6 +288,7 @@ pub fn remove_anonymous(d: &Daemon, c: &Container) {
 pub fn remove_container(d: &Daemon, e: &Arc<Entry>, volumes: bool) -> Result<(), ApiError> {
     let c = e.snapshot();
     d.containers.remove_files(e)?;
+    d.events.container(&c, "destroy", &[]);
     if volumes {
         remove_anonymous(d, &c);
     }
