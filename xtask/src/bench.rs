@@ -276,6 +276,52 @@ pub(crate) fn configure_podman() -> Result<()> {
 }
 
 /// `run --rm busybox true`: berth vs podman (--net=none) vs dockerd 20.10 (--net=none), interleaved.
+/// VmRSS (KiB) of the process whose pid is in `pidfile`.
+fn daemon_rss(pidfile: &Path) -> Result<u64> {
+    let pid = std::fs::read_to_string(pidfile)
+        .with_context(|| format!("reading {}", pidfile.display()))?;
+    rss_of(pid.trim()).with_context(|| format!("no VmRSS for pid {}", pid.trim()))
+}
+
+fn rss_of(pid: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The largest VmRSS (KiB) of the processes called `name` (dockerd's managed containerd).
+fn process_rss_by_name(name: &str) -> Option<u64> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .filter_map(|e| rss_of(&e.file_name().to_string_lossy()))
+        .max()
+}
+
+/// Start `many` containers one after another, then remove them all with one command:
+/// (seconds to start them, seconds to remove them).
+fn fleet(
+    name: &str,
+    many: u32,
+    start: impl Fn() -> Command,
+    rm: impl Fn(&[String]) -> Command,
+) -> Result<(f64, f64)> {
+    let t0 = Instant::now();
+    let mut ids = Vec::new();
+    for _ in 0..many {
+        ids.push(output(&mut start())?.trim().to_owned());
+    }
+    let up = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    output(&mut rm(&ids))?;
+    let down = t1.elapsed().as_secs_f64();
+    eprintln!("{name}: {many} started in {up:.2} s, removed in {down:.2} s");
+    Ok((up, down))
+}
+
 fn run_bench() -> Result<()> {
     ensure_packages(&[
         "podman",
@@ -454,6 +500,103 @@ fn run_bench() -> Result<()> {
         println!(
             "  docker / berth = {:.1}x; goal for berth: <= 15 ms",
             md.as_secs_f64() / mb.as_secs_f64()
+        );
+
+        // 100 containers started detached, then removed: throughput
+        let many = 100;
+        let rss_idle = daemon_rss(&dir.join("berth-data/daemon.pid"))?;
+        let bf = fleet(
+            "berth",
+            many,
+            || {
+                let mut c = Command::new(&berth);
+                c.args(["-H", &host, "run", "-d", "bench/busybox", "sleep", "600"]);
+                c
+            },
+            |ids: &[String]| {
+                let mut c = Command::new(&berth);
+                c.args(["-H", &host, "rm", "-f"]).args(ids);
+                c
+            },
+        )?;
+        let rss_busy = daemon_rss(&dir.join("berth-data/daemon.pid"))?;
+        let df = fleet(
+            "docker",
+            many,
+            || {
+                let mut c = Command::new("docker");
+                c.env("DOCKER_HOST", &dhost).args([
+                    "run",
+                    "-d",
+                    "--net=none",
+                    "bench/busybox",
+                    "sleep",
+                    "600",
+                ]);
+                c
+            },
+            |ids: &[String]| {
+                let mut c = Command::new("docker");
+                c.env("DOCKER_HOST", &dhost).args(["rm", "-f"]).args(ids);
+                c
+            },
+        )?;
+        let pf = if podman_error.is_none() {
+            Some(fleet(
+                "podman",
+                many,
+                || {
+                    let mut c = podman(&[
+                        "run",
+                        "-d",
+                        "--net=none",
+                        "localhost/bench/busybox",
+                        "sleep",
+                        "600",
+                    ]);
+                    c.stdin(Stdio::null());
+                    c
+                },
+                |ids: &[String]| {
+                    let mut c = podman(&["rm", "-f", "-t", "0"]);
+                    c.args(ids).stdin(Stdio::null());
+                    c
+                },
+            )?)
+        } else {
+            None
+        };
+        let per_s = |t: f64| f64::from(many) / t;
+        println!("\nbench run: {many} containers `run -d ... sleep 600` one after another, then one `rm -f` of all");
+        println!(
+            "  berth          {:>6.1} starts/s, rm -f of {many}: {:>6.2} s",
+            per_s(bf.0),
+            bf.1
+        );
+        println!(
+            "  dockerd 20.10  {:>6.1} starts/s, rm -f of {many}: {:>6.2} s  (berth {:.1}x, {:.1}x)",
+            per_s(df.0),
+            df.1,
+            df.0 / bf.0,
+            df.1 / bf.1
+        );
+        if let Some(pf) = pf {
+            println!("  podman (runc)  {:>6.1} starts/s, rm -f of {many}: {:>6.2} s  (berth {:.1}x, {:.1}x)", per_s(pf.0), pf.1, pf.0 / bf.0, pf.1 / bf.1);
+        }
+        let rss_after = daemon_rss(&dir.join("berth-data/daemon.pid"))?;
+        let dockerd_rss = daemon_rss(&dir.join("docker.pid"))?;
+        let containerd_rss = process_rss_by_name("containerd").unwrap_or(0);
+        let mib = |k: u64| k as f64 / 1024.0;
+        println!("\nbench run: daemon resident memory (VmRSS)");
+        println!(
+            "  berth daemon   idle {:>6.1} MiB, with {many} containers {:>6.1} MiB, idle after {:>6.1} MiB (goal idle <= 15 MiB)",
+            mib(rss_idle), mib(rss_busy), mib(rss_after)
+        );
+        println!(
+            "  dockerd 20.10  idle {:>6.1} MiB (+ containerd {:>6.1} MiB) = {:.1}x berth's",
+            mib(dockerd_rss),
+            mib(containerd_rss),
+            (dockerd_rss + containerd_rss) as f64 / rss_after.max(1) as f64
         );
         Ok(())
     })();
