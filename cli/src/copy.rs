@@ -144,8 +144,7 @@ pub fn prepare_archive_copy(src: &CopyInfo, dst: &CopyInfo) -> Result<(String, O
     if dst.exists && src.is_dir {
         bail!("cannot copy directory");
     }
-    if !dst.exists && !src.is_dir && (dst.path.ends_with('/') || specifies_current_dir(&dst.path))
-    {
+    if !dst.exists && !src.is_dir && (dst.path.ends_with('/') || specifies_current_dir(&dst.path)) {
         bail!("no such directory");
     }
     rename()
@@ -154,7 +153,10 @@ pub fn prepare_archive_copy(src: &CopyInfo, dst: &CopyInfo) -> Result<(String, O
 /// `name` with its top element `old` renamed `new`; other names unchanged.
 pub fn rebase(name: &str, r: &Rebase) -> String {
     let (old, new) = r;
-    let trimmed = name.strip_prefix("./").filter(|_| old != ".").unwrap_or(name);
+    let trimmed = name
+        .strip_prefix("./")
+        .filter(|_| old != ".")
+        .unwrap_or(name);
     if trimmed == old || trimmed.trim_end_matches('/') == old {
         let slash = if trimmed.ends_with('/') { "/" } else { "" };
         return format!("{new}{slash}");
@@ -302,7 +304,8 @@ fn append<W: Write>(b: &mut tar::Builder<W>, path: &Path, name: &Path) -> io::Re
 /// not through `..` and not through a symlink; files belong to whoever runs the copy.
 /// Returns the bytes of file content written.
 pub fn extract(reader: impl Read, dir: &Path, rebases: &[Rebase]) -> Result<u64> {
-    let root = fs::canonicalize(dir).map_err(|e| os_error("stat", &dir.display().to_string(), &e))?;
+    let root =
+        fs::canonicalize(dir).map_err(|e| os_error("stat", &dir.display().to_string(), &e))?;
     let mut a = tar::Archive::new(reader);
     a.set_preserve_permissions(true);
     a.set_preserve_mtime(true);
@@ -323,8 +326,12 @@ pub fn extract(reader: impl Read, dir: &Path, rebases: &[Rebase]) -> Result<u64>
         if let Ok(md) = fs::symlink_metadata(&target) {
             let (p, d) = (target.display(), root.display());
             match (md.is_dir(), kind.is_dir()) {
-                (true, false) => bail!("cannot overwrite directory \"{p}\" with non-directory \"{d}\""),
-                (false, true) => bail!("cannot overwrite non-directory \"{p}\" with directory \"{d}\""),
+                (true, false) => {
+                    bail!("cannot overwrite directory \"{p}\" with non-directory \"{d}\"")
+                }
+                (false, true) => {
+                    bail!("cannot overwrite non-directory \"{p}\" with directory \"{d}\"")
+                }
                 _ => {}
             }
         }
@@ -364,7 +371,10 @@ fn inside(root: &Path, name: &str) -> Result<PathBuf> {
         match c {
             Component::Normal(p) => out.push(p),
             Component::ParentDir => {
-                bail!("invalid archive entry {name:?}: it leads out of {}", root.display())
+                bail!(
+                    "invalid archive entry {name:?}: it leads out of {}",
+                    root.display()
+                )
             }
             _ => {}
         }
@@ -437,7 +447,10 @@ mod tests {
         assert_eq!(split_path_dir_entry("/"), ("/".into(), ".".into()));
         assert_eq!(preserve_trailing("/x/d", "d/."), "/x/d/.");
         assert_eq!(preserve_trailing("/x/d", "d/"), "/x/d/");
-        assert_eq!(rebase_name("/a/link", "/a/target"), ("/a/target".into(), "link".into()));
+        assert_eq!(
+            rebase_name("/a/link", "/a/target"),
+            ("/a/target".into(), "link".into())
+        );
         assert_eq!(rebase_name("/a/l/.", "/t"), ("/t/.".into(), String::new()));
     }
 

@@ -95,14 +95,22 @@ fn archive_path(container: &str, path: &str, extra: &[(&str, &str)]) -> String {
 /// `HEAD` the path: its stat, or the daemon's error.
 async fn stat(c: &Client, container: &str, path: &str) -> Result<PathStat> {
     let resp = c
-        .request(Method::HEAD, &archive_path(container, path, &[]), Payload::None)
+        .request(
+            Method::HEAD,
+            &archive_path(container, path, &[]),
+            Payload::None,
+        )
         .await?;
     match resp.status() {
         s if s.is_success() => {}
         StatusCode::NOT_FOUND => {
             // a HEAD reply has no body: tell a missing container from a missing path
-            c.json(Method::GET, &format!("/containers/{container}/json"), Payload::None)
-                .await?;
+            c.json(
+                Method::GET,
+                &format!("/containers/{container}/json"),
+                Payload::None,
+            )
+            .await?;
             bail!("Could not find the file {path} in container {container}");
         }
         s => bail!("the daemon answered {s} to a stat of {container}:{path}"),
