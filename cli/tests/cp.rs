@@ -411,7 +411,7 @@ fn symlinks_in_the_container_never_lead_to_the_host() {
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
-fn cp_into_a_bind_mount_of_a_running_container_reaches_the_host() {
+fn cp_through_bind_mounts_of_running_and_stopped_containers_reaches_the_host() {
     let d = daemon_with_busybox();
     let src = local_files(&d);
     let shared = d.path("shared");
@@ -441,6 +441,23 @@ fn cp_into_a_bind_mount_of_a_running_container_reaches_the_host() {
         fs::read_to_string(d.path("back.txt")).unwrap(),
         "host side\n"
     );
+    // a stopped container's binds are mounted for the copy, as the container would see them
+    let later = d.path("later");
+    fs::create_dir_all(&later).unwrap();
+    ok(d.berth(&[
+        "run",
+        "--name",
+        "exited",
+        "-v",
+        &format!("{}:/data", s(&later)),
+        "busybox",
+        "true",
+    ]));
+    ok(d.berth(&["cp", s(&src.join("top.txt")), "exited:/data/"]));
+    assert_eq!(fs::read_to_string(later.join("top.txt")).unwrap(), "top\n");
+    fs::write(later.join("note.txt"), "note\n").unwrap();
+    ok(d.berth(&["cp", "exited:/data/note.txt", s(&d.path("note.txt"))]));
+    assert_eq!(fs::read_to_string(d.path("note.txt")).unwrap(), "note\n");
     // a read-only bind refuses
     ok(d.berth(&[
         "run",

@@ -231,7 +231,17 @@ fn with_root<T: Send>(
     }
     let overlay = super::containers::rootfs_overlay(d, &c)?;
     let target = d.containers.dir_of(&c.id).join("cp-root");
-    let out = files::with_overlay(&overlay, &target, f).map_err(|e| {
+    let mut host_binds: Vec<(String, String)> = binds(&c)
+        .into_iter()
+        .filter(|(src, _, _)| src.starts_with('/'))
+        .map(|(src, dst, _)| (src, dst))
+        .collect();
+    host_binds.sort_by_key(|(_, dst)| dst.len()); // a mount inside another goes after it
+    let out = files::with_overlay(&overlay, &target, |root| {
+        mount_binds(root, &host_binds)?;
+        f(root)
+    })
+    .map_err(|e| {
         io::Error::new(
             e.kind(),
             format!("mounting the container's filesystem: {e}"),
@@ -239,6 +249,50 @@ fn with_root<T: Send>(
     })?;
     drop(busy);
     out
+}
+
+/// The container's bind mounts: (source, destination, read-only).
+fn binds(c: &crate::containers::Container) -> Vec<(String, String, bool)> {
+    strings(&c.host_config["Binds"])
+        .iter()
+        .filter_map(|b| {
+            let mut parts = b.split(':');
+            let src = parts.next()?.to_owned();
+            let dst = builder::config::clean_path(parts.next()?);
+            let ro = parts
+                .next()
+                .is_some_and(|o| o.split(',').any(|x| x == "ro"));
+            Some((src, dst, ro))
+        })
+        .collect()
+}
+
+/// Mount a stopped container's bind mounts over its root (mounted at `root` in this thread's
+/// own namespace), so that a copy sees what the container would. Each destination is opened
+/// by a thread chrooted into the root, and the mount goes onto that file descriptor: a symlink
+/// in the container cannot send a mount to the host. A missing destination is skipped (the
+/// runtime creates it at start: there is nothing under it to copy yet).
+fn mount_binds(root: &Path, binds: &[(String, String)]) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    for (src, dst) in binds {
+        let dst2 = dst.clone();
+        let opened = files::in_root(root, move || {
+            Ok(rustix::fs::open(
+                dst2.as_str(),
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )?)
+        });
+        let Ok(fd) = opened else { continue };
+        let at = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        rustix::mount::mount_bind_recursive(src.as_str(), at.as_str()).map_err(|e| {
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!("mounting {src} at {dst}: {e}"),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Stat `abs` (inside the current root).
@@ -404,17 +458,9 @@ pub async fn put(
     let mut opts = PutOptions {
         no_overwrite_dir_non_dir: q.flag("noOverwriteDirNonDir"),
         readonly_rootfs: c.host_config["ReadonlyRootfs"].as_bool().unwrap_or(false),
-        binds: strings(&c.host_config["Binds"])
-            .iter()
-            .filter_map(|b| {
-                let mut parts = b.split(':');
-                let _src = parts.next()?;
-                let dst = builder::config::clean_path(parts.next()?);
-                let ro = parts
-                    .next()
-                    .is_some_and(|o| o.split(',').any(|x| x == "ro"));
-                Some((dst, ro))
-            })
+        binds: binds(&c)
+            .into_iter()
+            .map(|(_, dst, ro)| (dst, ro))
             .collect(),
         owner: None,
     };
