@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod connect;
 mod context;
+mod copy;
 mod format;
 
 use std::path::PathBuf;
@@ -164,6 +165,8 @@ enum Cmd {
     Rename { container: String, new_name: String },
     /// Inspect changes to files or directories on a container's filesystem
     Diff { container: String },
+    /// Copy files/folders between a container and the local filesystem
+    Cp(commands::cp::CpArgs),
     /// Pause all processes within one or more containers
     Pause {
         #[arg(required = true)]
@@ -232,6 +235,8 @@ enum ContainerCmd {
     },
     /// Fetch the logs of a container
     Logs(commands::containers::LogsArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(commands::cp::CpArgs),
     /// Remove all stopped containers
     Prune {
         /// Do not prompt for confirmation
@@ -343,6 +348,7 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             new_name,
         } => done(ct::rename(&c, &container, &new_name).await),
         Cmd::Diff { container } => done(ct::diff(&c, &container).await),
+        Cmd::Cp(a) => done(commands::cp::cp(&c, a).await),
         Cmd::Stats {
             all, containers, ..
         } => done(ct::stats(&c, all, &containers).await),
@@ -364,6 +370,7 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
                 containers,
             } => done(ct::each(&c, Method::DELETE, &containers, &rm_query(force, volumes)).await),
             ContainerCmd::Logs(a) => done(ct::logs(&c, a).await),
+            ContainerCmd::Cp(a) => done(commands::cp::cp(&c, a).await),
             ContainerCmd::Prune { .. } => done(ct::prune(&c).await),
         },
         Cmd::Monitor { .. } => unreachable_daemon().map(|()| 0),

@@ -87,6 +87,12 @@ fn named_volumes_share_data_and_outlive_containers() {
     assert_eq!(m["Source"].as_str(), Some(mp.as_str()));
     assert_eq!(m["RW"], true);
 
+    // cp reaches the volume of a stopped container
+    let src = d.path("copied.txt");
+    std::fs::write(&src, "by cp\n").unwrap();
+    ok(d.berth(&["cp", src.to_str().unwrap(), "w:/d/"]));
+    assert_eq!(std::fs::read_to_string(format!("{mp}/copied.txt")).unwrap(), "by cp\n");
+
     // in use: neither rm nor prune takes it
     let err = fails(d.berth(&["volume", "rm", "data"]));
     assert!(err.contains("volume is in use"), "{err}");

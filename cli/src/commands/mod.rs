@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod containers;
+pub mod cp;
 pub mod images;
 pub mod network;
 pub mod registry;

@@ -199,13 +199,13 @@ pub(crate) fn write_etc_files(d: &Daemon, c: &Container) -> Result<(), ApiError>
     Ok(())
 }
 
-fn monitor_config(
+/// The overlay that makes `c`'s root filesystem: its image's layers under its upper dir.
+pub(crate) fn rootfs_overlay(
     d: &Daemon,
     c: &Container,
-    netns: Option<std::path::PathBuf>,
-) -> Result<MonitorConfig, ApiError> {
+) -> Result<image_store::layers::OverlayMount, ApiError> {
     let dir = d.containers.dir_of(&c.id);
-    let overlay = match &c.rootfs_layers {
+    Ok(match &c.rootfs_layers {
         Some(chains) => {
             let chains = chains
                 .iter()
@@ -216,7 +216,16 @@ fn monitor_config(
         None => d
             .store
             .overlay(&image_store::Digest::parse(&c.image_id)?, &dir)?,
-    };
+    })
+}
+
+fn monitor_config(
+    d: &Daemon,
+    c: &Container,
+    netns: Option<std::path::PathBuf>,
+) -> Result<MonitorConfig, ApiError> {
+    let dir = d.containers.dir_of(&c.id);
+    let overlay = rootfs_overlay(d, c)?;
     let hc = &c.host_config;
     let cfg = &c.config;
     let net = hc["NetworkMode"].as_str().unwrap_or("default");

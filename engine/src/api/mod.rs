@@ -1,5 +1,6 @@
 //! The Engine API router: version prefix handling, Docker's common headers, dispatch.
 
+pub mod archive;
 mod build;
 pub mod containers;
 pub mod exec;
@@ -196,6 +197,9 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                     }
                     (&Method::DELETE, "") => containers::remove(&d, name, &q).await,
                     (&Method::POST, "exec") => exec::create(&d, name, req.into_body()).await,
+                    (&Method::HEAD, "archive") => archive::stat(&d, name, &q).await,
+                    (&Method::GET, "archive") => archive::get(&d, name, &q).await,
+                    (&Method::PUT, "archive") => archive::put(&d, name, &q, req.into_body()).await,
                     _ => Err(not_found()),
                 };
             }

@@ -77,6 +77,40 @@ pub fn unmount(target: &Path) {
     let _ = rustix::mount::unmount(target, rustix::mount::UnmountFlags::DETACH);
 }
 
+/// Run `f` with `m` mounted at `target`, on a thread in a mount namespace of its own with
+/// private propagation: no one else sees the mount and it cannot outlive the call, not even
+/// when the daemon dies mid-way. Threads that `f` starts share the namespace.
+pub fn with_overlay<T: Send>(
+    m: &OverlayMount,
+    target: &Path,
+    f: impl FnOnce(&Path) -> T + Send,
+) -> io::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            unshare_mount_ns()?;
+            rustix::mount::mount_change(
+                "/",
+                rustix::mount::MountPropagationFlags::PRIVATE
+                    | rustix::mount::MountPropagationFlags::REC,
+            )?;
+            mount_overlay(m, target)?;
+            let out = f(target);
+            unmount(target);
+            Ok(out)
+        })
+        .join()
+        .map_err(|_| io::Error::other("a mount thread panicked"))?
+    })
+}
+
+/// Give this thread its own mount namespace (and so its own root and working directory).
+#[allow(deprecated)]
+fn unshare_mount_ns() -> io::Result<()> {
+    Ok(rustix::thread::unshare(
+        rustix::thread::UnshareFlags::NEWNS,
+    )?)
+}
+
 /// Unpack a build context tar (plain, gzip or zstd) into `dir`.
 pub fn unpack_context(reader: impl Read + Send, dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)?;
@@ -299,37 +333,112 @@ fn tar_sources(
     b.finish()
 }
 
-fn append_one<W: Write>(
+/// Append `path` (not followed) as `name`, owned by `owner` or, when `None`, by its own
+/// uid and gid. A file is read for the size it had when stat'ed (a file that grows or shrinks
+/// meanwhile cannot break the archive).
+pub(crate) fn append_one<W: Write>(
     b: &mut tar::Builder<W>,
     path: &Path,
     name: &Path,
-    o: Option<Owner>,
+    owner: Option<Owner>,
 ) -> io::Result<()> {
     let md = fs::symlink_metadata(path)?;
     let mut h = tar::Header::new_gnu();
     h.set_mode(md.mode() & 0o7777);
-    h.set_uid(o.map_or(u64::from(md.uid()), |o| o.uid));
-    h.set_gid(o.map_or(u64::from(md.gid()), |o| o.gid));
+    let o = owner.unwrap_or(Owner {
+        uid: md.uid().into(),
+        gid: md.gid().into(),
+    });
+    h.set_uid(o.uid);
+    h.set_gid(o.gid);
     h.set_mtime(u64::try_from(md.mtime()).unwrap_or(0));
     let ft = md.file_type();
     if ft.is_dir() {
         h.set_entry_type(tar::EntryType::Directory);
         h.set_size(0);
-        b.append_data(&mut h, name, io::empty())
+        let mut dir_name = name.as_os_str().to_owned();
+        if !dir_name.as_encoded_bytes().ends_with(b"/") {
+            dir_name.push("/");
+        }
+        append_named(b, &mut h, Path::new(&dir_name), None, io::empty())
     } else if ft.is_symlink() {
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);
-        b.append_link(&mut h, name, fs::read_link(path)?)
+        append_named(b, &mut h, name, Some(&fs::read_link(path)?), io::empty())
     } else if ft.is_file() {
         h.set_entry_type(tar::EntryType::Regular);
         h.set_size(md.len());
-        b.append_data(&mut h, name, fs::File::open(path)?)
+        let data = fs::File::open(path)?
+            .take(md.len())
+            .chain(io::repeat(0))
+            .take(md.len());
+        append_named(b, &mut h, name, None, data)
     } else {
         Ok(()) // devices, fifos and sockets are not copied
     }
 }
 
-fn append_tree<W: Write>(
+/// Append an entry under `name` exactly as given (`./x` stays `./x`, as in Docker's archive
+/// of `dir/.`; the tar crate would drop the `./`), with GNU long-name records for names and
+/// link targets past 100 bytes.
+fn append_named<W: Write>(
+    b: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    name: &Path,
+    link: Option<&Path>,
+    data: impl Read,
+) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    fn field(
+        b: &mut tar::Builder<impl Write>,
+        kind: tar::EntryType,
+        value: &[u8],
+        dst: &mut [u8; 100],
+    ) -> io::Result<()> {
+        if value.contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a path in the archive contains a NUL byte",
+            ));
+        }
+        if value.len() > dst.len() {
+            let mut long = tar::Header::new_gnu();
+            long.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+            long.set_mode(0o644);
+            long.set_entry_type(kind);
+            long.set_size(value.len() as u64 + 1);
+            long.set_cksum();
+            b.append(&long, value.chain(&[0u8][..]))?;
+        }
+        let n = value.len().min(dst.len());
+        dst.fill(0);
+        dst[..n].copy_from_slice(&value[..n]);
+        Ok(())
+    }
+    let mut name_field = [0u8; 100];
+    field(
+        b,
+        tar::EntryType::GNULongName,
+        name.as_os_str().as_bytes(),
+        &mut name_field,
+    )?;
+    h.as_old_mut().name = name_field;
+    if let Some(l) = link {
+        let mut link_field = [0u8; 100];
+        field(
+            b,
+            tar::EntryType::GNULongLink,
+            l.as_os_str().as_bytes(),
+            &mut link_field,
+        )?;
+        h.as_old_mut().linkname = link_field;
+    }
+    h.set_cksum();
+    b.append(h, data)
+}
+
+/// Append what is inside `dir`, named under `rel`, in sorted order, symlinks not followed.
+pub(crate) fn append_tree<W: Write>(
     b: &mut tar::Builder<W>,
     dir: &Path,
     rel: &Path,

@@ -23,6 +23,9 @@ pub struct Entry {
     pub rec: Mutex<Container>,
     /// Broadcasts the state after every change (waiters subscribe).
     pub changes: watch::Sender<RunState>,
+    /// Held while something other than the container uses its root filesystem (`cp` into a
+    /// stopped container mounts it): a start or a removal waits for it.
+    pub fs_busy: Mutex<()>,
 }
 
 impl Entry {
@@ -100,6 +103,7 @@ impl Containers {
                         Arc::new(Entry {
                             rec: Mutex::new(c),
                             changes: tx,
+                            fs_busy: Mutex::new(()),
                         }),
                     );
                 }
@@ -224,6 +228,7 @@ impl Containers {
         let e = Arc::new(Entry {
             rec: Mutex::new(c.clone()),
             changes: tx,
+            fs_busy: Mutex::new(()),
         });
         map.insert(c.id.clone(), e.clone());
         Ok(e)
@@ -264,6 +269,7 @@ impl Containers {
 
     /// Start the container through a new monitor. Returns once the process runs (or failed).
     pub fn start(&self, e: &Arc<Entry>, cfg: MonitorConfig) -> Result<(), ApiError> {
+        let _fs = e.fs_busy.lock().unwrap_or_else(|p| p.into_inner());
         let c = e.snapshot();
         if c.state.status.is_running() {
             return Err(ApiError::new(
@@ -384,6 +390,7 @@ impl Containers {
     pub fn remove_files(&self, e: &Arc<Entry>) -> Result<(), ApiError> {
         // `state.removed` (what waiters see) is set only once the record is gone, so that
         // `wait?condition=removed` returns when nothing holds the image any more.
+        let _fs = e.fs_busy.lock().unwrap_or_else(|p| p.into_inner());
         let c = self.update(e, |c| c.removed = true)?;
         let dir = self.dir_of(&c.id);
         // mark first, so a crash mid-removal finishes the job at the next start
