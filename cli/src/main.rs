@@ -161,6 +161,8 @@ enum Cmd {
         no_stream: bool,
         containers: Vec<String>,
     },
+    /// Update configuration of one or more containers
+    Update(commands::containers::UpdateArgs),
     /// Rename a container
     Rename { container: String, new_name: String },
     /// Inspect changes to files or directories on a container's filesystem
@@ -335,6 +337,7 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             containers,
         } => done(ct::each(&c, Method::DELETE, &containers, &rm_query(force, volumes)).await),
         Cmd::Wait { containers } => ct::wait(&c, &containers).await,
+        Cmd::Update(a) => done(ct::update(&c, a).await),
         Cmd::Inspect { kind, names } => {
             use commands::containers::Kind;
             let kinds = match kind {

@@ -957,3 +957,72 @@ fn log_rotation_and_drivers() {
     assert_eq!(ok(d.berth(&["ps", "-a", "-q"])).lines().count(), 3);
     ok(d.berth(&["rm", "-f", "rot", "live", "quiet"]));
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn update_limits_of_running_and_stopped_containers() {
+    let d = daemon_with_busybox();
+    let id = ok(d.berth(&[
+        "run", "-d", "--name", "u", "-m", "64m", "busybox", "sleep", "60",
+    ]))
+    .trim()
+    .to_owned();
+    let cg = |ctl: &str, file: &str| {
+        std::fs::read_to_string(format!(
+            "/sys/fs/cgroup/{ctl}/{}/{id}/{file}",
+            d.cgroup_parent()
+        ))
+        .unwrap()
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(
+        cg("memory", "memory.limit_in_bytes"),
+        (64u64 << 20).to_string()
+    );
+    ok(d.berth(&[
+        "update",
+        "-m",
+        "128m",
+        "--pids-limit",
+        "50",
+        "--cpus",
+        "0.5",
+        "--restart",
+        "on-failure:3",
+        "u",
+    ]));
+    assert_eq!(
+        cg("memory", "memory.limit_in_bytes"),
+        (128u64 << 20).to_string()
+    );
+    assert_eq!(cg("pids", "pids.max"), "50");
+    assert_eq!(cg("cpu", "cpu.cfs_quota_us"), "50000");
+    let v: serde_json::Value = serde_json::from_str(&ok(d.berth(&["inspect", "u"]))).unwrap();
+    let hc = &v[0]["HostConfig"];
+    assert_eq!(hc["Memory"], 128 << 20);
+    assert_eq!(hc["PidsLimit"], 50);
+    assert_eq!(hc["RestartPolicy"]["Name"], "on-failure");
+    assert_eq!(hc["RestartPolicy"]["MaximumRetryCount"], 3);
+    // the docker CLI's update, and Docker's refusals
+    ok(d.docker(&["update", "--memory", "96m", "u"]));
+    assert_eq!(
+        cg("memory", "memory.limit_in_bytes"),
+        (96u64 << 20).to_string()
+    );
+    let err = fails(d.docker(&["update", "--memory", "1m", "u"]));
+    assert!(err.contains("Minimum memory limit allowed is 6MB"), "{err}");
+    let err = fails(d.berth(&["update", "u"]));
+    assert!(err.contains("one or more flags"), "{err}");
+    let err = fails(d.berth(&["update", "-m", "10m", "nosuch"]));
+    assert!(err.contains("No such container"), "{err}");
+    // a stopped container gets the new limit at its next start
+    ok(d.berth(&["stop", "-t", "0", "u"]));
+    ok(d.berth(&["update", "-m", "80m", "u"]));
+    ok(d.berth(&["start", "u"]));
+    assert_eq!(
+        cg("memory", "memory.limit_in_bytes"),
+        (80u64 << 20).to_string()
+    );
+    ok(d.berth(&["rm", "-f", "u"]));
+}

@@ -91,7 +91,10 @@ fn named_volumes_share_data_and_outlive_containers() {
     let src = d.path("copied.txt");
     std::fs::write(&src, "by cp\n").unwrap();
     ok(d.berth(&["cp", src.to_str().unwrap(), "w:/d/"]));
-    assert_eq!(std::fs::read_to_string(format!("{mp}/copied.txt")).unwrap(), "by cp\n");
+    assert_eq!(
+        std::fs::read_to_string(format!("{mp}/copied.txt")).unwrap(),
+        "by cp\n"
+    );
 
     // in use: neither rm nor prune takes it
     let err = fails(d.berth(&["volume", "rm", "data"]));

@@ -470,6 +470,27 @@ impl Container {
         self.freezer(false)
     }
 
+    /// Change the resource limits of a created, running or paused container (`update`):
+    /// only what `res` sets is written; devices are left as they are.
+    pub fn update(&mut self, res: &oci_spec::runtime::LinuxResources) -> Result<(), RuntimeError> {
+        self.guard(
+            |s| matches!(s, Status::Created | Status::Running | Status::Paused),
+            "update",
+        )?;
+        let Some(cg) = &self.state.cgroup else {
+            return Err(RuntimeError::WrongStatus {
+                id: self.state.id.clone(),
+                status: self.state.status,
+                action: "update without a cgroup",
+            });
+        };
+        let mut res = res.clone();
+        res.set_devices(None);
+        let writes = crate::cgroup::writes(&res, cg.version, &[])?;
+        cg.apply(&RealCgroupFs, &writes)?;
+        Ok(())
+    }
+
     fn freezer(&mut self, frozen: bool) -> Result<(), RuntimeError> {
         let Some(cg) = &self.state.cgroup else {
             return Err(RuntimeError::WrongStatus {

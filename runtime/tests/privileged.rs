@@ -313,6 +313,45 @@ fn cli_create_state_start_delete() {
     assert!(state.contains("\"running\""), "{state}");
     let (_, ps, _) = cli(&["ps", "--format", "json", &b.id]);
     assert_eq!(ps.trim(), format!("[{}]", v["pid"]));
+    // update: flags and a resources file, written into the live cgroup (v1 here)
+    let cg_file = |ctl: &str, file: &str| {
+        let cg = std::fs::read_to_string(format!("/proc/{}/cgroup", v["pid"])).unwrap();
+        let path = cg
+            .lines()
+            .find_map(|l| {
+                l.split(':')
+                    .nth(1)
+                    .filter(|c| c.split(',').any(|x| x == ctl))
+                    .and(l.split(':').nth(2))
+            })
+            .unwrap()
+            .to_owned();
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctl}{path}/{file}"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let (code, _, err) = cli(&[
+        "update",
+        "--memory",
+        "33554432",
+        "--pids-limit",
+        "20",
+        &b.id,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(cg_file("memory", "memory.limit_in_bytes"), "33554432");
+    assert_eq!(cg_file("pids", "pids.max"), "20");
+    let res = b.dir.path().join("res.json");
+    std::fs::write(&res, r#"{"pids": {"limit": 30}, "cpu": {"shares": 256}}"#).unwrap();
+    let (code, _, err) = cli(&["update", "-r", &res.to_string_lossy(), &b.id]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(cg_file("pids", "pids.max"), "30");
+    assert_eq!(cg_file("cpu", "cpu.shares"), "256");
+    std::fs::write(&res, "{not json").unwrap();
+    let (code, _, err) = cli(&["update", "-r", &res.to_string_lossy(), &b.id]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not valid JSON"), "{err}");
     let (code, _, err) = cli(&["delete", &b.id]);
     assert_ne!(code, 0);
     assert!(err.contains("running"), "{err}");

@@ -1241,3 +1241,79 @@ fn parse_mount_flag(spec: &str) -> Result<Value> {
     }
     Ok(m)
 }
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// Memory limit
+    #[arg(short, long)]
+    memory: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long)]
+    memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long)]
+    cpu_shares: Option<i64>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long)]
+    pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long)]
+    restart: Option<String>,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// `update`: new limits and restart policy for running or stopped containers.
+pub async fn update(c: &Client, a: UpdateArgs) -> Result<()> {
+    let mut body = json!({});
+    if let Some(m) = &a.memory {
+        body["Memory"] = json!(parse_memory(m)?);
+    }
+    if let Some(m) = &a.memory_swap {
+        body["MemorySwap"] = json!(if m == "-1" { -1 } else { parse_memory(m)? });
+    }
+    if let Some(n) = a.cpus {
+        body["NanoCpus"] = json!((n * 1e9) as i64);
+    }
+    if let Some(s) = a.cpu_shares {
+        body["CpuShares"] = json!(s);
+    }
+    if let Some(p) = a.pids_limit {
+        body["PidsLimit"] = json!(p);
+    }
+    if let Some(r) = &a.restart {
+        let (name, n) = match r.split_once(':') {
+            Some((p, n)) => (
+                p,
+                n.parse::<i64>()
+                    .with_context(|| format!("invalid restart policy {r}"))?,
+            ),
+            None => (r.as_str(), 0),
+        };
+        body["RestartPolicy"] = json!({"Name": name, "MaximumRetryCount": n});
+    }
+    if body.as_object().is_some_and(|o| o.is_empty()) {
+        bail!("you must provide one or more flags when using this command");
+    }
+    let mut failed = Vec::new();
+    for id in &a.containers {
+        match c
+            .json(
+                Method::POST,
+                &format!("/containers/{id}/update"),
+                Payload::Json(body.clone()),
+            )
+            .await
+        {
+            Ok(_) => println!("{id}"),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\n"));
+    }
+    Ok(())
+}

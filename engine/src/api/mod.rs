@@ -8,6 +8,7 @@ mod images;
 mod networks;
 mod registry;
 mod system;
+mod update;
 mod volumes;
 
 use std::convert::Infallible;
@@ -184,6 +185,7 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                     (&Method::POST, "kill") => containers::kill(&d, name, &q).await,
                     (&Method::POST, "pause") => containers::pause(&d, name, true).await,
                     (&Method::POST, "rename") => containers::rename(&d, name, &q).await,
+                    (&Method::POST, "update") => update::update(&d, name, req.into_body()).await,
                     (&Method::GET, "changes") => containers::changes(&d, name).await,
                     (&Method::GET, "top") => containers::top(&d, name, &q).await,
                     (&Method::GET, "stats") => containers::stats(&d, name, &q).await,

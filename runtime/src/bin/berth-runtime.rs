@@ -149,6 +149,37 @@ enum Cmd {
         #[arg(long)]
         seccomp_default: bool,
     },
+    /// Change a container's resource limits (as runc update).
+    Update {
+        /// A JSON file of `linux.resources` ("-" for stdin).
+        #[arg(short = 'r', long)]
+        resources: Option<PathBuf>,
+        /// Memory limit in bytes.
+        #[arg(long)]
+        memory: Option<i64>,
+        /// Memory plus swap limit in bytes.
+        #[arg(long = "memory-swap")]
+        memory_swap: Option<i64>,
+        /// CPU CFS period in microseconds.
+        #[arg(long = "cpu-period")]
+        cpu_period: Option<u64>,
+        /// CPU CFS quota in microseconds.
+        #[arg(long = "cpu-quota")]
+        cpu_quota: Option<i64>,
+        /// CPU shares (relative weight).
+        #[arg(long = "cpu-shares")]
+        cpu_shares: Option<u64>,
+        /// CPUs to use (cpuset).
+        #[arg(long = "cpuset-cpus")]
+        cpuset_cpus: Option<String>,
+        /// Memory nodes to use (cpuset).
+        #[arg(long = "cpuset-mems")]
+        cpuset_mems: Option<String>,
+        /// Maximum number of pids (-1: unlimited).
+        #[arg(long = "pids-limit")]
+        pids_limit: Option<i64>,
+        id: String,
+    },
     /// List the container's processes.
     Ps {
         #[arg(short = 'f', long, value_enum, default_value_t = ListFormat::Table)]
@@ -232,6 +263,62 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Container::create(&a.id, &a.bundle, create_opts(root, &a))?;
         }
         Cmd::Start { id } => Container::load(root, &id)?.start()?,
+        Cmd::Update {
+            resources,
+            memory,
+            memory_swap,
+            cpu_period,
+            cpu_quota,
+            cpu_shares,
+            cpuset_cpus,
+            cpuset_mems,
+            pids_limit,
+            id,
+        } => {
+            let mut res = match resources {
+                None => serde_json::json!({}),
+                Some(p) => {
+                    let text = if p.as_os_str() == "-" {
+                        std::io::read_to_string(std::io::stdin())?
+                    } else {
+                        std::fs::read_to_string(&p)
+                            .with_context(|| format!("reading {}", p.display()))?
+                    };
+                    serde_json::from_str(&text).context("the resources are not valid JSON")?
+                }
+            };
+            let set =
+                |v: &mut serde_json::Value, section: &str, key: &str, x: serde_json::Value| {
+                    v[section][key] = x;
+                };
+            if let Some(m) = memory {
+                set(&mut res, "memory", "limit", m.into());
+            }
+            if let Some(m) = memory_swap {
+                set(&mut res, "memory", "swap", m.into());
+            }
+            if let Some(p) = cpu_period {
+                set(&mut res, "cpu", "period", p.into());
+            }
+            if let Some(q) = cpu_quota {
+                set(&mut res, "cpu", "quota", q.into());
+            }
+            if let Some(s) = cpu_shares {
+                set(&mut res, "cpu", "shares", s.into());
+            }
+            if let Some(c) = cpuset_cpus {
+                set(&mut res, "cpu", "cpus", c.into());
+            }
+            if let Some(m) = cpuset_mems {
+                set(&mut res, "cpu", "mems", m.into());
+            }
+            if let Some(p) = pids_limit {
+                set(&mut res, "pids", "limit", p.into());
+            }
+            let res: oci_spec::runtime::LinuxResources =
+                serde_json::from_value(res).context("invalid linux.resources")?;
+            Container::load(root, &id)?.update(&res)?;
+        }
         Cmd::Pause { id } => Container::load(root, &id)?.pause()?,
         Cmd::Resume { id } => Container::load(root, &id)?.resume()?,
         Cmd::State { id } => {

@@ -336,6 +336,15 @@ impl Cgroup {
             Version::V1 => self.create_v1(fs)?,
             Version::V2 => self.create_v2(fs)?,
         }
+        self.apply(fs, writes)?;
+        if let Some(pid) = pid {
+            self.join(fs, pid)?;
+        }
+        Ok(())
+    }
+
+    /// Apply `writes` to the cgroup (at create, and for `update` of a live container).
+    pub fn apply(&self, fs: &dyn CgroupFs, writes: &[Write]) -> Result<(), CgroupError> {
         let dirs = self.dirs(fs);
         for wr in writes {
             if self.version == Version::V1 && !dirs.iter().any(|(c, _)| *c == wr.controller) {
@@ -349,9 +358,6 @@ impl Cgroup {
             }
             let path = self.dir_of(wr.controller).join(&wr.file);
             fs.write(&path, &wr.value).map_err(io("write", &path))?;
-        }
-        if let Some(pid) = pid {
-            self.join(fs, pid)?;
         }
         Ok(())
     }
