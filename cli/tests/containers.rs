@@ -1026,3 +1026,100 @@ fn update_limits_of_running_and_stopped_containers() {
     );
     ok(d.berth(&["rm", "-f", "u"]));
 }
+
+/// A small tmpfs mounted (in the test's mount namespace) at `path`, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(path: &std::path::Path, size: &str) -> Self {
+        std::fs::create_dir_all(path).unwrap();
+        ok(std::process::Command::new("mount").args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size}"),
+            "berth-test-disk",
+            path.to_str().unwrap(),
+        ]));
+        Self(path.to_owned())
+    }
+
+    /// Take every free byte.
+    fn fill(&self) {
+        let mut f = std::fs::File::create(self.0.join("filler")).unwrap();
+        let buf = vec![7u8; 1 << 16];
+        while f.write_all(&buf).is_ok() {}
+    }
+
+    fn free(&self) {
+        let _ = std::fs::remove_file(self.0.join("filler"));
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn a_full_disk_is_a_clear_error_and_leaves_nothing_behind() {
+    assert!(
+        is_root(),
+        "containers need root: run through `cargo xtask test`"
+    );
+    let mut d = TestDaemon::unstarted(&[]);
+    let disk = SmallDisk::mount(&d.data_root, "48m");
+    d.spawn();
+    d.import_busybox("busybox", &[]);
+    ok(d.berth(&["create", "--name", "later", "busybox", "echo", "ran"]));
+    disk.fill();
+
+    // create: refused, no record left
+    let out = run(&mut d.berth(&["create", "--name", "nope", "busybox", "true"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("No space left on device"), "{err}");
+    // start: refused with the reason; no monitor, mount or cgroup is left
+    let err = fails(d.berth(&["start", "later"]));
+    assert!(err.contains("No space left on device"), "{err}");
+    let err = fails(d.berth(&["run", "--rm", "busybox", "true"]));
+    assert!(err.contains("No space left on device"), "{err}");
+    let pid = std::fs::read_to_string(d.data_root.join("daemon.pid")).unwrap();
+    let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", pid.trim())).unwrap();
+    assert!(
+        !mounts.lines().any(|l| l.contains("/containers/")),
+        "a container mount was left: {mounts}"
+    );
+    let cg = format!("/sys/fs/cgroup/memory/{}", d.cgroup_parent());
+    let left: Vec<_> = std::fs::read_dir(&cg)
+        .map(|r| r.flatten().filter(|e| e.path().is_dir()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "cgroups left: {left:?}");
+    let monitors = run(std::process::Command::new("pgrep")
+        .args(["-f", &format!("monitor.*{}", d.data_root.display())]));
+    assert_eq!(
+        String::from_utf8_lossy(&monitors.stdout),
+        "",
+        "a monitor was left"
+    );
+    assert_eq!(
+        ok(d.berth(&["ps", "-a", "--format", "json"]))
+            .lines()
+            .count(),
+        1
+    );
+
+    // with room again, the same container starts
+    disk.free();
+    ok(d.berth(&["start", "later"]));
+    assert_eq!(ok(d.berth(&["wait", "later"])).trim(), "0");
+    assert_eq!(ok(d.berth(&["logs", "later"])), "ran\n");
+    ok(d.berth(&["system", "check"]));
+    drop(d);
+    drop(disk);
+}

@@ -42,6 +42,14 @@ impl TestDaemon {
 
     /// A daemon with extra flags; `{dir}` in a flag stands for the test's scratch directory.
     pub fn start_with(flags: &[&str]) -> Self {
+        let mut d = Self::unstarted(flags);
+        d.spawn();
+        d
+    }
+
+    /// The scratch directory and flags of a daemon, not started yet (`spawn` starts it):
+    /// for a test that prepares the data root first.
+    pub fn unstarted(flags: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
@@ -52,15 +60,13 @@ impl TestDaemon {
             .iter()
             .map(|f| f.replace("{dir}", &dir.path().display().to_string()))
             .collect();
-        let mut d = Self {
+        Self {
             dir,
             socket,
             data_root,
             flags,
             child: None,
-        };
-        d.spawn();
-        d
+        }
     }
 
     /// Start (or restart) the daemon process on the same data root.
