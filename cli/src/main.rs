@@ -248,22 +248,25 @@ enum ContainerCmd {
 }
 
 fn main() {
+    // The monitor is started for every container: no command-line parser for it.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let [_, cmd, flag, dir] = args.as_slice() {
+        if cmd == "monitor" && flag == "--stage2" {
+            // The monitor creates the container's init from this binary: run from a
+            // read-only or sealed copy so the container cannot rewrite it (CVE-2019-5736).
+            if let Err(e) = runtime::exeseal::ensure_sealed() {
+                eprintln!("berth monitor: {e}");
+                std::process::exit(1);
+            }
+            std::process::exit(engine::monitor::stage2(std::path::Path::new(dir)));
+        }
+    }
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Monitor { stage2, dir } => {
-            if stage2 {
-                // The monitor creates the container's init from this binary: run from a
-                // read-only or sealed copy so the container cannot rewrite it (CVE-2019-5736).
-                if let Err(e) = runtime::exeseal::ensure_sealed() {
-                    eprintln!("berth monitor: {e}");
-                    std::process::exit(1);
-                }
-                std::process::exit(engine::monitor::stage2(&dir));
-            }
-            engine::monitor::stage1(&dir)
-                .map(|()| 0)
-                .map_err(anyhow::Error::from)
-        }
+        Cmd::Monitor { dir, .. } => Err(anyhow::anyhow!(
+            "the monitor is started by the daemon as `berth monitor --stage2 {}`",
+            dir.display()
+        )),
         Cmd::Daemon(a) => commands::system::daemon(cli.host.as_deref(), a).map(|()| 0),
         cmd => {
             let rt = match tokio::runtime::Builder::new_current_thread()

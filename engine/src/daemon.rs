@@ -194,10 +194,12 @@ impl Daemon {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 tokio::select! {
-                    got = chld.recv() => if got.is_none() { return },
-                    _ = tick.tick() => {}
+                    got = chld.recv() => {
+                        if got.is_none() { return }
+                        reaping.reaper.reap();
+                    }
+                    _ = tick.tick() => reaping.reaper.sweep(),
                 }
-                reaping.reaper.reap();
             }
         });
         let mut term = signal(SignalKind::terminate()).map_err(io_err("signal", &sock))?;

@@ -146,25 +146,41 @@ struct Shared {
 
 /// Entry point of `berth monitor DIR` (stage 1): start stage 2 detached, report its status
 /// line to the daemon on stdout, exit.
-pub fn stage1(dir: &Path) -> io::Result<()> {
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe()?;
-    let log = File::create(dir.join("monitor.log"))?;
-    std::process::Command::new(exe)
-        .arg("monitor")
-        .arg("--stage2")
-        .arg(dir)
-        .stdin(std::process::Stdio::null())
-        .stderr(log)
-        .process_group(0)
-        .spawn()?;
-    // stage 2 inherited our stdout: the daemon reads its status line from there
-    Ok(())
+/// A read-only bind mount of our own executable at `DIR/berth.exe`, remade at each daemon
+/// start (so a new binary is picked up): monitors run from it, so the container's init,
+/// forked from a monitor, can never write the binary through `/proc/<pid>/exe`
+/// (CVE-2019-5736), and no monitor has to re-execute itself from a copy first (each exec
+/// of berth costs milliseconds). `None` where we may not mount: monitors then seal
+/// themselves.
+pub fn readonly_exe(dir: &Path) -> Option<PathBuf> {
+    use rustix::mount::{mount_bind, mount_remount, unmount, MountFlags, UnmountFlags};
+    let path = dir.join("berth.exe");
+    while unmount(&path, UnmountFlags::DETACH).is_ok() {}
+    let _ = std::fs::remove_file(&path);
+    std::fs::File::create(&path).ok()?;
+    let made = mount_bind("/proc/self/exe", &path).and_then(|()| {
+        mount_remount(
+            &path,
+            MountFlags::BIND | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
+            "",
+        )
+    });
+    let ro = made.is_ok()
+        && rustix::fs::statvfs(&path)
+            .is_ok_and(|v| v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+    if !ro {
+        let _ = unmount(&path, UnmountFlags::DETACH);
+        let _ = std::fs::remove_file(&path);
+        return None;
+    }
+    Some(path)
 }
 
 /// Stage 2: the monitor proper.
 pub fn stage2(dir: &Path) -> i32 {
     let _ = rustix::process::setsid();
+    // first our pid, so the daemon can reap us however the start ends
+    report(&format!("pid {}", std::process::id()));
     let cfg: MonitorConfig = match std::fs::read(dir.join("monitor.json"))
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))

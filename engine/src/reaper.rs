@@ -61,16 +61,26 @@ impl Reaper {
             };
             let mut f = rest.split_whitespace();
             let (state, ppid) = (f.next(), f.next());
-            if state == Some("Z") && ppid == Some(me.as_str()) && head.ends_with("(berth") {
+            if state == Some("Z") && ppid == Some(me.as_str()) && (head.ends_with("(berth") || head.ends_with("(berth.exe")) {
                 self.adopt(pid);
             }
         }
     }
 
     /// Reap every adopted child that has exited and keep its code.
+    /// `reap`, after looking through /proc for exited monitors nobody adopted (a start
+    /// that broke before its monitor said its pid). Reading every process's stat costs
+    /// milliseconds: this runs once a second, not at every SIGCHLD.
+    pub fn sweep(&self) {
+        {
+            let _one = self.reaping.lock().unwrap_or_else(|p| p.into_inner());
+            self.adopt_exited_monitors();
+        }
+        self.reap();
+    }
+
     pub fn reap(&self) {
         let _one = self.reaping.lock().unwrap_or_else(|p| p.into_inner());
-        self.adopt_exited_monitors();
         let pids: Vec<i32> = self
             .state
             .lock()

@@ -28,7 +28,7 @@ const SEALS: SealFlag = SealFlag::F_SEAL_SEAL
 
 /// Set in the environment of the re-executed process (and removed by it), so a binary that
 /// merely lives on a read-only mount is not taken for one we put on a detached mount.
-const MARK: &str = "_BERTH_RUNTIME_RO_EXE";
+pub const MARK: &str = "_BERTH_RUNTIME_RO_EXE";
 
 /// Whether this process already runs from a sealed memfd or a read-only re-exec.
 pub fn is_sealed() -> bool {

@@ -584,7 +584,9 @@ fn run_bench() -> Result<()> {
             println!("  podman (runc)  {:>6.1} starts/s, rm -f of {many}: {:>6.2} s  (berth {:.1}x, {:.1}x)", per_s(pf.0), pf.1, pf.0 / bf.0, pf.1 / bf.1);
         }
         let rss_after = daemon_rss(&dir.join("berth-data/daemon.pid"))?;
-        let dockerd_rss = daemon_rss(&dir.join("docker.pid"))?;
+        // dockerd runs in a PID namespace of its own: its pidfile holds a pid of that
+        // namespace, so find it by name
+        let dockerd_rss = process_rss_by_name("dockerd").context("no dockerd process")?;
         let containerd_rss = process_rss_by_name("containerd").unwrap_or(0);
         let mib = |k: u64| k as f64 / 1024.0;
         println!("\nbench run: daemon resident memory (VmRSS)");

@@ -432,6 +432,7 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
         .await
         .map_err(blocking_err)?;
     if let Err(err) = started {
+        d.reaper.adopt(e.snapshot().state.monitor_pid);
         release_network(d, &c.id).await;
         if c.auto_remove() {
             // as dockerd: a container that cannot start is removed when --rm was asked

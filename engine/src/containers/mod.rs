@@ -39,6 +39,8 @@ pub struct Containers {
     dir: PathBuf,
     pub runtime_root: PathBuf,
     map: Mutex<HashMap<String, Arc<Entry>>>,
+    /// The binary monitors run from (see [`monitor::readonly_exe`]), made at the first start.
+    monitor_exe: std::sync::OnceLock<Option<PathBuf>>,
 }
 
 pub fn no_such(name: &str) -> ApiError {
@@ -116,6 +118,7 @@ impl Containers {
         }
         Ok(Self {
             dir,
+            monitor_exe: std::sync::OnceLock::new(),
             runtime_root,
             map: Mutex::new(map),
         })
@@ -287,21 +290,44 @@ impl Containers {
         let log_offset = std::fs::metadata(&cfg.log_path)
             .map(|m| m.len())
             .unwrap_or(0);
-        let exe = std::env::current_exe().map_err(io_err("finding the berth binary"))?;
-        let mut child = std::process::Command::new(exe)
-            .arg("monitor")
+        let sealed = self
+            .monitor_exe
+            .get_or_init(|| monitor::readonly_exe(&self.runtime_root))
+            .clone();
+        let exe = match &sealed {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().map_err(io_err("finding the berth binary"))?,
+        };
+        let log = std::fs::File::create(dir.join("monitor.log"))
+            .map_err(io_err("creating monitor.log"))?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("monitor")
+            .arg("--stage2")
             .arg(&dir)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(log);
+        if sealed.is_some() {
+            // already unwritable: the monitor need not re-execute itself from a copy
+            cmd.env(runtime::exeseal::MARK, "1");
+        }
+        runtime::sys::detach_on_spawn(&mut cmd);
+        let mut child = cmd
             .spawn()
             .map_err(io_err("starting the container monitor"))?;
+        let mut monitor_pid = 0;
         let status = child
             .stdout
             .take()
             .map(|o| {
+                let mut r = BufReader::new(o);
                 let mut line = String::new();
-                let _ = BufReader::new(o).read_line(&mut line);
+                let _ = r.read_line(&mut line);
+                if let Some(pid) = line.trim().strip_prefix("pid ") {
+                    monitor_pid = pid.parse().unwrap_or(0);
+                    line.clear();
+                    let _ = r.read_line(&mut line);
+                }
                 line
             })
             .unwrap_or_default();
@@ -331,6 +357,8 @@ impl Containers {
             });
             let msg = friendly_start_error(msg, &c);
             let _ = self.update(e, |c| {
+                // the monitor that failed: the daemon reaps it by this pid
+                c.state.monitor_pid = monitor_pid;
                 c.state.error = msg.clone();
                 c.state.exit_code = 127;
                 c.state.status = if c.state.status == Status::Created {
