@@ -250,6 +250,15 @@ enum ContainerCmd {
 fn main() {
     // The monitor is started for every container: no command-line parser for it.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let [_, cmd, flag] = args.as_slice() {
+        if cmd == "monitor" && flag == "--spare" {
+            if let Err(e) = runtime::exeseal::ensure_sealed() {
+                eprintln!("berth monitor: {e}");
+                std::process::exit(1);
+            }
+            std::process::exit(engine::monitor::spare());
+        }
+    }
     if let [_, cmd, flag, dir] = args.as_slice() {
         if cmd == "monitor" && flag == "--stage2" {
             // The monitor creates the container's init from this binary: run from a

@@ -186,6 +186,11 @@ impl Daemon {
                 tracing::warn!("network reconcile: {e}");
             }
         }
+        {
+            // a monitor waiting for the first container
+            let d = daemon.clone();
+            tokio::task::spawn_blocking(move || d.containers.prepare_spare());
+        }
         let mut chld = signal(SignalKind::child()).map_err(io_err("signal", &sock))?;
         // Reap through the one reaper (it keeps the statuses exec waiters need), on SIGCHLD
         // and once a second in case a signal was coalesced away.

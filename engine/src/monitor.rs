@@ -146,6 +146,53 @@ struct Shared {
 
 /// Entry point of `berth monitor DIR` (stage 1): start stage 2 detached, report its status
 /// line to the daemon on stdout, exit.
+/// A monitor process waiting for its container (see [`spare`]).
+#[derive(Debug)]
+pub struct Spare {
+    pub pid: i32,
+    stdin: std::process::ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Spare {
+    /// Start one from `exe` (`sealed`: `exe` is already unwritable, see [`readonly_exe`]).
+    pub fn spawn(exe: &Path, sealed: bool) -> io::Result<Spare> {
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(["monitor", "--spare"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        if sealed {
+            cmd.env(runtime::exeseal::MARK, "1");
+        }
+        runtime::sys::detach_on_spawn(&mut cmd);
+        let mut child = cmd.spawn()?;
+        let _ = child.wait(); // the intermediate of the double fork
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(io::Error::other("no pipes to the spare monitor"));
+        };
+        let mut stdout = BufReader::new(stdout);
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        let pid = line
+            .trim()
+            .strip_prefix("pid ")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("spare monitor said {line:?}")))?;
+        Ok(Spare { pid, stdin, stdout })
+    }
+
+    /// Hand it the container in `dir`; returns its status line (`ok PID MPID` or `err ...`).
+    pub fn take(mut self, dir: &Path) -> io::Result<String> {
+        let mut path = dir.as_os_str().as_encoded_bytes().to_vec();
+        path.push(b'\n');
+        self.stdin.write_all(&path)?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        Ok(line)
+    }
+}
+
 /// A read-only bind mount of our own executable at `DIR/berth.exe`, remade at each daemon
 /// start (so a new binary is picked up): monitors run from it, so the container's init,
 /// forked from a monitor, can never write the binary through `/proc/<pid>/exe`
@@ -176,11 +223,41 @@ pub fn readonly_exe(dir: &Path) -> Option<PathBuf> {
     Some(path)
 }
 
+/// `berth monitor --spare`: a monitor started before it is needed (one exec of the berth
+/// binary costs milliseconds, now out of the container's start). It says its pid, waits for
+/// a container directory on stdin, then is that container's monitor, its stderr going to
+/// `DIR/monitor.log`. EOF on stdin (the daemon went away): it exits.
+pub fn spare() -> i32 {
+    let _ = rustix::process::setsid();
+    report(&format!("pid {}", std::process::id()));
+    let mut line = String::new();
+    match io::stdin().read_line(&mut line) {
+        Ok(n) if n > 0 && line.ends_with('\n') => {}
+        _ => return 0,
+    }
+    let dir = PathBuf::from(line.trim_end_matches('\n'));
+    let redirected = File::open("/dev/null").and_then(|null| {
+        rustix::stdio::dup2_stdin(&null)?;
+        let log = File::create(dir.join("monitor.log"))?;
+        rustix::stdio::dup2_stderr(&log)?;
+        Ok(())
+    });
+    if let Err(e) = redirected {
+        report(&format!("err preparing the monitor: {e}"));
+        return 1;
+    }
+    monitor(&dir)
+}
+
 /// Stage 2: the monitor proper.
 pub fn stage2(dir: &Path) -> i32 {
     let _ = rustix::process::setsid();
     // first our pid, so the daemon can reap us however the start ends
     report(&format!("pid {}", std::process::id()));
+    monitor(dir)
+}
+
+fn monitor(dir: &Path) -> i32 {
     let cfg: MonitorConfig = match std::fs::read(dir.join("monitor.json"))
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))

@@ -431,6 +431,9 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
     let started = tokio::task::spawn_blocking(move || d2.containers.start(&e2, cfg))
         .await
         .map_err(blocking_err)?;
+    // the next start finds a monitor waiting
+    let d2 = d.clone();
+    tokio::task::spawn_blocking(move || d2.containers.prepare_spare());
     if let Err(err) = started {
         d.reaper.adopt(e.snapshot().state.monitor_pid);
         release_network(d, &c.id).await;

@@ -41,7 +41,12 @@ pub struct Containers {
     map: Mutex<HashMap<String, Arc<Entry>>>,
     /// The binary monitors run from (see [`monitor::readonly_exe`]), made at the first start.
     monitor_exe: std::sync::OnceLock<Option<PathBuf>>,
+    /// A monitor already started, waiting for the next container (see [`monitor::spare`]).
+    spare: Mutex<Option<monitor::Spare>>,
 }
+
+/// Where removed containers' directories wait to be deleted (under `containers/`).
+const TRASH: &str = ".trash";
 
 pub fn no_such(name: &str) -> ApiError {
     ApiError::not_found(format!("No such container: {name}"))
@@ -93,6 +98,12 @@ impl Containers {
         std::fs::create_dir_all(&runtime_root)?;
         let mut map = HashMap::new();
         for e in std::fs::read_dir(&dir)?.flatten() {
+            if e.file_name() == TRASH {
+                // what earlier removals left to delete
+                let p = e.path();
+                std::thread::spawn(move || std::fs::remove_dir_all(p));
+                continue;
+            }
             let p = e.path().join("container.json");
             let Ok(bytes) = std::fs::read(&p) else {
                 continue;
@@ -119,6 +130,7 @@ impl Containers {
         Ok(Self {
             dir,
             monitor_exe: std::sync::OnceLock::new(),
+            spare: Mutex::new(None),
             runtime_root,
             map: Mutex::new(map),
         })
@@ -270,44 +282,64 @@ impl Containers {
         self.lock().remove(id);
     }
 
-    /// Start the container through a new monitor. Returns once the process runs (or failed).
-    pub fn start(&self, e: &Arc<Entry>, cfg: MonitorConfig) -> Result<(), ApiError> {
-        let _fs = e.fs_busy.lock().unwrap_or_else(|p| p.into_inner());
-        let c = e.snapshot();
-        if c.state.status.is_running() {
-            return Err(ApiError::new(
-                StatusCode::NOT_MODIFIED,
-                "container already started",
-            ));
-        }
-        let dir = self.dir_of(&c.id);
-        let _ = std::fs::remove_file(monitor::exit_file(&dir));
-        std::fs::write(
-            dir.join("monitor.json"),
-            serde_json::to_vec(&cfg).map_err(|e| ApiError::internal(e.to_string()))?,
-        )
-        .map_err(io_err("writing monitor.json"))?;
-        let log_offset = std::fs::metadata(&cfg.log_path)
-            .map(|m| m.len())
-            .unwrap_or(0);
-        let sealed = self
+    /// The berth binary monitors run from, and whether it is already unwritable.
+    fn monitor_exe(&self) -> Result<(PathBuf, bool), ApiError> {
+        match self
             .monitor_exe
             .get_or_init(|| monitor::readonly_exe(&self.runtime_root))
-            .clone();
-        let exe = match &sealed {
-            Some(p) => p.clone(),
-            None => std::env::current_exe().map_err(io_err("finding the berth binary"))?,
+        {
+            Some(p) => Ok((p.clone(), true)),
+            None => Ok((
+                std::env::current_exe().map_err(io_err("finding the berth binary"))?,
+                false,
+            )),
+        }
+    }
+
+    /// Start a spare monitor for the next container, unless one waits already.
+    pub fn prepare_spare(&self) {
+        if self.spare.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return;
+        }
+        let Ok((exe, sealed)) = self.monitor_exe() else {
+            return;
         };
+        match monitor::Spare::spawn(&exe, sealed) {
+            Ok(s) => {
+                let old = self
+                    .spare
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .replace(s);
+                drop(old); // a second one raced us: closing its stdin ends it
+            }
+            Err(e) => tracing::warn!("starting a spare monitor: {e}"),
+        }
+    }
+
+    /// Run the monitor of the container in `dir`: the spare one when there is one, else a
+    /// new process. Returns its status line and its pid.
+    fn launch_monitor(&self, dir: &Path) -> Result<(String, i32), ApiError> {
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(s) = spare {
+            let pid = s.pid;
+            match s.take(dir) {
+                Ok(line) => return Ok((line, pid)),
+                // it died waiting (killed by someone): start one the slow way
+                Err(e) => tracing::warn!("the spare monitor {pid} is gone: {e}"),
+            }
+        }
+        let (exe, sealed) = self.monitor_exe()?;
         let log = std::fs::File::create(dir.join("monitor.log"))
             .map_err(io_err("creating monitor.log"))?;
         let mut cmd = std::process::Command::new(exe);
         cmd.arg("monitor")
             .arg("--stage2")
-            .arg(&dir)
+            .arg(dir)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(log);
-        if sealed.is_some() {
+        if sealed {
             // already unwritable: the monitor need not re-execute itself from a copy
             cmd.env(runtime::exeseal::MARK, "1");
         }
@@ -332,6 +364,30 @@ impl Containers {
             })
             .unwrap_or_default();
         let _ = child.wait();
+        Ok((status, monitor_pid))
+    }
+
+    /// Start the container through a new monitor. Returns once the process runs (or failed).
+    pub fn start(&self, e: &Arc<Entry>, cfg: MonitorConfig) -> Result<(), ApiError> {
+        let _fs = e.fs_busy.lock().unwrap_or_else(|p| p.into_inner());
+        let c = e.snapshot();
+        if c.state.status.is_running() {
+            return Err(ApiError::new(
+                StatusCode::NOT_MODIFIED,
+                "container already started",
+            ));
+        }
+        let dir = self.dir_of(&c.id);
+        let _ = std::fs::remove_file(monitor::exit_file(&dir));
+        std::fs::write(
+            dir.join("monitor.json"),
+            serde_json::to_vec(&cfg).map_err(|e| ApiError::internal(e.to_string()))?,
+        )
+        .map_err(io_err("writing monitor.json"))?;
+        let log_offset = std::fs::metadata(&cfg.log_path)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let (status, monitor_pid) = self.launch_monitor(&dir)?;
         let status = status.trim();
         if let Some(pids) = status.strip_prefix("ok ") {
             let mut it = pids
@@ -415,6 +471,25 @@ impl Containers {
     }
 
     /// Remove the container's files and forget it.
+/// Take a container's directory out of the way at once (a rename into `.trash`) and
+    /// delete it in the background: a removal (`rm`, `--rm`) does not wait for its files.
+    fn discard_dir(&self, dir: &Path, id: &str) -> Result<(), ApiError> {
+        let trash = self.dir.join(TRASH);
+        let _ = std::fs::create_dir_all(&trash);
+        let target = trash.join(format!("{id}.{}", std::process::id()));
+        match std::fs::rename(dir, &target) {
+            Ok(()) => {
+                std::thread::spawn(move || {
+                    if let Err(e) = std::fs::remove_dir_all(&target) {
+                        tracing::warn!("removing {}: {e}", target.display());
+                    }
+                });
+                Ok(())
+            }
+            Err(_) => std::fs::remove_dir_all(dir).map_err(io_err("removing the container directory")),
+        }
+    }
+
     pub fn remove_files(&self, e: &Arc<Entry>) -> Result<(), ApiError> {
         // `state.removed` (what waiters see) is set only once the record is gone, so that
         // `wait?condition=removed` returns when nothing holds the image any more.
@@ -427,8 +502,7 @@ impl Containers {
             serde_json::to_vec(&c).unwrap_or_default(),
         );
         let _ = rustix::mount::unmount(monitor::rootfs(&dir), rustix::mount::UnmountFlags::DETACH);
-        let removed =
-            std::fs::remove_dir_all(&dir).map_err(io_err("removing the container directory"));
+        let removed = self.discard_dir(&dir, &c.id);
         if removed.is_ok() {
             self.forget(&c.id);
         }
