@@ -21,6 +21,27 @@ fn daemon_with_busybox() -> TestDaemon {
     d
 }
 
+/// Spare monitors (`berth monitor --spare` still waiting) whose parent is `daemon_pid`.
+fn spare_monitors(daemon_pid: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1))
+                .unwrap_or("");
+            // still waiting: its stdin is the pipe from the daemon (a monitor at work has
+            // /dev/null there)
+            let waiting = std::fs::read_link(e.path().join("fd/0"))
+                .is_ok_and(|l| l.to_string_lossy().starts_with("pipe:"));
+            cmd.windows(16).any(|w| w == b"monitor\0--spare\0") && ppid == daemon_pid && waiting
+        })
+        .count()
+}
+
 fn wait_until(mut f: impl FnMut() -> bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !f() {
@@ -134,6 +155,12 @@ fn detached_lifecycle_ps_logs_stop_rm() {
         "trap 'echo bye; exit 0' TERM; while true; do echo tick; sleep 0.1; done",
     ]));
     let id = id.trim().to_owned();
+    // a spare monitor waits for the next container, a child of the daemon
+    let daemon_pid = std::fs::read_to_string(d.data_root.join("daemon.pid")).unwrap();
+    wait_until(
+        || spare_monitors(daemon_pid.trim()) == 1,
+        "one spare monitor under the daemon",
+    );
     assert_eq!(id.len(), 64);
     let ps = ok(d.berth(&["ps"]));
     assert!(ps.starts_with("CONTAINER ID   IMAGE     COMMAND"), "{ps}");

@@ -167,10 +167,11 @@ impl Spare {
         }
         runtime::sys::detach_on_spawn(&mut cmd);
         let mut child = cmd.spawn()?;
-        let _ = child.wait(); // the intermediate of the double fork
+        // the pipes first: `wait` would close stdin
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(io::Error::other("no pipes to the spare monitor"));
         };
+        let _ = child.wait(); // the intermediate of the double fork
         let mut stdout = BufReader::new(stdout);
         let mut line = String::new();
         stdout.read_line(&mut line)?;
