@@ -61,7 +61,10 @@ impl Reaper {
             };
             let mut f = rest.split_whitespace();
             let (state, ppid) = (f.next(), f.next());
-            if state == Some("Z") && ppid == Some(me.as_str()) && (head.ends_with("(berth") || head.ends_with("(berth.exe")) {
+            if state == Some("Z")
+                && ppid == Some(me.as_str())
+                && (head.ends_with("(berth") || head.ends_with("(berth.exe"))
+            {
                 self.adopt(pid);
             }
         }

@@ -129,6 +129,8 @@ struct Prepared<'a> {
     plan: &'a plan::Plan,
     cg: &'a Cgroup,
     writes: &'a [cgroup::Write],
+    /// cgroup v2: the device rules, installed as an eBPF program.
+    device_rules: Option<&'a [cgroup::devbpf::Rule]>,
     seccomp: Option<&'a crate::seccomp::Program>,
     hooks: Option<&'a oci_spec::runtime::Hooks>,
     /// Wait on the exec fifo for `start` (false: exec right away).
@@ -219,6 +221,25 @@ impl Container {
             Some(r) => cgroup::writes(r, cg.version, &default_rules)?,
             None => Vec::new(),
         };
+        // cgroup v2 has no device files: the rules become an eBPF program
+        let device_rules: Option<Vec<cgroup::devbpf::Rule>> = match (
+            cg.version,
+            linux
+                .and_then(|l| l.resources().as_ref())
+                .and_then(|r| r.devices().as_ref()),
+        ) {
+            (cgroup::Version::V2, Some(devs)) if !devs.is_empty() => Some(
+                devs.iter()
+                    .filter_map(cgroup::devbpf::Rule::from_spec)
+                    .chain(
+                        default_rules
+                            .iter()
+                            .filter_map(|r| cgroup::devbpf::Rule::parse(r, true)),
+                    )
+                    .collect(),
+            ),
+            _ => None,
+        };
         let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(crate::seccomp::compile_cached(
                 s,
@@ -268,6 +289,7 @@ impl Container {
             plan: &plan,
             cg: &cg,
             writes: &writes,
+            device_rules: device_rules.as_deref(),
             seccomp: seccomp.as_ref(),
             hooks: spec.hooks().as_ref(),
             gate,
@@ -291,6 +313,7 @@ impl Container {
             plan,
             cg,
             writes,
+            device_rules,
             seccomp,
             hooks,
             gate,
@@ -315,11 +338,16 @@ impl Container {
         let self_join = cg.self_join_files(&fs);
         let mut join = |pid: i32| {
             let pid = self_join.is_empty().then_some(pid);
-            cg.create(&fs, writes, pid).map_err(|e| {
-                let s = e.to_string();
-                cgroup_err = Some(e);
-                s
-            })
+            cg.create(&fs, writes, pid)
+                .and_then(|()| match device_rules {
+                    Some(rules) => cg.attach_devices(rules),
+                    None => Ok(()),
+                })
+                .map_err(|e| {
+                    let s = e.to_string();
+                    cgroup_err = Some(e);
+                    s
+                })
         };
         let base = self.state.clone();
         let hook_state = move |pid: i32| {

@@ -244,3 +244,103 @@ pub fn detach_on_spawn(cmd: &mut std::process::Command) {
         });
     }
 }
+
+/// `union bpf_attr` for `BPF_PROG_LOAD`, up to `expected_attach_type`.
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgLoad {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// `union bpf_attr` for `BPF_PROG_ATTACH`.
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgAttach {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+}
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
+const BPF_F_ALLOW_MULTI: u32 = 2;
+
+/// Load a `BPF_PROG_TYPE_CGROUP_DEVICE` program (`insns`: 8-byte instructions). On a
+/// verifier error the message carries the verifier's log.
+pub fn bpf_load_device_program(insns: &[u8]) -> Result<std::os::fd::OwnedFd, String> {
+    use std::os::fd::FromRawFd;
+    let license = b"Apache-2.0\0";
+    let mut log = vec![0u8; 64 << 10];
+    let mut attr = BpfProgLoad {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: (insns.len() / 8) as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 1,
+        log_size: log.len() as u32,
+        log_buf: log.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    attr.prog_name[..12].copy_from_slice(b"berth_devcg\0"); // alnum, _ and . only
+                                                            // SAFETY: `attr` is a valid bpf_attr prefix whose pointers (insns, license, log) live
+                                                            // until the call returns; the kernel reads at most size_of::<BpfProgLoad>() bytes.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &mut attr as *mut BpfProgLoad,
+            std::mem::size_of::<BpfProgLoad>(),
+        )
+    };
+    if fd < 0 {
+        let err = Errno::last();
+        let text = String::from_utf8_lossy(&log);
+        let text = text.trim_end_matches('\0').trim();
+        return Err(if text.is_empty() {
+            format!("bpf(BPF_PROG_LOAD): {err}")
+        } else {
+            format!("bpf(BPF_PROG_LOAD): {err}: {text}")
+        });
+    }
+    // SAFETY: the kernel returned a new file descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Attach a device program to the cgroup whose directory is open as `cgroup`.
+pub fn bpf_attach_device_program(
+    cgroup: &impl std::os::fd::AsRawFd,
+    prog: &impl std::os::fd::AsRawFd,
+) -> Result<(), Errno> {
+    let mut attr = BpfProgAttach {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: BPF_F_ALLOW_MULTI,
+        replace_bpf_fd: 0,
+    };
+    // SAFETY: `attr` is a valid bpf_attr for BPF_PROG_ATTACH, alive for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &mut attr as *mut BpfProgAttach,
+            std::mem::size_of::<BpfProgAttach>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}

@@ -298,7 +298,12 @@ impl Containers {
 
     /// Start a spare monitor for the next container, unless one waits already.
     pub fn prepare_spare(&self) {
-        if self.spare.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+        if self
+            .spare
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
             return;
         }
         let Ok((exe, sealed)) = self.monitor_exe() else {
@@ -471,7 +476,7 @@ impl Containers {
     }
 
     /// Remove the container's files and forget it.
-/// Take a container's directory out of the way at once (a rename into `.trash`) and
+    /// Take a container's directory out of the way at once (a rename into `.trash`) and
     /// delete it in the background: a removal (`rm`, `--rm`) does not wait for its files.
     fn discard_dir(&self, dir: &Path, id: &str) -> Result<(), ApiError> {
         let trash = self.dir.join(TRASH);
@@ -486,7 +491,9 @@ impl Containers {
                 });
                 Ok(())
             }
-            Err(_) => std::fs::remove_dir_all(dir).map_err(io_err("removing the container directory")),
+            Err(_) => {
+                std::fs::remove_dir_all(dir).map_err(io_err("removing the container directory"))
+            }
         }
     }
 

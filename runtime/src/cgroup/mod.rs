@@ -2,6 +2,7 @@
 //! data by [`writes`] and snapshot-tested), then applied through the [`CgroupFs`] seam.
 //! The cgroup root (`/sys/fs/cgroup`) is a parameter. Knows nothing of namespaces.
 
+pub mod devbpf;
 pub mod fake;
 pub mod fs;
 
@@ -441,6 +442,23 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+
+    /// cgroup v2: install `rules` as an eBPF device program on the cgroup (v1 has
+    /// `devices.allow` files instead, written by [`writes`]). Real syscalls: not behind
+    /// the `CgroupFs` seam.
+    pub fn attach_devices(&self, rules: &[devbpf::Rule]) -> Result<(), CgroupError> {
+        let dir = self.root.join(&self.path);
+        let fd = std::fs::File::open(&dir).map_err(io("open", &dir))?;
+        let prog = crate::sys::bpf_load_device_program(&devbpf::encode(&devbpf::program(rules)))
+            .map_err(|reason| CgroupError::Spec {
+                field: "linux.resources.devices".into(),
+                reason,
+            })?;
+        crate::sys::bpf_attach_device_program(&fd, &prog).map_err(|e| CgroupError::Spec {
+            field: "linux.resources.devices".into(),
+            reason: format!("attaching the device program to {}: {e}", dir.display()),
+        })
     }
 
     /// Freeze or thaw every process in the cgroup (pause / resume).
