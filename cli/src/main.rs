@@ -156,7 +156,7 @@ enum Cmd {
         /// Show all containers (default shows just running)
         #[arg(short, long)]
         all: bool,
-        /// Disable streaming stats and only pull the first result (the only mode today)
+        /// Disable streaming stats and only pull the first result
         #[arg(long)]
         no_stream: bool,
         containers: Vec<String>,
@@ -365,8 +365,10 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Diff { container } => done(ct::diff(&c, &container).await),
         Cmd::Cp(a) => done(commands::cp::cp(&c, a).await),
         Cmd::Stats {
-            all, containers, ..
-        } => done(ct::stats(&c, all, &containers).await),
+            all,
+            no_stream,
+            containers,
+        } => done(ct::stats(&c, all, no_stream, &containers).await),
         Cmd::Top { container, ps_args } => done(ct::top(&c, &container, &ps_args).await),
         Cmd::Pause { containers } => done(ct::each(&c, Method::POST, &containers, "pause").await),
         Cmd::Unpause { containers } => {

@@ -348,6 +348,18 @@ fn cli_create_state_start_delete() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(cg_file("pids", "pids.max"), "30");
     assert_eq!(cg_file("cpu", "cpu.shares"), "256");
+    // events --stats: one sample of the same cgroup
+    let (code, out, err) = cli(&["events", "--stats", &b.id]);
+    assert_eq!(code, 0, "{err}");
+    let ev: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["data"]["memory"]["usage"]["limit"], 33554432);
+    assert_eq!(ev["data"]["pids"]["limit"], 30);
+    assert_eq!(ev["data"]["pids"]["current"], 1);
+    assert!(ev["data"]["cpu"]["usage"]["total"].as_u64().unwrap() > 0);
+    let (code, _, err) = cli(&["events", "--interval", "soon", &b.id]);
+    assert_ne!(code, 0);
+    assert!(err.contains("invalid interval"), "{err}");
     std::fs::write(&res, "{not json").unwrap();
     let (code, _, err) = cli(&["update", "-r", &res.to_string_lossy(), &b.id]);
     assert_ne!(code, 0);

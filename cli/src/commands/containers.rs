@@ -1122,7 +1122,19 @@ pub async fn prune(c: &Client) -> Result<()> {
 }
 
 /// `stats --no-stream`: one row per container, computed as the docker CLI does.
-pub async fn stats(c: &Client, all: bool, containers: &[String]) -> Result<()> {
+/// `stats`: one table (`--no-stream`), or one a second, redrawn in place, until interrupted.
+pub async fn stats(c: &Client, all: bool, no_stream: bool, containers: &[String]) -> Result<()> {
+    if no_stream {
+        return stats_once(c, all, containers).await;
+    }
+    loop {
+        print!("\x1b[2J\x1b[H");
+        stats_once(c, all, containers).await?;
+        tokio::time::sleep(std::time::Duration::from_millis(750)).await;
+    }
+}
+
+async fn stats_once(c: &Client, all: bool, containers: &[String]) -> Result<()> {
     let names: Vec<String> = if containers.is_empty() {
         let q = if all { "?all=1" } else { "" };
         let v = c

@@ -7,6 +7,7 @@ pub mod exec;
 mod images;
 mod networks;
 mod registry;
+mod stats;
 mod system;
 mod update;
 mod volumes;
@@ -188,7 +189,7 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                     (&Method::POST, "update") => update::update(&d, name, req.into_body()).await,
                     (&Method::GET, "changes") => containers::changes(&d, name).await,
                     (&Method::GET, "top") => containers::top(&d, name, &q).await,
-                    (&Method::GET, "stats") => containers::stats(&d, name, &q).await,
+                    (&Method::GET, "stats") => stats::stats(&d, name, &q).await,
                     (&Method::POST, "unpause") => containers::pause(&d, name, false).await,
                     (&Method::POST, "resize") => containers::resize(&d, name, &q).await,
                     (&Method::POST, "wait") => containers::wait(&d, name, &q).await,

@@ -149,6 +149,16 @@ enum Cmd {
         #[arg(long)]
         seccomp_default: bool,
     },
+    /// Print the container's resource usage as events (as runc events).
+    Events {
+        /// One stats event, then exit.
+        #[arg(long)]
+        stats: bool,
+        /// Seconds between stats events while following.
+        #[arg(long, default_value = "5s", value_parser = parse_interval)]
+        interval: std::time::Duration,
+        id: String,
+    },
     /// Change a container's resource limits (as runc update).
     Update {
         /// A JSON file of `linux.resources` ("-" for stdin).
@@ -186,6 +196,25 @@ enum Cmd {
         format: ListFormat,
         id: String,
     },
+}
+
+/// `5s`, `500ms`, `1m` or plain seconds.
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("invalid interval {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("invalid interval {s:?}: use ms, s or m")),
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(format!("invalid interval {s:?}: must be positive"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 fn main() {
@@ -263,6 +292,40 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Container::create(&a.id, &a.bundle, create_opts(root, &a))?;
         }
         Cmd::Start { id } => Container::load(root, &id)?.start()?,
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => loop {
+            let mut c = Container::load(root, &id)?;
+            let status = c.state().status;
+            if !matches!(status, runtime::Status::Running | runtime::Status::Paused) {
+                if stats {
+                    bail!("container {id} is not running");
+                }
+                break;
+            }
+            let Some(cg) = c.state().cgroup.clone() else {
+                bail!("container {id} has no cgroup");
+            };
+            let s = cg.stats(&runtime::cgroup::fs::RealCgroupFs);
+            let limit = |v: u64| if v == u64::MAX { 0 } else { v };
+            let ev = serde_json::json!({
+                "type": "stats",
+                "id": id,
+                "data": {
+                    "cpu": {"usage": {"total": s.cpu_ns}},
+                    "memory": {"usage": {"usage": s.memory_usage, "limit": limit(s.memory_limit)}},
+                    "pids": {"current": s.pids, "limit": limit(s.pids_limit)},
+                },
+            });
+            println!("{ev}");
+            std::io::stdout().flush()?;
+            if stats {
+                break;
+            }
+            std::thread::sleep(interval);
+        },
         Cmd::Update {
             resources,
             memory,

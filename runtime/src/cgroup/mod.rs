@@ -253,6 +253,16 @@ pub fn writes(
 }
 
 /// A container's cgroup: where it is, and how to create, fill and remove it.
+/// A cgroup's usage counters; `u64::MAX` for "no limit".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    pub memory_usage: u64,
+    pub memory_limit: u64,
+    pub cpu_ns: u64,
+    pub pids: u64,
+    pub pids_limit: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cgroup {
     pub version: Version,
@@ -442,6 +452,52 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+
+    /// What the cgroup's processes use now (`stats`, `events --stats`). Missing files
+    /// read as zero (and a missing limit as none).
+    pub fn stats(&self, fs: &dyn CgroupFs) -> Stats {
+        let num = |p: PathBuf| -> Option<u64> {
+            let t = fs.read(&p).ok()?;
+            match t.trim() {
+                "max" => Some(u64::MAX),
+                v => v.parse().ok(),
+            }
+        };
+        match self.version {
+            Version::V2 => {
+                let dir = self.root.join(&self.path);
+                let cpu_us = fs
+                    .read(&dir.join("cpu.stat"))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find_map(|l| l.strip_prefix("usage_usec "))
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                    })
+                    .unwrap_or(0);
+                Stats {
+                    memory_usage: num(dir.join("memory.current")).unwrap_or(0),
+                    memory_limit: num(dir.join("memory.max")).unwrap_or(u64::MAX),
+                    cpu_ns: cpu_us * 1000,
+                    pids: num(dir.join("pids.current")).unwrap_or(0),
+                    pids_limit: num(dir.join("pids.max")).unwrap_or(u64::MAX),
+                }
+            }
+            Version::V1 => {
+                let at = |ctl: &str, file: &str| num(self.root.join(ctl).join(&self.path).join(file));
+                Stats {
+                    memory_usage: at("memory", "memory.usage_in_bytes").unwrap_or(0),
+                    // v1 says "no limit" with a huge page-aligned number
+                    memory_limit: at("memory", "memory.limit_in_bytes")
+                        .filter(|l| *l < 1 << 60)
+                        .unwrap_or(u64::MAX),
+                    cpu_ns: at("cpuacct", "cpuacct.usage").unwrap_or(0),
+                    pids: at("pids", "pids.current").unwrap_or(0),
+                    pids_limit: at("pids", "pids.max").unwrap_or(u64::MAX),
+                }
+            }
+        }
     }
 
     /// cgroup v2: install `rules` as an eBPF device program on the cgroup (v1 has

@@ -184,3 +184,39 @@ fn freeze_writes_per_version() {
     "#]]
     .assert_eq(&fs1.log());
 }
+
+#[test]
+fn stats_read_v1_and_v2_counters() {
+    let root = Path::new("/sys/fs/cgroup");
+    let fs = FakeCgroupFs::v2(root, "memory pids cpu");
+    let cg = Cgroup::new(&fs, root, Some(Path::new("/p/c1")), "c1").unwrap();
+    for (f, v) in [
+        ("memory.current", "4096\n"),
+        ("memory.max", "max\n"),
+        ("cpu.stat", "usage_usec 1500\nuser_usec 1000\n"),
+        ("pids.current", "3\n"),
+        ("pids.max", "64\n"),
+    ] {
+        fs.files.borrow_mut().insert(root.join("p/c1").join(f), v.into());
+    }
+    let s = cg.stats(&fs);
+    assert_eq!(
+        (s.memory_usage, s.memory_limit, s.cpu_ns, s.pids, s.pids_limit),
+        (4096, u64::MAX, 1_500_000, 3, 64)
+    );
+    let fs = FakeCgroupFs::v1(root, &["memory", "cpuacct", "pids"]);
+    let cg = Cgroup::new(&fs, root, Some(Path::new("p/c2")), "c2").unwrap();
+    for (f, v) in [
+        ("memory/p/c2/memory.usage_in_bytes", "100\n"),
+        ("memory/p/c2/memory.limit_in_bytes", "9223372036854771712\n"),
+        ("cpuacct/p/c2/cpuacct.usage", "77\n"),
+        ("pids/p/c2/pids.current", "1\n"),
+    ] {
+        fs.files.borrow_mut().insert(root.join(f), v.into());
+    }
+    let s = cg.stats(&fs);
+    assert_eq!(
+        (s.memory_usage, s.memory_limit, s.cpu_ns, s.pids, s.pids_limit),
+        (100, u64::MAX, 77, 1, u64::MAX)
+    );
+}
