@@ -921,7 +921,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
     let body = json!({
         "Id": c.id, "Created": c.created, "Path": c.path, "Args": c.args,
         "State": {
-            "Status": s.status.as_str(), "Running": s.status == Status::Running, "Paused": s.status == Status::Paused,
+            "Status": s.status.as_str(), "Running": s.status.is_running(), "Paused": s.status == Status::Paused,
             "Restarting": s.status == Status::Restarting, "OOMKilled": s.oom_killed, "Dead": s.status == Status::Dead,
             "Pid": s.pid, "ExitCode": s.exit_code, "Error": s.error, "StartedAt": s.started_at, "FinishedAt": s.finished_at,
         },
