@@ -676,7 +676,19 @@ pub async fn kill(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
             ),
         ));
     }
+    let exits = c.state.exits;
     send_signal(&c, sig)?;
+    // As dockerd: a SIGKILL (the default) returns once the container has stopped, so that
+    // an inspect or a remove right after sees it stopped; other signals return at once.
+    if sig == 9 {
+        let stopped = wait_for(&e, |s| s.exits > exits);
+        if tokio::time::timeout(Duration::from_secs(10), stopped)
+            .await
+            .is_err()
+        {
+            tracing::warn!("{}: not stopped 10 s after SIGKILL", c.id);
+        }
+    }
     Ok(status(StatusCode::NO_CONTENT))
 }
 
