@@ -79,6 +79,31 @@ fn merge_config(user: &mut Value, image: &Value) {
     }
 }
 
+/// What dockerd fills in and checks in a new container's HostConfig (an object): the log
+/// driver (json-file; "none" is taken and, as before, logged all the same: no other driver
+/// exists here) and the runtime's name (any other name is taken and ignored, as before).
+fn host_config_defaults(hc: &mut Value) -> Result<(), ApiError> {
+    match hc["LogConfig"]["Type"].as_str().unwrap_or("") {
+        "" => {
+            let config = match &hc["LogConfig"]["Config"] {
+                c @ Value::Object(_) => c.clone(),
+                _ => json!({}),
+            };
+            hc["LogConfig"] = json!({"Type": "json-file", "Config": config});
+        }
+        "json-file" | "none" => {}
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "logger: no log driver named '{other}' is registered"
+            )))
+        }
+    }
+    if hc["Runtime"].as_str().unwrap_or("").is_empty() {
+        hc["Runtime"] = json!(super::system::DEFAULT_RUNTIME);
+    }
+    Ok(())
+}
+
 pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply, ApiError> {
     let bytes = crate::http::read_body(body).await?;
     let mut body: Value = serde_json::from_slice(&bytes)?;
@@ -96,9 +121,13 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
     })?;
     let image_cfg: Value =
         serde_json::from_slice(&d.store.config_bytes(&rec.id)?).unwrap_or(Value::Null);
-    let host_config = body.get("HostConfig").cloned().unwrap_or(json!({}));
+    let mut host_config = match body.get("HostConfig") {
+        None | Some(Value::Null) => json!({}),
+        Some(hc @ Value::Object(_)) => hc.clone(),
+        Some(_) => return Err(ApiError::bad_request("HostConfig must be an object")),
+    };
+    host_config_defaults(&mut host_config)?;
     // NetworkingConfig (compose puts the service name there as an alias).
-    let mut host_config = host_config;
     let net_name = crate::network::mode(&host_config);
     let endpoint = &body["NetworkingConfig"]["EndpointsConfig"][&net_name];
     if let Some(a) = endpoint["Aliases"].as_array() {

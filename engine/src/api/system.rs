@@ -4,6 +4,9 @@ use hyper::header::HeaderValue;
 use hyper::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
+/// The runtime containers run with: berth's own, in-process (berth-runtime is its CLI).
+pub(crate) const DEFAULT_RUNTIME: &str = "berth";
+
 use crate::daemon::Daemon;
 use crate::error::ApiError;
 use crate::http::{empty, full, json as reply_json, Reply};
@@ -144,8 +147,8 @@ pub async fn info(d: &Daemon) -> Result<Reply, ApiError> {
         "Labels": [],
         "ExperimentalBuild": false,
         "ServerVersion": VERSION,
-        "Runtimes": { "berth": { "path": "berth-runtime" } },
-        "DefaultRuntime": "berth",
+        "Runtimes": { DEFAULT_RUNTIME: { "path": "berth-runtime" } },
+        "DefaultRuntime": DEFAULT_RUNTIME,
         "Swarm": { "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null },
         "LiveRestoreEnabled": true,
         "Isolation": "",
