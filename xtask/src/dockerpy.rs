@@ -8,9 +8,9 @@
 //! namespace's first process. The tests' image, alpine:3.10, cannot be pulled here: a
 //! stand-in made from Debian's busybox-static is imported under the names the tests use.
 //!
-//! `ensure()` caches the venv (pytest, pytest-timeout, docker-py and its test deps), the
-//! unpacked sdist and the stand-in's tarball; `cargo xtask test` hands it to the e2e test
-//! cli/tests/dockerpy.rs as `BERTH_DOCKERPY`.
+//! `ensure()` caches the venv (pytest, pytest-timeout, docker-py and its test deps) with the
+//! unpacked sdist, and the stand-in's tarball; `cargo xtask test` hands them to the e2e test
+//! cli/tests/dockerpy.rs as `BERTH_DOCKERPY` and `BERTH_DOCKERPY_IMAGE`.
 
 mod ns;
 mod report;
@@ -36,9 +36,9 @@ pub const IMAGE_CHANGES: &[&str] = &[
     r#"CMD ["/bin/sh"]"#,
     "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 ];
-/// Where things are inside the cached directory.
+/// Where things are inside the cached directories.
 pub const VENV_PYTHON: &str = "venv/bin/python3";
-pub const IMAGE_TAR: &str = "image/alpine-standin.tar";
+pub const IMAGE_TAR: &str = "alpine-standin.tar";
 pub fn source_dir(cached: &Path) -> PathBuf {
     cached.join(format!("src/docker-{VERSION}"))
 }
@@ -160,9 +160,9 @@ pub fn run_task(args: &[String]) -> Result<()> {
     ensure_packages(sys::BUILD_PACKAGES)?;
     run(cargo().args(["build", "-p", "cli"]))?;
     let berth = sys::target_dir().join("debug/berth");
-    let cached = ensure()?;
+    let fixture = ensure()?;
     for f in &args.files {
-        if !source_dir(&cached).join(f).is_file() {
+        if !source_dir(&fixture.dir).join(f).is_file() {
             bail!("{f}: no such test file in docker-py {VERSION}'s sdist");
         }
     }
@@ -179,7 +179,7 @@ pub fn run_task(args: &[String]) -> Result<()> {
         let dir = scratch.join(target.name());
         let ran = fs::create_dir(&dir)
             .map_err(anyhow::Error::from)
-            .and_then(|()| ns::run_outside(target, &dir, &cached, &args));
+            .and_then(|()| ns::run_outside(target, &dir, &fixture, &args));
         match ran.and_then(|()| fs::read_to_string(dir.join("pytest.log")).map_err(Into::into)) {
             Ok(log) => {
                 let outcomes = report::parse(&log);
@@ -216,12 +216,26 @@ pub fn run_inner(args: &[String]) -> Result<()> {
     ns::run_inside(args)
 }
 
-/// Everything that decides the cached directory's contents: part of its name.
-fn key(busybox: &str) -> String {
-    format!(
-        "docker sdist {VERSION}\n{}image format {IMAGE_FORMAT}\nbusybox-static {busybox}\n",
-        venv::key(STEPS)
-    )
+/// The two cached parts: the tests (venv + sdist) and the stand-in image, each under a key of
+/// what decides its contents, so that changing one does not rebuild the other.
+pub struct Fixture {
+    /// `venv/` with pytest and docker-py, `src/docker-6.1.3/` (the sdist: pytest runs there)
+    pub dir: PathBuf,
+    /// the stand-in's rootfs tarball
+    pub image: PathBuf,
+}
+
+fn tests_key() -> String {
+    format!("docker sdist {VERSION}\n{}", venv::key(STEPS))
+}
+
+fn image_key(busybox: &str) -> String {
+    format!("image format {IMAGE_FORMAT}\nbusybox-static {busybox}\n{PASSWD}{GROUP}")
+}
+
+fn hashed(prefix: &str, key: &str) -> String {
+    let hash = hex::encode(Sha256::digest(key.as_bytes()));
+    format!("{prefix}-{}", &hash[..12])
 }
 
 fn busybox_version() -> Result<String> {
@@ -229,26 +243,21 @@ fn busybox_version() -> Result<String> {
     output(Command::new("dpkg-query").args(["-W", "-f=${Version}", "busybox-static"]))
 }
 
-pub fn dir_name(busybox: &str) -> String {
-    let hash = hex::encode(Sha256::digest(key(busybox).as_bytes()));
-    format!("dockerpy-{VERSION}-{}", &hash[..12])
-}
-
-/// `cargo xtask dockerpy-cache`: build once, then print, the cached directory.
+/// `cargo xtask dockerpy-cache`: build once, then print, the cached tests dir and image.
 pub fn run_cache_task(args: &[String]) -> Result<()> {
     if !args.is_empty() {
         bail!("usage: cargo xtask dockerpy-cache");
     }
-    println!("{}", ensure()?.display());
+    let f = ensure()?;
+    println!("{}\n{}", f.dir.display(), f.image.display());
     Ok(())
 }
 
-/// The cached directory: `venv/` with pytest and docker-py, `src/docker-6.1.3/` (the sdist,
-/// whose tests/ pytest runs), and the stand-in image's rootfs tarball; built first if missing.
-pub fn ensure() -> Result<PathBuf> {
-    let busybox = busybox_version()?;
+/// The cached tests and image, built first if missing.
+pub fn ensure() -> Result<Fixture> {
     let what = format!("docker-py {VERSION} integration tests");
-    venv::ensure_cached(&dir_name(&busybox), &what, IMAGE_TAR, |work, fin| {
+    let name = hashed(&format!("dockerpy-{VERSION}"), &tests_key());
+    let dir = venv::ensure_cached(&name, &what, VENV_PYTHON, |work, fin| {
         venv::create(&work.join("venv"), &fin.join("venv"), STEPS)?;
         fetch_sdist(work)?;
         let got = output(Command::new(work.join(VENV_PYTHON)).args([
@@ -259,11 +268,17 @@ pub fn ensure() -> Result<PathBuf> {
         if got.trim() != VERSION {
             bail!("the venv's docker-py is {got:?}, not {VERSION}");
         }
-        let image = work.join(IMAGE_TAR);
-        fs::create_dir_all(image.parent().unwrap_or(work))?;
-        standin_tar(&work.join("image/rootfs"), &image)?;
-        fs::remove_dir_all(work.join("image/rootfs"))?;
         Ok(())
+    })?;
+    let name = hashed("dockerpy-image", &image_key(&busybox_version()?));
+    let image = venv::ensure_cached(&name, "the alpine:3.10 stand-in", IMAGE_TAR, |work, _| {
+        fs::create_dir(work)?;
+        standin_tar(&work.join("rootfs"), &work.join(IMAGE_TAR))?;
+        Ok(fs::remove_dir_all(work.join("rootfs"))?)
+    })?;
+    Ok(Fixture {
+        dir,
+        image: image.join(IMAGE_TAR),
     })
 }
 
@@ -278,8 +293,9 @@ fn fetch_sdist(work: &Path) -> Result<()> {
             "download",
             "--quiet",
             "--no-input",
+            // source for docker only: `:all:` builds pip's build deps from source too
             "--no-binary",
-            ":all:",
+            "docker",
         ])
         .args(["--no-deps", "--dest"])
         .arg(&dl)
@@ -324,12 +340,25 @@ fn standin_tar(root: &Path, tarball: &Path) -> Result<()> {
         "dev",
         "usr/bin",
         "usr/sbin",
-        "var/tmp",
-        "var/lib/postgresql",
-        "run",
+        "usr/local/bin",
+        "usr/local/sbin",
+        "usr/share",
+        "lib",
+        "media",
         "mnt",
-        "srv",
         "opt",
+        "run",
+        "srv",
+        "var/cache",
+        "var/empty",
+        "var/lib/postgresql",
+        "var/local",
+        "var/lock",
+        "var/log",
+        "var/mail",
+        "var/opt",
+        "var/spool",
+        "var/tmp",
     ] {
         fs::create_dir_all(root.join(d))?;
     }
@@ -396,10 +425,12 @@ mod tests {
     }
 
     #[test]
-    fn key_names_what_decides_the_contents() {
-        let (a, b) = (dir_name("1:1.35.0-4"), dir_name("1:1.36.1-1"));
-        assert!(a.starts_with("dockerpy-6.1.3-") && a.len() == 27, "{a}");
-        assert_ne!(a, b);
-        assert!(key("x").contains("docker==6.1.3"));
+    fn keys_name_what_decides_the_contents() {
+        let (a, b) = (image_key("1:1.35.0-4"), image_key("1:1.36.1-1"));
+        assert_ne!(hashed("x", &a), hashed("x", &b));
+        assert!(a.contains("postgres:x:70"), "{a}");
+        assert!(tests_key().contains("docker==6.1.3"));
+        let n = hashed("dockerpy-6.1.3", &tests_key());
+        assert!(n.starts_with("dockerpy-6.1.3-") && n.len() == 27, "{n}");
     }
 }

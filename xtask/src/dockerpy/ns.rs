@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::{source_dir, Args, API_VERSION, IMAGE_CHANGES, IMAGE_NAMES, IMAGE_TAR, VENV_PYTHON};
+use super::{source_dir, Args, Fixture, API_VERSION, IMAGE_CHANGES, IMAGE_NAMES, VENV_PYTHON};
 use crate::sys::{output, run};
 
 /// Longest a whole pytest run may take, whatever the per-test timeout.
@@ -54,7 +54,7 @@ fn cgroup_parent(target: &str) -> String {
 
 /// Run `target` under the tests in fresh namespaces; pytest's output ends up in
 /// `dir/pytest.log`, the daemon's in `dir/daemon.log`. Test failures are not errors here.
-pub fn run_outside(target: &Target, dir: &Path, cached: &Path, args: &Args) -> Result<()> {
+pub fn run_outside(target: &Target, dir: &Path, fixture: &Fixture, args: &Args) -> Result<()> {
     let exe = std::env::current_exe().context("finding the xtask binary")?;
     let cgroup = cgroup_parent(target.name());
     let binary = match target {
@@ -69,7 +69,8 @@ pub fn run_outside(target: &Target, dir: &Path, cached: &Path, args: &Args) -> R
         .arg(target.name())
         .arg(&binary)
         .arg(dir)
-        .arg(cached)
+        .arg(&fixture.dir)
+        .arg(&fixture.image)
         .arg(&cgroup)
         .arg(args.timeout.to_string())
         .arg(args.keyword.as_deref().unwrap_or(""))
@@ -87,9 +88,9 @@ pub fn run_outside(target: &Target, dir: &Path, cached: &Path, args: &Args) -> R
 
 /// The namespaces' first process: see the module comment.
 pub fn run_inside(args: &[String]) -> Result<()> {
-    let [target, binary, dir, cached, cgroup, timeout, keyword, files @ ..] = args else {
+    let [target, binary, dir, cached, image, cgroup, timeout, keyword, files @ ..] = args else {
         bail!(
-            "usage: xtask dockerpy-inner TARGET BINARY DIR CACHED CGROUP TIMEOUT KEYWORD FILE..."
+            "usage: xtask dockerpy-inner TARGET BINARY DIR TESTS IMAGE CGROUP TIMEOUT KEYWORD FILE..."
         );
     };
     if std::process::id() != 1 {
@@ -114,7 +115,7 @@ pub fn run_inside(args: &[String]) -> Result<()> {
         other => bail!("unknown target {other:?}"),
     };
     let tested = wait_for_socket(&mut daemon, &socket, dir)
-        .and_then(|()| import_image(&client, &host, cached))
+        .and_then(|()| import_image(&client, &host, Path::new(image)))
         .and_then(|()| pytest(dir, cached, &host, timeout, keyword, files));
     stop(&mut daemon);
     tested
@@ -195,13 +196,13 @@ fn wait_for_socket(daemon: &mut Child, socket: &Path, dir: &Path) -> Result<()> 
 
 /// The stand-in under every name the tests use (`client` is `berth` or `docker`: their
 /// `import` and `tag` take the same arguments).
-fn import_image(client: &str, host: &str, cached: &Path) -> Result<()> {
+fn import_image(client: &str, host: &str, image: &Path) -> Result<()> {
     let mut c = Command::new(client);
     c.args(["-H", host, "import"]);
     for change in IMAGE_CHANGES {
         c.args(["-c", change]);
     }
-    c.arg(cached.join(IMAGE_TAR)).arg(IMAGE_NAMES[0]);
+    c.arg(image).arg(IMAGE_NAMES[0]);
     let id = output(c.stdin(Stdio::null()))?;
     for name in &IMAGE_NAMES[1..] {
         run(Command::new(client).args(["-H", host, "tag", IMAGE_NAMES[0], name]))?;
