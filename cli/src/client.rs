@@ -95,6 +95,15 @@ impl Client {
     /// `POST` with `Upgrade: tcp`: the daemon answers 101 and the connection becomes a raw
     /// stream (attach, exec start).
     pub async fn hijack(&self, path: &str) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
+        self.hijack_with(path, None).await
+    }
+
+    /// `hijack` with a JSON body (exec start's `{"Tty": ...}`, which says raw or framed).
+    pub async fn hijack_with(
+        &self,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
         let stream = Self::connect(&self.socket).await.with_context(|| {
             format!(
                 "cannot connect to the berth daemon at unix://{}",
@@ -113,8 +122,20 @@ impl Client {
             .header("Host", "berth")
             .header("Connection", "Upgrade")
             .header("Upgrade", "tcp")
-            .header("Content-Type", "text/plain")
-            .body(Empty::new().map_err(|e| match e {}).boxed_unsync())?;
+            .header(
+                "Content-Type",
+                if body.is_some() {
+                    "application/json"
+                } else {
+                    "text/plain"
+                },
+            )
+            .body(match body {
+                Some(v) => Full::new(Bytes::from(serde_json::to_vec(&v)?))
+                    .map_err(|e| match e {})
+                    .boxed_unsync(),
+                None => Empty::new().map_err(|e| match e {}).boxed_unsync(),
+            })?;
         let resp = sender.send_request(req).await?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             let resp = Self::ok(resp).await?;

@@ -64,9 +64,10 @@ impl LogOpts {
         match driver {
             "" | "json-file" => {}
             "none" => o.none = true,
+            // dockerd's words (docker-py checks them); berth has json-file and none
             other => {
                 return Err(format!(
-                    "logging driver {other:?} is not supported by berth (json-file or none)"
+                    "logger: no log driver named '{other}' is registered"
                 ))
             }
         }
@@ -306,7 +307,7 @@ mod tests {
         );
         assert!(o(json!({"Type": "none"})).unwrap().none);
         for (bad, msg) in [
-            (json!({"Type": "syslog"}), "not supported"),
+            (json!({"Type": "syslog"}), "no log driver named 'syslog'"),
             (
                 json!({"Config": {"max-size": "ten"}}),
                 "invalid value for max-size",

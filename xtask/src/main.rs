@@ -11,9 +11,11 @@ mod bench_runtime;
 mod compose;
 mod demo;
 mod dockerfile;
+mod dockerpy;
 mod rootfs;
 mod sys;
 mod test;
+mod venv;
 
 const USAGE: &str = "usage: cargo xtask <task>
 
@@ -24,6 +26,10 @@ tasks:
   bench <name>         benchmarks against the peers: store, run, pull, net, runtime
   rootfs <name>        build once, then print, a cached Debian rootfs tarball: python, redis
   compose              build once, then print, the cached docker-compose 1.29.2 the tests use
+  dockerpy [--peer] [-k EXPR] [FILE...]
+                       docker-py 6.1.3's container and exec integration tests against berth
+                       (and, with --peer, dockerd 20.10), each in private namespaces
+  dockerpy-cache       build once, then print, the cached docker-py tests dir the e2e test uses
   dockerfile dump PATH | expand [--env K=V]... WORD";
 
 fn main() -> anyhow::Result<()> {
@@ -36,6 +42,9 @@ fn main() -> anyhow::Result<()> {
         Some("dockerfile") => dockerfile::run(&args[1..]),
         Some("rootfs") => rootfs::run_task(&args[1..]),
         Some("compose") => compose::run_task(&args[1..]),
+        Some("dockerpy") => dockerpy::run_task(&args[1..]),
+        Some("dockerpy-cache") => dockerpy::run_cache_task(&args[1..]),
+        Some("dockerpy-inner") => dockerpy::run_inner(&args[1..]),
         Some(other) => anyhow::bail!("unknown task {other:?}\n{USAGE}"),
         None => anyhow::bail!("{USAGE}"),
     }

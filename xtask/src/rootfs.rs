@@ -318,7 +318,7 @@ pub fn sweep(cache: &Path) -> Result<()> {
 }
 
 /// Unmount whatever is left under `work`, then delete it; never delete through a mount.
-fn remove_work(work: &Path) -> Result<()> {
+pub fn remove_work(work: &Path) -> Result<()> {
     unmount_under(work)?;
     fs::remove_dir_all(work).with_context(|| format!("removing {}", work.display()))
 }

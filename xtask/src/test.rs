@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Result};
 
 use crate::sys::{self, cargo, ensure_packages, is_root};
-use crate::{compose, rootfs};
+use crate::{compose, dockerpy, rootfs};
 
 /// What the end-to-end suite drives besides berth itself.
 pub const TEST_PACKAGES: &[&str] = &[
@@ -69,6 +69,14 @@ pub fn run(extra: &[String]) -> Result<()> {
             c.env("BERTH_DOCKER_COMPOSE", exe);
         }
         Err(e) if !is_root() => eprintln!("xtask: no BERTH_DOCKER_COMPOSE: {e:#}"),
+        Err(e) => return Err(e),
+    }
+    match dockerpy::ensure() {
+        Ok(f) => {
+            c.env("BERTH_DOCKERPY", f.dir)
+                .env("BERTH_DOCKERPY_IMAGE", f.image);
+        }
+        Err(e) if !is_root() => eprintln!("xtask: no BERTH_DOCKERPY: {e:#}"),
         Err(e) => return Err(e),
     }
     if is_root() {

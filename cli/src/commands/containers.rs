@@ -991,7 +991,12 @@ pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
         .await?;
         return Ok(0);
     }
-    let conn = c.hijack(&format!("/exec/{id}/start")).await?;
+    let conn = c
+        .hijack_with(
+            &format!("/exec/{id}/start"),
+            Some(json!({"Detach": false, "Tty": a.tty})),
+        )
+        .await?;
     let raw = RawMode::enable(a.tty && a.interactive);
     if a.tty {
         follow_size(c, format!("/exec/{id}/resize"));

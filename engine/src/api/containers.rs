@@ -79,6 +79,25 @@ fn merge_config(user: &mut Value, image: &Value) {
     }
 }
 
+/// What dockerd fills in and checks in a new container's HostConfig (an object): the log
+/// driver (json-file or none, with their options) and the runtime's name (any other name
+/// is taken and ignored).
+fn host_config_defaults(hc: &mut Value) -> Result<(), ApiError> {
+    // the driver and its options are checked by the log writer's own parser
+    crate::logfile::LogOpts::from_host_config(hc).map_err(ApiError::bad_request)?;
+    if hc["LogConfig"]["Type"].as_str().unwrap_or("").is_empty() {
+        let config = match &hc["LogConfig"]["Config"] {
+            c @ Value::Object(_) => c.clone(),
+            _ => json!({}),
+        };
+        hc["LogConfig"] = json!({"Type": "json-file", "Config": config});
+    }
+    if hc["Runtime"].as_str().unwrap_or("").is_empty() {
+        hc["Runtime"] = json!(super::system::DEFAULT_RUNTIME);
+    }
+    Ok(())
+}
+
 pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply, ApiError> {
     let bytes = crate::http::read_body(body).await?;
     let mut body: Value = serde_json::from_slice(&bytes)?;
@@ -96,9 +115,13 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
     })?;
     let image_cfg: Value =
         serde_json::from_slice(&d.store.config_bytes(&rec.id)?).unwrap_or(Value::Null);
-    let host_config = body.get("HostConfig").cloned().unwrap_or(json!({}));
+    let mut host_config = match body.get("HostConfig") {
+        None | Some(Value::Null) => json!({}),
+        Some(hc @ Value::Object(_)) => hc.clone(),
+        Some(_) => return Err(ApiError::bad_request("HostConfig must be an object")),
+    };
+    host_config_defaults(&mut host_config)?;
     // NetworkingConfig (compose puts the service name there as an alias).
-    let mut host_config = host_config;
     let net_name = crate::network::mode(&host_config);
     let endpoint = &body["NetworkingConfig"]["EndpointsConfig"][&net_name];
     if let Some(a) = endpoint["Aliases"].as_array() {
@@ -129,16 +152,6 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
     }
     let mount_reqs = crate::volumes::requests(&host_config, &body)?;
     crate::logfile::LogOpts::from_host_config(&host_config).map_err(ApiError::bad_request)?;
-    if host_config["LogConfig"]["Type"]
-        .as_str()
-        .unwrap_or("")
-        .is_empty()
-    {
-        host_config["LogConfig"]["Type"] = json!("json-file");
-        if !host_config["LogConfig"]["Config"].is_object() {
-            host_config["LogConfig"]["Config"] = json!({});
-        }
-    }
     let c = Container {
         id: String::new(),
         name: String::new(),
@@ -726,9 +739,21 @@ pub async fn kill(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
             ),
         ));
     }
+    let exits = c.state.exits;
     send_signal(&c, sig)?;
     d.events
         .container(&c, "kill", &[("signal", &sig.to_string())]);
+    // As dockerd: a SIGKILL (the default) returns once the container has stopped, so that
+    // an inspect or a remove right after sees it stopped; other signals return at once.
+    if sig == 9 {
+        let stopped = wait_for(&e, |s| s.exits > exits);
+        if tokio::time::timeout(Duration::from_secs(10), stopped)
+            .await
+            .is_err()
+        {
+            tracing::warn!("{}: not stopped 10 s after SIGKILL", c.id);
+        }
+    }
     Ok(status(StatusCode::NO_CONTENT))
 }
 
@@ -984,7 +1009,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
     let body = json!({
         "Id": c.id, "Created": c.created, "Path": c.path, "Args": c.args,
         "State": {
-            "Status": s.status.as_str(), "Running": s.status == Status::Running, "Paused": s.status == Status::Paused,
+            "Status": s.status.as_str(), "Running": s.status.is_running(), "Paused": s.status == Status::Paused,
             "Restarting": s.status == Status::Restarting, "OOMKilled": s.oom_killed, "Dead": s.status == Status::Dead,
             "Pid": s.pid, "ExitCode": s.exit_code, "Error": s.error, "StartedAt": s.started_at, "FinishedAt": s.finished_at,
         },
@@ -1422,4 +1447,3 @@ pub async fn prune(d: &Arc<Daemon>) -> Result<Reply, ApiError> {
         &json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
     ))
 }
-

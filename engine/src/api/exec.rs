@@ -270,6 +270,9 @@ pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result<
     let bytes = crate::http::read_body(body).await?;
     let opts: Value = serde_json::from_slice(&bytes).unwrap_or(json!({}));
     let detach = opts["Detach"].as_bool().unwrap_or(false);
+    // As dockerd: the start request's `Tty`, not the exec's, says whether the stream is raw
+    // or framed (docker-py starts a TTY exec without it and reads frames).
+    let raw = opts["Tty"].as_bool().unwrap_or(false);
     if detach {
         let (d2, x2) = (d.clone(), x.clone());
         let sp = tokio::task::spawn_blocking(move || spawn(&d2, &x2))
@@ -329,7 +332,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result<
             }
             Err(_) => return,
         };
-        let (pid, stdin, raw) = (sp.pid, sp.stdin, sp.tty.is_some());
+        let (pid, stdin) = (sp.pid, sp.stdin);
         d.execs.update(&id, |e| {
             e.running = true;
             e.pid = pid;

@@ -66,9 +66,7 @@ fn sample(d: &Daemon, id: &str, running: bool) -> Sample {
 /// Docker's stats object from this sample and the one before.
 fn to_json(c: &crate::containers::Container, now: &Sample, before: &Sample) -> Value {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cpu = |s: &Sample| {
-        json!({"cpu_usage": {"total_usage": s.cg.cpu_ns}, "system_cpu_usage": s.system_ns, "online_cpus": cpus})
-    };
+    let cpu = |s: &Sample| json!({"cpu_usage": {"total_usage": s.cg.cpu_ns}, "system_cpu_usage": s.system_ns, "online_cpus": cpus});
     // no limit: the host's memory, as dockerd reports it
     let limit = if now.cg.memory_limit == u64::MAX {
         host_memory()
@@ -114,7 +112,11 @@ pub async fn stats(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiE
             let Ok(now) = read(d.clone(), c.id.clone(), running).await else {
                 return;
             };
-            if w.json_line_async(&to_json(&c, &now, &before)).await.is_err() || c.removed {
+            if w.json_line_async(&to_json(&c, &now, &before))
+                .await
+                .is_err()
+                || c.removed
+            {
                 return;
             }
             before = now;

@@ -6,6 +6,9 @@ use serde_json::{json, Value};
 
 use std::sync::Arc;
 
+/// The runtime containers run with: berth's own, in-process (berth-runtime is its CLI).
+pub(crate) const DEFAULT_RUNTIME: &str = "berth";
+
 use crate::daemon::Daemon;
 use crate::error::ApiError;
 use crate::http::{empty, full, json as reply_json, Query, Reply};
@@ -146,8 +149,8 @@ pub async fn info(d: &Daemon) -> Result<Reply, ApiError> {
         "Labels": [],
         "ExperimentalBuild": false,
         "ServerVersion": VERSION,
-        "Runtimes": { "berth": { "path": "berth-runtime" } },
-        "DefaultRuntime": "berth",
+        "Runtimes": { DEFAULT_RUNTIME: { "path": "berth-runtime" } },
+        "DefaultRuntime": DEFAULT_RUNTIME,
         "Swarm": { "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null },
         "LiveRestoreEnabled": true,
         "Isolation": "",

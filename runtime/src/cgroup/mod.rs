@@ -485,7 +485,8 @@ impl Cgroup {
                 }
             }
             Version::V1 => {
-                let at = |ctl: &str, file: &str| num(self.root.join(ctl).join(&self.path).join(file));
+                let at =
+                    |ctl: &str, file: &str| num(self.root.join(ctl).join(&self.path).join(file));
                 Stats {
                     memory_usage: at("memory", "memory.usage_in_bytes").unwrap_or(0),
                     // v1 says "no limit" with a huge page-aligned number

@@ -197,11 +197,19 @@ fn stats_read_v1_and_v2_counters() {
         ("pids.current", "3\n"),
         ("pids.max", "64\n"),
     ] {
-        fs.files.borrow_mut().insert(root.join("p/c1").join(f), v.into());
+        fs.files
+            .borrow_mut()
+            .insert(root.join("p/c1").join(f), v.into());
     }
     let s = cg.stats(&fs);
     assert_eq!(
-        (s.memory_usage, s.memory_limit, s.cpu_ns, s.pids, s.pids_limit),
+        (
+            s.memory_usage,
+            s.memory_limit,
+            s.cpu_ns,
+            s.pids,
+            s.pids_limit
+        ),
         (4096, u64::MAX, 1_500_000, 3, 64)
     );
     let fs = FakeCgroupFs::v1(root, &["memory", "cpuacct", "pids"]);
@@ -216,7 +224,13 @@ fn stats_read_v1_and_v2_counters() {
     }
     let s = cg.stats(&fs);
     assert_eq!(
-        (s.memory_usage, s.memory_limit, s.cpu_ns, s.pids, s.pids_limit),
+        (
+            s.memory_usage,
+            s.memory_limit,
+            s.cpu_ns,
+            s.pids,
+            s.pids_limit
+        ),
         (100, u64::MAX, 77, 1, u64::MAX)
     );
 }
