@@ -973,7 +973,7 @@ fn log_rotation_and_drivers() {
     );
     for (opt, msg) in [
         ("max-size=lots", "invalid value for max-size"),
-        ("max-file=2", "max-file cannot be set without max-size"),
+        ("max-file=0", "invalid value for max-file"),
         ("colour=red", "unknown log opt 'colour'"),
     ] {
         let err = fails(d.docker(&["run", "--rm", "--log-opt", opt, "busybox", "true"]));
