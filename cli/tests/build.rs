@@ -324,6 +324,11 @@ CMD ["/final/out"]
     for want in ["C /bin\n", "D /bin/top\n", "A /state\n"] {
         assert!(diff.contains(want), "{want:?} missing: {diff}");
     }
+    // not the files berth binds in (as dockerd's diff)
+    assert!(
+        !diff.contains("/etc/hostname") && !diff.contains("C /etc\n"),
+        "{diff}"
+    );
     ok(d.berth(&["rename", "box", "box2"]));
     assert!(ok(d.berth(&["ps", "-a"])).contains("box2"));
     let e = fails(d.berth(&["rename", "box2", "box2"]));

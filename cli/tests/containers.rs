@@ -610,10 +610,24 @@ fn top_and_container_prune() {
     assert!(!top.contains("berth daemon"), "{top}");
     let dtop = ok(d.docker(&["top", "sleeper", "-o", "pid,args"]));
     assert!(dtop.contains("PID") && dtop.contains("sleep 61"), "{dtop}");
-    ok(d.berth(&["run", "--name", "done1", "busybox", "true"]));
+    ok(d.berth(&[
+        "run",
+        "--name",
+        "done1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo 0123456789 > /ten",
+    ]));
     ok(d.berth(&["create", "--name", "fresh", "busybox", "true"]));
     let pruned = ok(d.berth(&["container", "prune", "-f"]));
     assert!(pruned.contains("Deleted Containers:"), "{pruned}");
+    // the written layer's bytes (11 in /ten, plus the placeholders berth binds over)
+    let reclaimed = pruned.lines().last().unwrap_or("");
+    assert!(
+        reclaimed.starts_with("Total reclaimed space: ") && !reclaimed.ends_with(" 0B"),
+        "{pruned}"
+    );
     let ps = ok(d.berth(&["ps", "-a"]));
     assert!(
         ps.contains("sleeper") && !ps.contains("done1") && !ps.contains("fresh"),
@@ -853,6 +867,25 @@ fn init_reaps_orphans_and_forwards_signals() {
         ok(d.berth(&["run", "--rm", "busybox", "sh", "-c", "echo $$"])),
         "1\n"
     );
+    // --group-add: numbers and names from the image's /etc/group, for the process and exec
+    assert_eq!(
+        ok(d.berth(&[
+            "run",
+            "--rm",
+            "--group-add",
+            "1001",
+            "--group-add",
+            "root",
+            "-u",
+            "nobody",
+            "busybox",
+            "id",
+            "-G"
+        ])),
+        "65534 0 1001\n"
+    );
+    let err = fails(d.berth(&["run", "--rm", "--group-add", "nosuch", "busybox", "true"]));
+    assert!(err.contains("Unable to find group nosuch"), "{err}");
     let out = run(&mut d.berth(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 5"]));
     assert_eq!(out.status.code(), Some(5));
     let out = run(&mut d.berth(&["run", "--rm", "--init", "busybox", "sh", "-c", "kill -9 $$"]));

@@ -43,6 +43,9 @@ pub struct MonitorConfig {
     /// `--log-driver`/`--log-opt`: rotation of the json-file log.
     #[serde(default)]
     pub log_opts: crate::logfile::LogOpts,
+    /// `--group-add`: more groups for the container's process (names or numbers).
+    #[serde(default)]
+    pub group_add: Vec<String>,
 }
 
 /// The first line an attach client sends.
@@ -326,7 +329,8 @@ fn run(cfg: &MonitorConfig) -> Result<(), String> {
 }
 
 fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
-    let (uid, gid, groups) = crate::containers::user::resolve(root, &cfg.user)?;
+    let (uid, gid, mut groups) = crate::containers::user::resolve(root, &cfg.user)?;
+    crate::containers::user::add_groups(root, &cfg.group_add, &mut groups)?;
     let mut spec = cfg.spec.clone();
     spec["process"]["user"] = serde_json::json!({"uid": uid, "gid": gid, "additionalGids": groups});
     spec["root"]["path"] = serde_json::json!(root);

@@ -150,22 +150,7 @@ impl Volumes {
 
     /// Bytes used by a volume (for prune's SpaceReclaimed and `system df -v`).
     pub fn size(&self, name: &str) -> u64 {
-        fn walk(p: &Path) -> u64 {
-            let Ok(md) = std::fs::symlink_metadata(p) else {
-                return 0;
-            };
-            if md.is_dir() {
-                std::fs::read_dir(p)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| walk(&e.path()))
-                    .sum()
-            } else {
-                md.len()
-            }
-        }
-        walk(&self.mountpoint(name))
+        tree_size(&self.mountpoint(name))
     }
 
     /// Docker's JSON for a volume.
@@ -179,6 +164,23 @@ impl Volumes {
             "Options": Value::Null,
             "Scope": "local",
         })
+    }
+}
+
+/// Bytes of the files under `p` (symlinks not followed).
+pub fn tree_size(p: &Path) -> u64 {
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if md.is_dir() {
+        std::fs::read_dir(p)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| tree_size(&e.path()))
+            .sum()
+    } else {
+        md.len()
     }
 }
 

@@ -108,6 +108,9 @@ pub struct CreateArgs {
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     init: bool,
+    /// Add additional groups to join
+    #[arg(long)]
+    group_add: Vec<String>,
     /// Logging driver for the container (json-file, none)
     #[arg(long)]
     log_driver: Option<String>,
@@ -246,6 +249,9 @@ fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
     }
     if a.init {
         hc["Init"] = json!(true);
+    }
+    if !a.group_add.is_empty() {
+        hc["GroupAdd"] = json!(a.group_add);
     }
     if a.log_driver.is_some() || !a.log_opt.is_empty() {
         let mut opts = serde_json::Map::new();
@@ -1122,7 +1128,10 @@ pub async fn prune(c: &Client) -> Result<()> {
         }
         println!();
     }
-    println!("Total reclaimed space: 0B");
+    println!(
+        "Total reclaimed space: {}",
+        crate::format::human_size(v["SpaceReclaimed"].as_u64().unwrap_or(0))
+    );
     Ok(())
 }
 

@@ -349,6 +349,7 @@ fn monitor_config(
         tty: c.tty(),
         console_size: console_size(&hc["ConsoleSize"]),
         log_opts: crate::logfile::LogOpts::from_host_config(hc).map_err(ApiError::bad_request)?,
+        group_add: strings(&hc["GroupAdd"]),
     })
 }
 
@@ -1314,10 +1315,29 @@ pub async fn changes(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
             Err(_) => Vec::new(),
         },
     };
+    // as dockerd: the files berth binds in and the mount points are not the container's
+    // changes
+    let mut mount_points: Vec<String> = ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"]
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect();
+    mount_points.extend(c.mounts.iter().map(|m| m.destination.clone()));
     let out = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
         walk_changes(&upper, std::path::Path::new("/"), &lowers, &mut out);
-        out
+        let path = |v: &Value| v["Path"].as_str().unwrap_or("").to_owned();
+        let (dropped, kept): (Vec<Value>, Vec<Value>) = out
+            .into_iter()
+            .partition(|v| v["Kind"] != 0 && mount_points.contains(&path(v)));
+        // a directory shown as changed only for the mount points under it goes too
+        let under = |dir: &str, list: &[Value]| {
+            list.iter()
+                .any(|v| path(v).starts_with(&format!("{}/", dir.trim_end_matches('/'))))
+        };
+        kept.iter()
+            .filter(|v| v["Kind"] != 0 || !under(&path(v), &dropped) || under(&path(v), &kept))
+            .cloned()
+            .collect::<Vec<_>>()
     })
     .await
     .map_err(blocking_err)?;
@@ -1430,20 +1450,26 @@ fn mounts_json(c: &Container) -> Value {
 /// `POST /containers/prune`: remove every stopped container.
 pub async fn prune(d: &Arc<Daemon>) -> Result<Reply, ApiError> {
     let mut deleted = Vec::new();
+    let mut reclaimed = 0;
     for e in d.containers.all() {
         let c = e.snapshot();
         if c.state.status.is_running() || c.removed {
             continue;
         }
+        let upper = d.containers.dir_of(&c.id).join("upper");
+        let size = tokio::task::spawn_blocking(move || crate::volumes::tree_size(&upper))
+            .await
+            .unwrap_or(0);
         if super::volumes::remove_container_async(d, &e, false)
             .await
             .is_ok()
         {
             deleted.push(c.id);
+            reclaimed += size;
         }
     }
     Ok(reply_json(
         StatusCode::OK,
-        &json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
+        &json!({"ContainersDeleted": deleted, "SpaceReclaimed": reclaimed}),
     ))
 }

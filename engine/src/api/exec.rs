@@ -147,7 +147,10 @@ fn spawn(d: &Daemon, x: &Exec) -> Result<Spawned, ApiError> {
         .filter(|u| !u.is_empty())
         .or(c.config["User"].as_str())
         .unwrap_or("");
-    let (uid, gid, groups) = crate::containers::user::resolve(&monitor::rootfs(&dir), user)
+    let root = monitor::rootfs(&dir);
+    let (uid, gid, mut groups) =
+        crate::containers::user::resolve(&root, user).map_err(ApiError::internal)?;
+    crate::containers::user::add_groups(&root, &strings(&c.host_config["GroupAdd"]), &mut groups)
         .map_err(ApiError::internal)?;
     let mut env = strings(&c.config["Env"]);
     env.extend(strings(&x.config["Env"]));

@@ -84,6 +84,31 @@ pub fn resolve(root: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), String> 
     Ok((uid, gid, extra))
 }
 
+/// `--group-add` entries (names from the root's /etc/group, or numbers) added to `extra`.
+pub fn add_groups(root: &Path, names: &[String], extra: &mut Vec<u32>) -> Result<(), String> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let group = read_in_root(root, "etc/group").unwrap_or_default();
+    for n in names {
+        let gid = match n.parse::<u32>() {
+            Ok(g) => g,
+            Err(_) => group
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == n)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    format!("Unable to find group {n}: no matching entries in group file")
+                })?,
+        };
+        if !extra.contains(&gid) {
+            extra.push(gid);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +134,16 @@ mod tests {
         assert!(resolve(d.path(), "nobody")
             .unwrap_err()
             .contains("unable to find user nobody"));
+        let mut extra = vec![10];
+        add_groups(
+            d.path(),
+            &["app".into(), "1001".into(), "wheel".into()],
+            &mut extra,
+        )
+        .unwrap();
+        assert_eq!(extra, [10, 1000, 1001]);
+        assert!(add_groups(d.path(), &["nosuch".into()], &mut extra)
+            .unwrap_err()
+            .contains("Unable to find group nosuch"));
     }
 }
