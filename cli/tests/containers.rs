@@ -584,6 +584,53 @@ fn restart_policies_and_backoff() {
     ok(d.berth(&["start", "loop"]));
     wait_until(|| restart_count(&d, "loop").0 > n, "start re-arms always");
     ok(d.berth(&["rm", "-f", "loop", "flaky", "clean"]));
+
+    // between a failure and the next start the container is "restarting": no exec, no
+    // kill, no rm without -f; stop ends it there; ps says so
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "crashy",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ]));
+    // after five restarts the next waits 3.2 s: long enough to look at it. (The count
+    // goes up as a start begins, so "restarting" twice, 0.5 s apart, is the backoff, not
+    // the start.)
+    let backoff = || restart_count(&d, "crashy") == (5, "restarting".to_owned());
+    wait_until(
+        || {
+            backoff() && {
+                std::thread::sleep(Duration::from_millis(500));
+                backoff()
+            }
+        },
+        "crashy's fifth restart, restarting",
+    );
+    let out = run(&mut d.berth(&["exec", "crashy", "true"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is restarting"),
+        "{out:?} {:?}",
+        restart_count(&d, "crashy")
+    );
+    let err = fails(d.berth(&["rm", "crashy"]));
+    assert!(err.contains("You cannot remove a"), "{err}");
+    ok(d.berth(&["stop", "crashy"]));
+    let (n, state) = restart_count(&d, "crashy");
+    assert_eq!(state, "exited");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        restart_count(&d, "crashy"),
+        (n, "exited".to_owned()),
+        "stop ends the backoff"
+    );
+    ok(d.berth(&["rm", "crashy"]));
 }
 
 #[test]

@@ -164,8 +164,11 @@ impl Daemon {
         let daemon = Arc::new(self);
         // Live restore: follow the containers that were running when the daemon stopped.
         for e in daemon.containers.all() {
-            if e.snapshot().state.status.is_running() {
+            let status = e.snapshot().state.status;
+            if status.is_live() {
                 crate::api::containers::spawn_watch(daemon.clone(), e);
+            } else if status == crate::containers::Status::Restarting {
+                crate::api::containers::resume_restart(daemon.clone(), e);
             }
         }
         // Networks: drop what dead containers held, re-apply bridges, ports and rules.

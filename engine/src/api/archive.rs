@@ -225,7 +225,7 @@ fn with_root<T: Send>(
 ) -> Result<T, CopyError> {
     let busy = e.fs_busy.lock().unwrap_or_else(|p| p.into_inner());
     let c = e.snapshot();
-    if c.state.status.is_running() && c.state.pid > 0 {
+    if c.state.status.is_live() && c.state.pid > 0 {
         drop(busy); // the container keeps its own root mounted
         return f(Path::new(&format!("/proc/{}/root", c.state.pid)));
     }
@@ -262,14 +262,26 @@ fn binds(c: &crate::containers::Container) -> Vec<(String, String, bool)> {
 
 /// Mount a stopped container's bind mounts over its root (mounted at `root` in this thread's
 /// own namespace), so that a copy sees what the container would. Each destination is opened
-/// by a thread chrooted into the root, and the mount goes onto that file descriptor: a symlink
-/// in the container cannot send a mount to the host. A missing destination is skipped (the
-/// runtime creates it at start: there is nothing under it to copy yet).
+/// (made first when missing, as the runtime would at start) by a thread chrooted into the
+/// root, and the mount goes onto that file descriptor: a symlink in the container cannot
+/// send a mount to the host.
 fn mount_binds(root: &Path, binds: &[(String, String)]) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     for (src, dst) in binds {
         let dst2 = dst.clone();
+        let src_is_dir = fs::metadata(src).map_or(true, |m| m.is_dir());
         let opened = files::in_root(root, move || {
+            // the mount point is made as the runtime would at start (a volume's dir)
+            if fs::symlink_metadata(&dst2).is_err() {
+                if src_is_dir {
+                    fs::create_dir_all(&dst2)?;
+                } else {
+                    if let Some(parent) = Path::new(&dst2).parent() {
+                        fs::create_dir_all(parent)?;
+                    }
+                    fs::File::create(&dst2)?;
+                }
+            }
             Ok(rustix::fs::open(
                 dst2.as_str(),
                 rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,

@@ -421,7 +421,7 @@ pub fn console_size(v: &Value) -> Option<(u16, u16)> {
 /// Start `e` and watch it until it exits (then auto-remove when asked).
 pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError> {
     let c = e.snapshot();
-    if c.state.status.is_running() {
+    if c.state.status.is_live() {
         return Err(ApiError::new(StatusCode::NOT_MODIFIED, ""));
     }
     if c.removed {
@@ -556,8 +556,16 @@ pub fn spawn_watch(d: Arc<Daemon>, e: Arc<Entry>) {
                     tracing::warn!("auto-remove of {}: {}", c.id, err.message);
                 }
             } else if let Some(delay) = restart_delay(&c) {
-                let handle = tokio::runtime::Handle::current();
-                handle.spawn(restart_later(d, e, delay));
+                // "restarting" until the policy's next start (unless stopped meanwhile)
+                let set = d.containers.update(&e, |c| {
+                    if c.state.status == Status::Exited && !c.state.manually_stopped && !c.removed {
+                        c.state.status = Status::Restarting;
+                    }
+                });
+                if set.is_ok_and(|c| c.state.status == Status::Restarting) {
+                    let handle = tokio::runtime::Handle::current();
+                    handle.spawn(restart_later(d, e, delay));
+                }
             }
         }
     });
@@ -590,10 +598,29 @@ fn restart_delay(c: &Container) -> Option<Duration> {
     Some(Duration::from_millis(100 << steps).min(Duration::from_secs(60)))
 }
 
+/// A container that was restarting when the daemon stopped: start it now.
+pub fn resume_restart(d: Arc<Daemon>, e: Arc<Entry>) {
+    tokio::spawn(restart_later(d, e, Duration::ZERO));
+}
+
+/// A restarting container taken out of its backoff by `stop`, `restart` or `rm`: exited.
+fn end_restarting(d: &Daemon, e: &Entry) -> Result<bool, ApiError> {
+    let c = d.containers.update(e, |c| {
+        if c.state.status == Status::Restarting {
+            c.state.status = Status::Exited;
+        }
+    })?;
+    Ok(c.state.status == Status::Exited)
+}
+
 async fn restart_later(d: Arc<Daemon>, e: Arc<Entry>, delay: Duration) {
     tokio::time::sleep(delay).await;
     let c = e.snapshot();
-    if c.removed || c.state.removed || c.state.manually_stopped || c.state.status.is_running() {
+    if c.removed
+        || c.state.removed
+        || c.state.manually_stopped
+        || c.state.status != Status::Restarting
+    {
         return;
     }
     if d.containers.update(&e, |c| c.restart_count += 1).is_err() {
@@ -731,6 +758,15 @@ pub async fn kill(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
     thaw_for_signal(d, &e);
     let c = e.snapshot();
     let sig = signal_number(q.get("signal").unwrap_or(""))?;
+    if c.state.status == Status::Restarting {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "Container {} is restarting, wait until the container is running",
+                c.id
+            ),
+        ));
+    }
     if !c.state.status.is_running() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -777,7 +813,7 @@ pub(crate) async fn wait_for(e: &Entry, pred: impl Fn(&RunState) -> bool) -> Run
 /// SIGTERM (or the stop signal), then SIGKILL after `t` seconds.
 pub async fn stop_entry(e: &Arc<Entry>, t: Option<u64>) -> Result<bool, ApiError> {
     let c = e.snapshot();
-    if !c.state.status.is_running() {
+    if !c.state.status.is_live() {
         return Ok(false);
     }
     let stop_sig = signal_number(c.config["StopSignal"].as_str().unwrap_or("TERM")).unwrap_or(15);
@@ -787,7 +823,7 @@ pub async fn stop_entry(e: &Arc<Entry>, t: Option<u64>) -> Result<bool, ApiError
     let done = tokio::time::timeout(Duration::from_secs(t), wait_for(e, |s| s.exits > exits)).await;
     if done.is_err() {
         let c = e.snapshot();
-        if c.state.status.is_running() {
+        if c.state.status.is_live() {
             let _ = send_signal(&c, 9);
         }
         wait_for(e, |s| s.exits > exits).await;
@@ -800,6 +836,10 @@ pub async fn stop(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
     d.containers
         .update(&e, |c| c.state.manually_stopped = true)?;
     thaw_for_signal(d, &e);
+    if e.snapshot().state.status == Status::Restarting && end_restarting(d, &e)? {
+        d.events.container(&e.snapshot(), "stop", &[]);
+        return Ok(status(StatusCode::NO_CONTENT));
+    }
     let t = q.get("t").and_then(|t| t.parse().ok());
     Ok(status(if stop_entry(&e, t).await? {
         d.events.container(&e.snapshot(), "stop", &[]);
@@ -814,6 +854,7 @@ pub async fn restart(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, Ap
     d.containers
         .update(&e, |c| c.state.manually_stopped = true)?;
     thaw_for_signal(d, &e);
+    end_restarting(d, &e)?;
     let t = q.get("t").and_then(|t| t.parse().ok());
     if stop_entry(&e, t).await? {
         d.events.container(&e.snapshot(), "stop", &[]);
@@ -831,15 +872,16 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, Api
     if c.state.status.is_running() && !q.flag("force") {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("You cannot remove a running container {}. Stop the container before attempting removal or force remove", c.id),
+            format!("You cannot remove a {} container {}. Stop the container before attempting removal or force remove", c.state.status.as_str(), c.id),
         ));
     }
     // no restart policy may start it again while it goes
-    let c = d
-        .containers
+    d.containers
         .update(&e, |c| c.state.manually_stopped = true)?;
+    end_restarting(d, &e)?;
+    let c = e.snapshot();
     thaw_for_signal(d, &e);
-    if c.state.status.is_running() {
+    if c.state.status.is_live() {
         if !q.flag("force") {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -903,6 +945,11 @@ fn status_text(c: &Container) -> String {
         }
         Status::Exited => format!("Exited ({})", c.state.exit_code),
         Status::Created => "Created".into(),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            human_duration(since(&c.state.finished_at))
+        ),
         other => other.as_str().to_owned(),
     }
 }
@@ -1023,7 +1070,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
         "GraphDriver": {"Name": "overlay2", "Data": {"MergedDir": monitor::rootfs(&dir), "UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}},
         "Mounts": mounts_json(&c),
         "Config": c.config,
-        "NetworkSettings": if c.network_settings.is_object() { c.network_settings.clone() } else { json!({"Bridge": "", "SandboxID": "", "Ports": {}, "Networks": {}, "IPAddress": "", "Gateway": "", "MacAddress": ""}) },
+        "NetworkSettings": if c.network_settings.is_object() { c.network_settings.clone() } else { unstarted_network_settings(&c) },
     });
     Ok(reply_json(StatusCode::OK, &body))
 }
@@ -1177,7 +1224,7 @@ pub async fn attach(
         let mut client = hyper_util::rt::TokioIo::new(upgraded);
         // Attach comes before start in `docker run`: wait for this run to begin.
         let s = wait_for(&e, |s| {
-            s.status.is_running() || s.exits > start_exits || s.removed
+            s.status.is_live() || s.exits > start_exits || s.removed
         })
         .await;
         if s.removed {
@@ -1236,7 +1283,7 @@ pub async fn resize(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, Api
     let e = d.containers.get(name)?;
     let c = e.snapshot();
     let (rows, cols) = resize_args(q)?;
-    if !c.state.status.is_running() {
+    if !c.state.status.is_live() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("Container {} is not running", c.id),
@@ -1384,7 +1431,7 @@ fn walk_changes(
 pub async fn top(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
     let e = d.containers.get(name)?;
     let c = e.snapshot();
-    if !c.state.status.is_running() || c.state.pid <= 0 {
+    if !c.state.status.is_live() || c.state.pid <= 0 {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("Container {} is not running", c.id),
@@ -1441,6 +1488,22 @@ pub async fn top(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiErr
     .await
     .map_err(blocking_err)??;
     Ok(reply_json(StatusCode::OK, &out))
+}
+
+/// `NetworkSettings` of a container that has not run yet: its network named, without an
+/// address (docker-py's `run` reads it right after create).
+fn unstarted_network_settings(c: &Container) -> Value {
+    let net = crate::network::mode(&c.host_config);
+    let endpoint = json!({
+        "IPAMConfig": null, "Links": null,
+        "Aliases": c.host_config.get("NetworkingAliases").cloned().unwrap_or(Value::Null),
+        "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": "",
+    });
+    json!({
+        "Bridge": "", "SandboxID": "", "Ports": {}, "IPAddress": "", "Gateway": "", "MacAddress": "",
+        "Networks": { net: endpoint },
+    })
 }
 
 fn mounts_json(c: &Container) -> Value {

@@ -56,7 +56,16 @@ pub async fn create(d: &Arc<Daemon>, name: &str, body: Incoming) -> Result<Reply
     let bytes = crate::http::read_body(body).await?;
     let e = d.containers.get(name)?;
     let c = e.snapshot();
-    if !c.state.status.is_running() {
+    if c.state.status == crate::containers::Status::Restarting {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "Container {} is restarting, wait until the container is running",
+                c.id
+            ),
+        ));
+    }
+    if !c.state.status.is_live() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("Container {} is not running", c.id),

@@ -89,13 +89,16 @@ fn to_json(c: &crate::containers::Container, now: &Sample, before: &Sample) -> V
 pub async fn stats(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
     let e = d.containers.get(name)?;
     let c = e.snapshot();
-    let stream = q.get("stream").is_none_or(|s| !matches!(s, "0" | "false"));
+    // docker-py sends Python's `False`
+    let stream = q
+        .get("stream")
+        .is_none_or(|s| !(s == "0" || s.eq_ignore_ascii_case("false")));
     let read = |d: Arc<Daemon>, id: String, running: bool| async move {
         tokio::task::spawn_blocking(move || sample(&d, &id, running))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))
     };
-    let running = c.state.status.is_running();
+    let running = c.state.status.is_live();
     if !stream {
         let first = read(d.clone(), c.id.clone(), running).await?;
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -108,7 +111,7 @@ pub async fn stats(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiE
         let mut before = Sample::default();
         loop {
             let c = e.snapshot();
-            let running = c.state.status.is_running();
+            let running = c.state.status.is_live();
             let Ok(now) = read(d.clone(), c.id.clone(), running).await else {
                 return;
             };

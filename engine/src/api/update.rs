@@ -105,7 +105,7 @@ pub async fn update(d: &Arc<Daemon>, name: &str, body: Incoming) -> Result<Reply
     for (k, v) in &changed {
         hc[*k] = v.clone();
     }
-    if c.state.status.is_running() {
+    if c.state.status.is_live() {
         let res: oci_spec::runtime::LinuxResources =
             serde_json::from_value(resources(&hc, &changed))
                 .map_err(|e| ApiError::internal(format!("resources: {e}")))?;

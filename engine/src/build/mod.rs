@@ -895,7 +895,7 @@ impl Build {
     /// Send what the step's container prints to the build output, as it comes.
     async fn relay_output(&self, e: &Arc<crate::containers::Entry>, start_exits: u64) {
         let s = crate::api::containers::wait_for(e, |s| {
-            s.status.is_running() || s.exits > start_exits || s.removed
+            s.status.is_live() || s.exits > start_exits || s.removed
         })
         .await;
         let dir = self.d.containers.dir_of(&e.snapshot().id);

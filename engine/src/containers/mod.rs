@@ -376,7 +376,7 @@ impl Containers {
     pub fn start(&self, e: &Arc<Entry>, cfg: MonitorConfig) -> Result<(), ApiError> {
         let _fs = e.fs_busy.lock().unwrap_or_else(|p| p.into_inner());
         let c = e.snapshot();
-        if c.state.status.is_running() {
+        if c.state.status.is_live() {
             return Err(ApiError::new(
                 StatusCode::NOT_MODIFIED,
                 "container already started",

@@ -34,6 +34,10 @@ impl Status {
     pub fn is_running(self) -> bool {
         matches!(self, Status::Running | Status::Paused | Status::Restarting)
     }
+    /// A process exists (restarting: it has exited and waits for its next start).
+    pub fn is_live(self) -> bool {
+        matches!(self, Status::Running | Status::Paused)
+    }
 }
 
 /// The mutable part: what `inspect` shows under `State`.
