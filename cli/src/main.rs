@@ -163,6 +163,12 @@ enum Cmd {
     },
     /// Update configuration of one or more containers
     Update(commands::containers::UpdateArgs),
+    /// List port mappings or a specific mapping for the container
+    Port {
+        container: String,
+        /// PRIVATE_PORT[/PROTO]
+        private: Option<String>,
+    },
     /// Rename a container
     Rename { container: String, new_name: String },
     /// Inspect changes to files or directories on a container's filesystem
@@ -350,6 +356,9 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         } => done(ct::each(&c, Method::DELETE, &containers, &rm_query(force, volumes)).await),
         Cmd::Wait { containers } => ct::wait(&c, &containers).await,
         Cmd::Update(a) => done(ct::update(&c, a).await),
+        Cmd::Port { container, private } => {
+            done(ct::port(&c, &container, private.as_deref()).await)
+        }
         Cmd::Inspect { kind, names } => {
             use commands::containers::Kind;
             let kinds = match kind {

@@ -91,6 +91,13 @@ fn user_network_names_published_ports_and_cleanup() {
     ]));
     let port = ok(d.docker(&["port", "pub"]));
     assert!(port.contains("80/tcp -> 0.0.0.0:8080"), "{port}");
+    assert_eq!(ok(d.berth(&["port", "pub"])), "80/tcp -> 0.0.0.0:8080\n");
+    assert_eq!(ok(d.berth(&["port", "pub", "80"])), "0.0.0.0:8080\n");
+    let err = fails(d.berth(&["port", "pub", "81/udp"]));
+    assert!(
+        err.contains("No public port '81/udp' published for pub"),
+        "{err}"
+    );
     let ps = ok(d.berth(&["ps"]));
     assert!(ps.contains("0.0.0.0:8080->80/tcp"), "{ps}");
     let from_host = ok(d

@@ -1343,3 +1343,57 @@ pub async fn update(c: &Client, a: UpdateArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `port CONTAINER [PRIVATE_PORT[/PROTO]]`: the published ports, as `80/tcp -> 0.0.0.0:4000`.
+pub async fn port(c: &Client, container: &str, private: Option<&str>) -> Result<()> {
+    let v = c
+        .json(
+            Method::GET,
+            &format!("/containers/{container}/json"),
+            Payload::None,
+        )
+        .await?;
+    let want = private.map(|p| {
+        if p.contains('/') {
+            p.to_owned()
+        } else {
+            format!("{p}/tcp")
+        }
+    });
+    let mut lines = Vec::new();
+    let ports = v["NetworkSettings"]["Ports"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for (key, bindings) in &ports {
+        if want.as_deref().is_some_and(|w| w != key) {
+            continue;
+        }
+        for b in bindings.as_array().into_iter().flatten() {
+            let ip = b["HostIp"]
+                .as_str()
+                .filter(|i| !i.is_empty())
+                .unwrap_or("0.0.0.0");
+            let port = b["HostPort"].as_str().unwrap_or("");
+            let addr = if ip.contains(':') {
+                format!("[{ip}]:{port}")
+            } else {
+                format!("{ip}:{port}")
+            };
+            lines.push(if want.is_some() {
+                addr
+            } else {
+                format!("{key} -> {addr}")
+            });
+        }
+    }
+    if lines.is_empty() {
+        if let Some(w) = want {
+            bail!("No public port '{w}' published for {container}");
+        }
+    }
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(())
+}
