@@ -163,6 +163,11 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                         return networks::connect(&d, name, req.into_body()).await;
                     }
                 }
+                if let Some(name) = name.strip_suffix("/disconnect") {
+                    if m == Method::POST {
+                        return networks::disconnect(&d, name, req.into_body()).await;
+                    }
+                }
                 return match m {
                     Method::GET => networks::inspect(&d, name).await,
                     Method::DELETE => networks::remove(&d, name).await,

@@ -224,3 +224,56 @@ pub async fn connect(d: &Daemon, name: &str, body: Incoming) -> Result<Reply, Ap
     })?;
     Ok(status(StatusCode::OK))
 }
+
+/// `POST /networks/{id}/disconnect`. As `connect`: for a container's own network, before it
+/// runs, this forgets the aliases and address given at create (docker-compose disconnects
+/// and reconnects a new container to set them); a running container, or a second network,
+/// is not supported yet and says so.
+pub async fn disconnect(d: &Daemon, name: &str, body: Incoming) -> Result<Reply, ApiError> {
+    let n = nets(d)?;
+    let v: Value = serde_json::from_slice(&read_body(body).await?)?;
+    let container = v["Container"].as_str().unwrap_or("").to_owned();
+    if container.is_empty() {
+        return Err(ApiError::bad_request("a container is required"));
+    }
+    let name = name.to_owned();
+    let info = blocking(move || n.inspect(&name)).await?;
+    let e = d.containers.get(&container)?;
+    let c = e.snapshot();
+    let mode = crate::network::mode(&c.host_config);
+    if mode != info.name && mode != info.id {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "container {} is not connected to network {}",
+                c.id, info.name
+            ),
+        ));
+    }
+    if c.state.status.is_running() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!(
+                "container {container} is running: berth does not disconnect a running \
+                 container from its network yet"
+            ),
+        ));
+    }
+    d.containers.update(&e, |c| {
+        if let Some(hc) = c.host_config.as_object_mut() {
+            hc.remove("NetworkingAliases");
+            hc.remove("BerthIPv4Address");
+        }
+    })?;
+    d.events.emit(
+        "network",
+        "disconnect",
+        &info.id,
+        &[
+            ("container", &c.id),
+            ("name", &info.name),
+            ("type", "bridge"),
+        ],
+    );
+    Ok(status(StatusCode::OK))
+}
