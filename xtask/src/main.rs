@@ -16,6 +16,7 @@ mod rootfs;
 mod sys;
 mod test;
 mod venv;
+mod vm;
 
 const USAGE: &str = "usage: cargo xtask <task>
 
@@ -23,6 +24,9 @@ tasks:
   demo                 build berth and run its main job against a scratch daemon
   test                 lint, unit tests, end-to-end tests (privileged ones when root)
   lint                 cargo fmt --check and cargo clippy -D warnings
+  vm-test [--filter PATTERN] [--keep] [--timeout SECS] [--accel kvm|tcg]
+                       the kernel-dependent end-to-end scenarios in a VM on Debian's cloud
+                       kernel with only cgroup v2 (qemu, KVM when it works, else TCG)
   bench <name>         benchmarks against the peers: store, run, pull, net, runtime
   rootfs <name>        build once, then print, a cached Debian rootfs tarball: python, redis
   compose              build once, then print, the cached docker-compose 1.29.2 the tests use
@@ -38,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         Some("demo") => demo::run(),
         Some("test") => test::run(&args[1..]),
         Some("lint") => test::lint(),
+        Some("vm-test") => vm::run_task(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("dockerfile") => dockerfile::run(&args[1..]),
         Some("rootfs") => rootfs::run_task(&args[1..]),
