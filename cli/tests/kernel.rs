@@ -27,15 +27,16 @@ fn inspect(d: &TestDaemon, c: &str) -> serde_json::Value {
     v[0].clone()
 }
 
-/// Retry `f` until it holds (the guest under TCG is slow to start a server).
-fn eventually(what: &str, mut f: impl FnMut() -> Option<String>) -> String {
+/// Retry `f` until it gives a value (the guest under TCG is slow to start a server); the
+/// last error shows when it never does.
+fn eventually(what: &str, mut f: impl FnMut() -> Result<String, String>) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(v) = f() {
-            return v;
+        match f() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() > deadline => panic!("timed out waiting for {what}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -164,13 +165,20 @@ fn kernel_bridge_and_published_port() {
         .unwrap()
         .to_owned();
     assert!(ip.starts_with("172.17."), "{ip}");
-    // from the daemon's host side: the published port on loopback and on the bridge
-    for url in ["http://127.0.0.1:8080/", "http://172.17.0.1:8080/"] {
-        let page = eventually(url, || {
-            let out = run(d.in_netns("busybox").args(["wget", "-T", "5", "-qO-", url]));
-            out.status
-                .success()
-                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    // from the daemon's host side: the container itself, and the published port on loopback
+    // and on the bridge (no `wget -T`: Debian's busybox 1.35 crashes with it)
+    for url in [
+        format!("http://{ip}/"),
+        "http://127.0.0.1:8080/".into(),
+        "http://172.17.0.1:8080/".into(),
+    ] {
+        let page = eventually(&url, || {
+            let out = run(d.in_netns("busybox").args(["wget", "-qO-", &url]));
+            if out.status.success() {
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            } else {
+                Err(format!("{out:?}"))
+            }
         });
         assert_eq!(page, "hello from web\n", "{url}");
     }
@@ -181,7 +189,7 @@ fn kernel_bridge_and_published_port() {
         "busybox",
         "sh",
         "-c",
-        &format!("wget -T 5 -qO- http://{ip}/ && wget -T 5 -qO- http://172.17.0.1:8080/"),
+        &format!("wget -qO- http://{ip}/ && wget -qO- http://172.17.0.1:8080/"),
     ]));
     assert_eq!(out, "hello from web\nhello from web\n");
     ok(d.berth(&["rm", "-f", "web"]));
