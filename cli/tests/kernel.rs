@@ -136,7 +136,8 @@ fn kernel_memory_and_pids_limits() {
         "lim",
         "sh",
         "-c",
-        "n=0; while [ $n -lt 40 ]; do sleep 60 & n=$((n+1)); done; echo all forked",
+        // the sleeps let go of exec's output, or exec would wait for them to end
+        "n=0; while [ $n -lt 40 ]; do sleep 60 >/dev/null 2>&1 & n=$((n+1)); done; echo all forked",
     ]));
     assert!(err.contains("fork"), "{err}");
     let current = cgroup_file(pid, "pids", "pids.current", "pids.current");
