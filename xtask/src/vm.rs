@@ -15,7 +15,7 @@ mod kernel;
 mod qemu;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -24,8 +24,16 @@ use crate::sys::{self, cargo, ensure_packages};
 use qemu::Accel;
 
 /// Host packages: qemu itself, setpriv (util-linux) to tie qemu's life to ours, dpkg-deb
-/// and apt for the guest's packages, ldd (libc-bin) to check the binaries' libraries.
-const HOST_PACKAGES: &[&str] = &["qemu-system-x86", "util-linux", "dpkg", "apt", "libc-bin"];
+/// and apt for the guest's packages, ldd (libc-bin) to check the binaries' libraries,
+/// objcopy (binutils) to strip them.
+const HOST_PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "util-linux",
+    "dpkg",
+    "apt",
+    "libc-bin",
+    "binutils",
+];
 
 /// The integration test file whose scenarios run in the guest.
 const SUITE: &str = "kernel";
@@ -127,12 +135,21 @@ fn run(opts: &Opts) -> Result<i32> {
         keep: opts.keep,
     };
     std::fs::create_dir_all(&work.path)?;
+    // debug info is most of the binaries' size (berth: 111 MB of 20), and the guest copies
+    // every byte twice under TCG; each keeps its own path, which the suite relies on
+    let mut stripped = Vec::new();
+    for (i, bin) in [&test_exe, &berth].into_iter().enumerate() {
+        let s = work.path.join(format!("stripped-{i}"));
+        sys::output(
+            Command::new("objcopy")
+                .arg("--strip-debug")
+                .arg(bin)
+                .arg(&s),
+        )?;
+        stripped.push((s, bin.clone()));
+    }
     let run_cpio = work.path.join("run.cpio");
-    guest::run_archive(
-        &run_cpio,
-        &[&test_exe, &berth],
-        &suite_script(&test_exe, opts),
-    )?;
+    guest::run_archive(&run_cpio, &stripped, &suite_script(&test_exe, opts))?;
     let initrd = work.path.join("initrd");
     concat(&initrd, &[&base.archive, &run_cpio])?;
     std::fs::remove_file(&run_cpio)?;

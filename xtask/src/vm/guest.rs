@@ -248,12 +248,12 @@ fn check(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The per-run archive (plain cpio): `files` at their own absolute paths in the guest, and
-/// the suite script.
-pub fn run_archive(path: &Path, files: &[&Path], suite: &str) -> Result<()> {
+/// The per-run archive (plain cpio): each `(source, path)` file at its absolute `path` in the
+/// guest, and the suite script.
+pub fn run_archive(path: &Path, files: &[(PathBuf, PathBuf)], suite: &str) -> Result<()> {
     let mut c = Cpio::new(BufWriter::new(File::create(path)?));
     let mut dirs: Vec<PathBuf> = Vec::new();
-    for f in files {
+    for (src, f) in files {
         let mut ancestors: Vec<&Path> = f.ancestors().skip(1).collect();
         ancestors.reverse();
         for a in ancestors {
@@ -262,7 +262,7 @@ pub fn run_archive(path: &Path, files: &[&Path], suite: &str) -> Result<()> {
                 dirs.push(a.to_path_buf());
             }
         }
-        c.copy_file(&format!("guest{}", f.display()), f)?;
+        c.copy_file(&format!("guest{}", f.display()), src)?;
     }
     c.file("guest/etc/berth-vm/suite", 0o755, suite.as_bytes())?;
     c.finish()?.flush()?;
