@@ -24,7 +24,7 @@ tasks:
   demo                 build berth and run its main job against a scratch daemon
   test                 lint, unit tests, end-to-end tests (privileged ones when root)
   lint                 cargo fmt --check and cargo clippy -D warnings
-  vm-test [--filter PATTERN] [--keep] [--timeout SECS] [--accel kvm|tcg]
+  vm-test [--filter PATTERN] [--keep] [--dev] [--timeout SECS] [--accel kvm|tcg]
                        the kernel-dependent end-to-end scenarios in a VM on Debian's cloud
                        kernel with only cgroup v2 (qemu, KVM when it works, else TCG)
   bench <name>         benchmarks against the peers: store, run, pull, net, runtime

@@ -1,7 +1,7 @@
-//! `cargo xtask vm-test [--filter PATTERN] [--keep] [--timeout SECS] [--accel kvm|tcg]`: the
-//! kernel-dependent end-to-end scenarios (`cli/tests/kernel.rs`) run again inside a throwaway
-//! VM on Debian's cloud kernel with only cgroup v2, as the host's `cargo xtask test` cannot
-//! show (this host is a v1+v2 hybrid on another kernel).
+//! `cargo xtask vm-test [--filter PATTERN] [--keep] [--dev] [--timeout SECS] [--accel
+//! kvm|tcg]`: the kernel-dependent end-to-end scenarios (`cli/tests/kernel.rs`) run again
+//! inside a throwaway VM on Debian's cloud kernel with only cgroup v2, which the host's
+//! `cargo xtask test` cannot show (this host is a v1+v2 hybrid on another kernel).
 //!
 //! Everything it fetches or builds is cached under `<target>/vm/`: the kernel package, the
 //! guest's Debian packages, the base initramfs, KVM's verdict for this boot of the host. The
@@ -46,6 +46,8 @@ const KVM_PROBE: Duration = Duration::from_secs(8);
 struct Opts {
     filter: Option<String>,
     keep: bool,
+    /// Use the dev profile's binaries, which `cargo xtask test` has just built (CI).
+    dev: bool,
     timeout: Duration,
     accel: Option<Accel>,
 }
@@ -54,6 +56,7 @@ fn parse(args: &[String]) -> Result<Opts> {
     let mut o = Opts {
         filter: None,
         keep: false,
+        dev: false,
         timeout: Duration::from_secs(20 * 60),
         accel: None,
     };
@@ -63,6 +66,7 @@ fn parse(args: &[String]) -> Result<Opts> {
         match a.as_str() {
             "--filter" => o.filter = Some(value()?.clone()),
             "--keep" => o.keep = true,
+            "--dev" => o.dev = true,
             "--timeout" => {
                 o.timeout = Duration::from_secs(value()?.parse().context("--timeout SECS")?)
             }
@@ -74,7 +78,7 @@ fn parse(args: &[String]) -> Result<Opts> {
                 })
             }
             other => bail!(
-                "unknown vm-test argument {other:?}\nusage: cargo xtask vm-test [--filter PATTERN] [--keep] [--timeout SECS] [--accel kvm|tcg]"
+                "unknown vm-test argument {other:?}\nusage: cargo xtask vm-test [--filter PATTERN] [--keep] [--dev] [--timeout SECS] [--accel kvm|tcg]"
             ),
         }
     }
@@ -113,7 +117,7 @@ fn run(opts: &Opts) -> Result<i32> {
     ensure_packages(sys::BUILD_PACKAGES)?;
     let cache = sys::target_dir().join("vm");
     std::fs::create_dir_all(&cache)?;
-    let (test_exe, berth) = build_suite()?;
+    let (test_exe, berth) = build_suite(opts.dev)?;
     let kernel = kernel::ensure(&cache)?;
     let base = guest::ensure_base(&cache, &kernel)?;
     for bin in [&test_exe, &berth] {
@@ -218,19 +222,18 @@ fn run(opts: &Opts) -> Result<i32> {
     Ok(rc)
 }
 
-/// Build the suite's test executable and the `berth` it drives, in release; their paths.
-fn build_suite() -> Result<(PathBuf, PathBuf)> {
+/// Build the suite's test executable and the `berth` it drives, in release (or, with `dev`,
+/// exactly as `cargo xtask test` builds every test, so that after it nothing is rebuilt);
+/// their paths.
+fn build_suite(dev: bool) -> Result<(PathBuf, PathBuf)> {
     let mut c = cargo();
-    c.args([
-        "test",
-        "--release",
-        "-p",
-        "cli",
-        "--test",
-        SUITE,
-        "--no-run",
-        "--message-format=json-render-diagnostics",
-    ]);
+    c.arg("test");
+    if dev {
+        c.args(["--workspace", "--no-fail-fast"]);
+    } else {
+        c.args(["--release", "-p", "cli", "--test", SUITE]);
+    }
+    c.args(["--no-run", "--message-format=json-render-diagnostics"]);
     eprintln!("$ {}", sys::show(&c));
     let out = c.stderr(Stdio::inherit()).output()?;
     if !out.status.success() {
@@ -249,13 +252,14 @@ fn build_suite() -> Result<(PathBuf, PathBuf)> {
         let kinds = v["target"]["kind"].to_string();
         if name == SUITE && kinds.contains("\"test\"") {
             test_exe = Some(PathBuf::from(exe));
-        } else if name == "berth" && kinds.contains("\"bin\"") {
+        } else if name == "berth" && kinds.contains("\"bin\"") && v["profile"]["test"] == false {
             berth = Some(PathBuf::from(exe));
         }
     }
     let test_exe = test_exe.ok_or_else(|| anyhow!("cargo named no test executable {SUITE}"))?;
     // the test executable runs env!("CARGO_BIN_EXE_berth"): the same path in the guest
-    let berth = berth.unwrap_or_else(|| sys::target_dir().join("release/berth"));
+    let profile = if dev { "debug" } else { "release" };
+    let berth = berth.unwrap_or_else(|| sys::target_dir().join(profile).join("berth"));
     Ok((test_exe, berth))
 }
 
