@@ -57,7 +57,8 @@ fn parse(args: &[String]) -> Result<Opts> {
         filter: None,
         keep: false,
         dev: false,
-        timeout: Duration::from_secs(20 * 60),
+        // the suite takes about a minute under TCG here
+        timeout: Duration::from_secs(10 * 60),
         accel: None,
     };
     let mut it = args.iter();
@@ -134,6 +135,7 @@ fn run(opts: &Opts) -> Result<i32> {
         None => pick_accel(&cache, &kernel, &base)?,
     };
 
+    remove_stale_runs(&cache);
     let work = WorkDir {
         path: cache.join(format!("run-{}", std::process::id())),
         keep: opts.keep,
@@ -157,6 +159,9 @@ fn run(opts: &Opts) -> Result<i32> {
     let initrd = work.path.join("initrd");
     concat(&initrd, &[&base.archive, &run_cpio])?;
     std::fs::remove_file(&run_cpio)?;
+    for (s, _) in &stripped {
+        std::fs::remove_file(s)?;
+    }
     let prepared = t0.elapsed();
 
     eprintln!(
@@ -261,6 +266,21 @@ fn build_suite(dev: bool) -> Result<(PathBuf, PathBuf)> {
     let profile = if dev { "debug" } else { "release" };
     let berth = berth.unwrap_or_else(|| sys::target_dir().join(profile).join("berth"));
     Ok((test_exe, berth))
+}
+
+/// Work dirs of runs whose xtask died before it could remove them (killed by a signal).
+fn remove_stale_runs(cache: &Path) {
+    let Ok(rd) = std::fs::read_dir(cache) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("run-") {
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
 }
 
 fn shell_quote(s: &str) -> String {
