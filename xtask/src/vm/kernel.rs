@@ -100,10 +100,19 @@ fn kernel_package() -> Result<String> {
 
 /// Fetch and unpack the kernel once; later runs find it under `cache/kernel-<package>`.
 pub fn ensure(cache: &Path) -> Result<Kernel> {
-    let pkg = kernel_package()?;
-    let dir = cache.join(format!("kernel-{pkg}"));
-    if !dir.join(".complete").exists() {
-        let deb = download(cache, &[&pkg])?.remove(0);
+    let mut pkg = kernel_package()?;
+    if !cache.join(format!("kernel-{pkg}/.complete")).exists() {
+        let deb = match download(cache, &[&pkg]) {
+            Ok(mut debs) => debs.remove(0),
+            // stale lists name a kernel the mirror has replaced: download refreshed them
+            Err(e) if kernel_package().is_ok_and(|p| p != pkg) => {
+                eprintln!("xtask: {pkg}: {e:#}; apt now names a newer kernel");
+                pkg = kernel_package()?;
+                download(cache, &[&pkg])?.remove(0)
+            }
+            Err(e) => return Err(e),
+        };
+        let dir = cache.join(format!("kernel-{pkg}"));
         let tmp = cache.join(format!("kernel-{pkg}.tmp"));
         let _ = std::fs::remove_dir_all(&tmp);
         run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tmp))?;
@@ -111,6 +120,7 @@ pub fn ensure(cache: &Path) -> Result<Kernel> {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::rename(&tmp, &dir)?;
     }
+    let dir = cache.join(format!("kernel-{pkg}"));
     let release = pkg.trim_start_matches("linux-image-").to_owned();
     let kernel = Kernel {
         vmlinuz: dir.join(format!("boot/vmlinuz-{release}")),
