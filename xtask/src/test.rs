@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Result};
 
 use crate::sys::{self, cargo, ensure_packages, is_root};
-use crate::{compose, dockerpy, rootfs};
+use crate::{compose, dockerpy, rootfs, vm};
 
 /// What the end-to-end suite drives besides berth itself.
 pub const TEST_PACKAGES: &[&str] = &[
@@ -89,6 +89,15 @@ pub fn run(extra: &[String]) -> Result<()> {
     println!("xtask test: {passed} passed, {failed} failed, {ignored} skipped");
     if !ok || failed > 0 {
         bail!("tests failed");
+    }
+    if is_root() && extra.is_empty() {
+        // the kernel-dependent scenarios again, on Debian's kernel with cgroup v2 only, from
+        // the binaries just built (about a minute under TCG)
+        let rc = vm::run_dev()?;
+        println!("xtask test: vm-test exit code {rc}");
+        if rc != 0 {
+            bail!("vm-test failed");
+        }
     }
     Ok(())
 }
