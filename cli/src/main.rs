@@ -95,6 +95,8 @@ enum Cmd {
     Run(commands::containers::RunArgs),
     /// Execute a command in a running container
     Exec(commands::containers::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(commands::containers::AttachArgs),
     /// Create a new container
     Create(commands::containers::CreateArgs),
     /// Start one or more stopped containers
@@ -276,6 +278,7 @@ fn main() {
             std::process::exit(engine::monitor::stage2(std::path::Path::new(dir)));
         }
     }
+    runtime::trace::mark("cli main");
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Monitor { dir, .. } => Err(anyhow::anyhow!(
@@ -326,6 +329,7 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Create(a) => done(ct::create(&c, a).await),
         Cmd::Exec(a) => ct::exec(&c, a).await,
         Cmd::Start { attach, containers } => ct::start(&c, &containers, attach).await,
+        Cmd::Attach(a) => ct::attach(&c, a).await,
         Cmd::Ps(a) => done(ct::ps(&c, a).await),
         Cmd::Logs(a) => done(ct::logs(&c, a).await),
         Cmd::Stop { time, containers } => {

@@ -512,6 +512,105 @@ fn tty_run_and_exec_with_resize_through_berth_and_docker() {
     assert_eq!(out, "logged\r\n");
 }
 
+/// Run `cmd` in a terminal (of `script`) while `input` (a shell pipeline's commands,
+/// e.g. with sleeps) types into it; returns what the terminal showed, and fails unless
+/// `cmd` exits 0.
+fn typed_in_terminal(d: &TestDaemon, input: &str, cmd: &str) -> String {
+    let line = format!("({input}) | script -qefc 'stty rows 33 cols 77; {cmd}' /dev/null");
+    let mut c = std::process::Command::new("sh");
+    c.args(["-c", &line])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.path("docker-config"));
+    let out = run(&mut c);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{cmd}: {}\n{text}", out.status);
+    text
+}
+
+fn running(d: &TestDaemon, c: &str) -> bool {
+    ok(d.docker(&["inspect", "-f", "{{.State.Running}}", c])).trim() == "true"
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn detach_keys_leave_the_container_running() {
+    let d = daemon_with_busybox();
+    let berth = format!("{} -H {}", support::BERTH, d.host());
+    // run -it, then ctrl-p ctrl-q: the CLI returns 0 and the shell goes on
+    let out = typed_in_terminal(
+        &d,
+        r"sleep 1; printf 'echo hel''lo\r'; sleep 1; printf '\020\021'; sleep 3",
+        &format!("{berth} run -it --name dk busybox sh"),
+    );
+    assert!(out.contains("hello"), "{out:?}");
+    assert!(
+        running(&d, "dk"),
+        "the shell should still run after detaching"
+    );
+    // attach again: input reaches the same shell; custom keys detach
+    let out = typed_in_terminal(
+        &d,
+        r"sleep 1; printf 'echo ag''ain\r'; sleep 1; printf '\030'; sleep 3",
+        &format!("{berth} attach --detach-keys ctrl-x dk"),
+    );
+    assert!(out.contains("again"), "{out:?}");
+    assert!(running(&d, "dk"));
+    // the docker CLI's attach and exec -it, with its own handling of the keys
+    let docker = support::require("docker").display().to_string();
+    // (it says so and exits 1 when the keys come, whatever the daemon)
+    let out = typed_in_terminal(
+        &d,
+        r"sleep 1; printf 'echo thi''rd\r'; sleep 1; printf '\020\021'; sleep 3",
+        &format!("{docker} attach dk; echo docker=$?"),
+    );
+    assert!(out.contains("third"), "{out:?}");
+    assert!(
+        out.contains("read escape sequence") && out.contains("docker=1"),
+        "{out:?}"
+    );
+    // attaching to a running container shows only what comes after (no logs=1)
+    assert!(!out.contains("BusyBox v"), "{out:?}");
+    assert!(running(&d, "dk"));
+    let out = typed_in_terminal(
+        &d,
+        r"sleep 1; printf 'echo $$ > /tmp/execsh\r'; sleep 1; printf '\020\021'; sleep 3",
+        &format!("{berth} exec -it dk sh"),
+    );
+    assert!(!out.contains("rror"), "{out:?}");
+    // the exec'd shell outlives its detached client
+    let pid = ok(d.berth(&["exec", "dk", "cat", "/tmp/execsh"]));
+    let ps = ok(d.berth(&["exec", "dk", "ps", "-o", "pid"]));
+    assert!(
+        ps.lines().any(|l| l.trim() == pid.trim()),
+        "exec shell {pid} gone: {ps}"
+    );
+    // a key sequence that does not parse is refused before anything is made
+    let before = ok(d.berth(&["ps", "-aq"]));
+    let err = fails(d.berth(&["run", "--detach-keys", "ctrl-P", "busybox", "true"]));
+    assert!(
+        err.contains("Invalid detach keys (ctrl-P) provided"),
+        "{err}"
+    );
+    assert_eq!(ok(d.berth(&["ps", "-aq"])), before);
+    // and by the API (the docker CLI shows only the status of a refused upgrade)
+    let err = fails(d.docker(&["attach", "--no-stdin", "--detach-keys", "ctrl-", "dk"]));
+    assert!(err.contains("received 400"), "{err}");
+    let sock = d.host().trim_start_matches("unix://").to_owned();
+    let out = ok(std::process::Command::new("curl").args([
+        "-s",
+        "--unix-socket",
+        &sock,
+        "-X",
+        "POST",
+        "http://b/v1.41/containers/dk/attach?stream=1&stdin=1&detachKeys=ctrl-",
+    ]));
+    assert!(
+        out.contains("Invalid detach keys (ctrl-) provided"),
+        "{out}"
+    );
+    ok(d.berth(&["rm", "-f", "dk"]));
+}
+
 fn restart_count(d: &TestDaemon, c: &str) -> (u64, String) {
     let v: serde_json::Value =
         serde_json::from_str(&ok(d.berth(&["container", "inspect", c]))).unwrap();

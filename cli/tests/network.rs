@@ -138,3 +138,83 @@ fn user_network_names_published_ports_and_cleanup() {
         .unwrap_or_default();
     assert!(left.is_empty(), "netns files left: {left:?}");
 }
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn mac_address_of_a_container() {
+    let d = daemon_with_busybox();
+    // berth and the docker CLI: the interface has the address asked for, and inspect says so
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "m1",
+        "--mac-address",
+        "92:D0:C6:0A:29:33",
+        "busybox",
+        "sleep",
+        "60",
+    ]));
+    let inside = ok(d.berth(&["exec", "m1", "cat", "/sys/class/net/eth0/address"]));
+    assert_eq!(inside.trim(), "92:d0:c6:0a:29:33");
+    assert_eq!(
+        inspect_field(&d, "m1", "NetworkSettings.MacAddress"),
+        "92:d0:c6:0a:29:33"
+    );
+    assert_eq!(
+        inspect_field(&d, "m1", "Config.MacAddress"),
+        "92:d0:c6:0a:29:33"
+    );
+    // newer clients put it on the endpoint (the docker CLI 28 does so only at API 1.44, and
+    // refuses the flag against 1.41 daemons, dockerd 20.10's and ours alike)
+    let sock = d.host().trim_start_matches("unix://").to_owned();
+    let created = ok(std::process::Command::new("curl").args([
+        "-sf",
+        "--unix-socket",
+        &sock,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"Image":"busybox","Cmd":["sleep","60"],"NetworkingConfig":{"EndpointsConfig":{"bridge":{"MacAddress":"02:42:ac:11:00:99"}}}}"#,
+        "http://b/v1.41/containers/create?name=m3",
+    ]));
+    assert!(created.contains("\"Id\""), "{created}");
+    ok(d.berth(&["start", "m3"]));
+    let inside = ok(d.berth(&["exec", "m3", "cat", "/sys/class/net/eth0/address"]));
+    assert_eq!(inside.trim(), "02:42:ac:11:00:99");
+    // without one: Docker's 02:42 followed by the address
+    ok(d.berth(&["run", "-d", "--name", "m2", "busybox", "sleep", "60"]));
+    let ip: std::net::Ipv4Addr = inspect_field(&d, "m2", "NetworkSettings.IPAddress")
+        .parse()
+        .unwrap();
+    let o = ip.octets();
+    assert_eq!(
+        inspect_field(&d, "m2", "NetworkSettings.MacAddress"),
+        format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+    );
+    // bad addresses and a host network are refused, and nothing is left behind
+    let before = ok(d.berth(&["ps", "-aq"]));
+    for (mac, net, msg) in [
+        ("92:d0:c6:0a:29", "bridge", "invalid MAC address"),
+        ("01:00:5e:00:00:01", "bridge", "multicast"),
+        (
+            "92:d0:c6:0a:29:34",
+            "host",
+            "conflicting options: mac-address",
+        ),
+    ] {
+        let err = fails(d.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            net,
+            "--mac-address",
+            mac,
+            "busybox",
+            "true",
+        ]));
+        assert!(err.contains(msg), "{mac}: {err}");
+    }
+    assert_eq!(ok(d.berth(&["ps", "-aq"])), before);
+    ok(d.berth(&["rm", "-f", "m1", "m2", "m3"]));
+}

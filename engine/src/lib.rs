@@ -12,6 +12,7 @@ pub mod build;
 mod changes;
 pub mod containers;
 pub mod daemon;
+pub mod detach;
 pub mod error;
 pub mod events;
 mod http;

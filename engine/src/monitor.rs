@@ -46,6 +46,11 @@ pub struct MonitorConfig {
     /// `--group-add`: more groups for the container's process (names or numbers).
     #[serde(default)]
     pub group_add: Vec<String>,
+    /// Mount the root filesystem `volatile`: no flush of the whole upper filesystem at
+    /// unmount (hundreds of milliseconds on a busy disk) and fsync a no-op inside. Only
+    /// for containers removed when they exit (`--rm`), whose writes are thrown away.
+    #[serde(default)]
+    pub volatile_rootfs: bool,
 }
 
 /// The first line an attach client sends.
@@ -145,6 +150,9 @@ struct Shared {
     clients: Vec<Client>,
     /// A TTY container: clients get raw bytes, not frames.
     raw: bool,
+    /// The container has exited and its output is all out: a client that comes now gets
+    /// its replay and the end of the stream at once (not when this process exits).
+    ended: bool,
 }
 
 /// Entry point of `berth monitor DIR` (stage 1): start stage 2 detached, report its status
@@ -239,6 +247,7 @@ pub fn spare() -> i32 {
         Ok(n) if n > 0 && line.ends_with('\n') => {}
         _ => return 0,
     }
+    runtime::trace::mark("m took");
     let dir = PathBuf::from(line.trim_end_matches('\n'));
     let redirected = File::open("/dev/null").and_then(|null| {
         rustix::stdio::dup2_stdin(&null)?;
@@ -300,15 +309,28 @@ fn mount_rootfs(cfg: &MonitorConfig) -> Result<PathBuf, String> {
     if let Some(d) = &cfg.mount_chdir {
         std::env::set_current_dir(d).map_err(|e| format!("chdir {d}: {e}"))?;
     }
-    let data = std::ffi::CString::new(opts).map_err(|e| e.to_string())?;
-    rustix::mount::mount(
-        "overlay",
-        &target,
-        "overlay",
-        rustix::mount::MountFlags::empty(),
-        data.as_c_str(),
-    )
-    .map_err(|e| format!("mounting the container's root filesystem: {e}"))?;
+    let mount = |opts: String| {
+        let data = std::ffi::CString::new(opts).map_err(|e| e.to_string())?;
+        rustix::mount::mount(
+            "overlay",
+            &target,
+            "overlay",
+            rustix::mount::MountFlags::empty(),
+            data.as_c_str(),
+        )
+        .map_err(|e| format!("mounting the container's root filesystem: {e}"))
+    };
+    if cfg.volatile_rootfs {
+        // A volatile mount leaves this mark, and overlayfs refuses to mount the upper dir
+        // again while it is there (a started again --rm container): its writes are ours
+        // to throw away, so the mark goes.
+        let _ = std::fs::remove_dir_all(Path::new(&cfg.workdir).join("work/incompat"));
+    }
+    // a kernel before 5.10 knows no `volatile`: then as any other container
+    let volatile = cfg.volatile_rootfs && mount(format!("{opts},volatile")).is_ok();
+    if !volatile {
+        mount(opts)?;
+    }
     let _ = std::env::set_current_dir("/");
     Ok(target)
 }
@@ -322,7 +344,9 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 }
 
 fn run(cfg: &MonitorConfig) -> Result<(), String> {
+    runtime::trace::mark("m config read");
     let root = mount_rootfs(cfg)?;
+    runtime::trace::mark("m mounted");
     let result = run_mounted(cfg, &root);
     unmount(&root);
     result
@@ -379,8 +403,17 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
         });
     }
     let _ = std::fs::remove_dir_all(cfg.runtime_root.join(&cfg.id));
-    let mut container =
-        runtime::Container::create(&cfg.id, &bundle, opts).map_err(|e| e.to_string())?;
+    runtime::trace::mark("m create");
+    // Without a terminal it starts at once: the pipes keep what it writes until we pump,
+    // even after it exited. A pty does not (its output is gone once the last slave closes):
+    // then the program waits on the runtime's start until we hold the master.
+    let gated = console.is_some();
+    let mut container = if gated {
+        runtime::Container::create(&cfg.id, &bundle, opts)
+    } else {
+        runtime::Container::create_started(&cfg.id, &bundle, opts)
+    }
+    .map_err(|e| e.to_string())?;
     if let Some(sock) = &console {
         // The runtime sent the pty master during create.
         let got = sock
@@ -406,16 +439,20 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
         let _ = container.delete(true);
         return Err("internal: no stdio for the container".into());
     };
-    if let Err(e) = container.start() {
-        let _ = container.delete(true);
-        return Err(e.to_string());
+    if gated {
+        if let Err(e) = container.start() {
+            let _ = container.delete(true);
+            return Err(e.to_string());
+        }
     }
+    runtime::trace::mark("m started");
     let served = serve(cfg, &mut container, pipes);
     if served.is_err() {
         let _ = container.kill_all(runtime::Signal::SIGKILL);
         let _ = container.wait();
     }
     let deleted = container.delete(true).map_err(|e| e.to_string());
+    runtime::trace::mark("m deleted");
     served.and(deleted)
 }
 
@@ -447,6 +484,7 @@ fn serve(
         log,
         clients: Vec::new(),
         raw,
+        ended: false,
     }));
     let stdin = Arc::new(Mutex::new(stdin_ours.map(File::from)));
 
@@ -458,21 +496,34 @@ fn serve(
         .map_err(|e| format!("bind {}: {e}", sock_path.display()))?;
     report(&format!("ok {} {}", container.pid(), std::process::id()));
 
-    {
+    // Clients being served: the monitor does not exit under one (it would lose its replay).
+    let serving = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let backlog = listener.try_clone().ok();
+    let serve_conn = {
         let shared = shared.clone();
         let stdin = stdin.clone();
         let log_path = cfg.log_path.clone();
         let stdin_once = cfg.stdin_once;
         let tty = tty.clone();
+        let serving = serving.clone();
+        move |conn: UnixStream| {
+            let (shared, stdin, log_path, tty) =
+                (shared.clone(), stdin.clone(), log_path.clone(), tty.clone());
+            let serving = serving.clone();
+            serving.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::spawn(move || {
+                // a client that sends no request in time is not waited for
+                let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+                serve_client(conn, &shared, &stdin, &log_path, stdin_once, tty.as_deref());
+                serving.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+    };
+    {
+        let serve_conn = serve_conn.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let shared = shared.clone();
-                let stdin = stdin.clone();
-                let log_path = log_path.clone();
-                let tty = tty.clone();
-                std::thread::spawn(move || {
-                    serve_client(conn, &shared, &stdin, &log_path, stdin_once, tty.as_deref())
-                });
+                serve_conn(conn);
             }
         });
     }
@@ -484,6 +535,7 @@ fn serve(
         })
         .collect();
     let code = container.wait().map_err(|e| e.to_string())?;
+    runtime::trace::mark("m reaped");
     for p in pumps {
         let _ = p.join();
     }
@@ -495,13 +547,33 @@ fn serve(
     let tmp = cfg.dir.join("exit.json.tmp");
     let _ = std::fs::write(&tmp, serde_json::to_vec(&status).unwrap_or_default());
     let _ = std::fs::rename(&tmp, exit_file(&cfg.dir));
+    runtime::trace::mark("m exit written");
     {
         let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+        sh.ended = true;
         for c in sh.clients.drain(..) {
             let _ = c.sock.shutdown(std::net::Shutdown::Both);
         }
     }
     let _ = std::fs::remove_file(&sock_path);
+    // Nobody can connect any more; whoever did and waits in the backlog still gets this
+    // run's output (an attach that came just as the container ended), and so does whoever
+    // is being served, before we go.
+    if let Some(l) = backlog {
+        if l.set_nonblocking(true).is_ok() {
+            while let Ok((conn, _)) = l.accept() {
+                let _ = conn.set_nonblocking(false);
+                serve_conn(conn);
+            }
+        }
+    }
+    let t0 = std::time::Instant::now();
+    while serving.load(std::sync::atomic::Ordering::SeqCst) > 0
+        && t0.elapsed() < std::time::Duration::from_secs(3)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    runtime::trace::mark("m clients closed");
     Ok(())
 }
 
@@ -537,6 +609,7 @@ fn pump(mut src: File, stream: u8, shared: &Mutex<Shared>) {
             !wanted || c.sock.write_all(&f).is_ok()
         });
     }
+    runtime::trace::mark("m pump eof");
     if !partial.is_empty() {
         let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
         sh.log.write_entry(&partial, name);
@@ -559,6 +632,8 @@ fn serve_client(
     if reader.read_line(&mut line).is_err() {
         return;
     }
+    // the request came: input from here on may pause as long as it likes
+    let _ = conn.set_read_timeout(None);
     let req: AttachRequest = serde_json::from_str(line.trim()).unwrap_or_default();
     if let Some((rows, cols)) = req.resize {
         let res = match tty {
@@ -579,6 +654,10 @@ fn serve_client(
             if replay(log_path, off, &req, sh.raw, &mut sock).is_err() {
                 return;
             }
+        }
+        if sh.ended {
+            let _ = sock.shutdown(std::net::Shutdown::Both);
+            return;
         }
         sh.clients.push(Client {
             sock,
@@ -611,7 +690,8 @@ fn serve_client(
                 }
             }
         }
-        if stdin_once {
+        // as dockerd: a terminal's input outlives its clients (they detach)
+        if stdin_once && tty.is_none() {
             stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
         }
     }

@@ -173,6 +173,10 @@ pub fn attach(nets: &Networks, c: &Container, hostname: &str) -> Result<Attached
         ip: c.host_config["BerthIPv4Address"]
             .as_str()
             .and_then(|s| s.parse().ok()),
+        // checked at create
+        mac: c.config["MacAddress"]
+            .as_str()
+            .and_then(|m| netbridge::ipam::parse_mac(m).ok()),
         ports,
     });
     let ep = match connected {

@@ -61,6 +61,31 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
 }
 
+/// A MAC address as `--mac-address` takes it (six hex bytes, `:` or `-` between). One a
+/// container's interface can have: not multicast, not all zeros.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let bad = |why: &str| format!("invalid MAC address {s}: {why}");
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err(bad("six hexadecimal bytes expected, as 02:42:ac:11:00:02"));
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(&parts) {
+        if p.len() != 2 {
+            return Err(bad("six hexadecimal bytes expected, as 02:42:ac:11:00:02"));
+        }
+        *b = u8::from_str_radix(p, 16)
+            .map_err(|_| bad("six hexadecimal bytes expected, as 02:42:ac:11:00:02"))?;
+    }
+    if mac[0] & 1 == 1 {
+        return Err(bad("a multicast address cannot be an interface's"));
+    }
+    if mac == [0; 6] {
+        return Err(bad("the all-zero address cannot be an interface's"));
+    }
+    Ok(mac)
+}
+
 pub fn mac_string(mac: &[u8; 6]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))
@@ -70,8 +95,36 @@ pub fn mac_string(mac: &[u8; 6]) -> String {
 
 #[cfg(test)]
 mod tests {
+
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn parses_mac_addresses() {
+        assert_eq!(
+            parse_mac("02:42:AC:11:00:99").unwrap(),
+            [0x02, 0x42, 0xac, 0x11, 0x00, 0x99]
+        );
+        assert_eq!(parse_mac("92-00-00-00-00-01").unwrap()[0], 0x92);
+        for bad in [
+            "",
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:9",
+            "02:42:ac:11:00:zz",
+            "02:42:ac:11:00:99:00",
+        ] {
+            assert!(
+                parse_mac(bad)
+                    .unwrap_err()
+                    .starts_with("invalid MAC address"),
+                "{bad}"
+            );
+        }
+        assert!(parse_mac("01:00:5e:00:00:01")
+            .unwrap_err()
+            .contains("multicast"));
+        assert!(parse_mac("00:00:00:00:00:00").is_err());
+    }
 
     #[test]
     fn pools_skip_taken_ranges() {

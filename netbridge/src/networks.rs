@@ -88,6 +88,8 @@ pub struct ConnectRequest {
     pub netns: PathBuf,
     /// `--ip`.
     pub ip: Option<Ipv4Addr>,
+    /// `--mac-address` (else Docker's 02:42 + the address), checked by [`ipam::parse_mac`].
+    pub mac: Option<[u8; 6]>,
     pub ports: Vec<PortMapping>,
 }
 
@@ -528,7 +530,7 @@ impl Networks {
             .map(|i| format!("eth{i}"))
             .find(|n| !other_ifs.contains(n))
             .unwrap_or_default();
-        let mac = ipam::mac_for(ip);
+        let mac = req.mac.unwrap_or_else(|| ipam::mac_for(ip));
         let ep = EndpointRecord {
             id: id::random_hex(32),
             container_name: req.container_name.trim_start_matches('/').to_string(),

@@ -123,6 +123,7 @@ fn req(net: &str, id: &str, ns: &Path) -> ConnectRequest {
         aliases: vec![],
         netns: ns.to_path_buf(),
         ip: None,
+        mac: None,
         ports: vec![],
     }
 }

@@ -173,6 +173,18 @@ impl Container {
         Self::create_inner(id, bundle, opts, true)
     }
 
+    /// Create and start at once: the init executes its program as soon as it is set up,
+    /// with no exec fifo between (one state write and a round trip less than
+    /// [`create`](Self::create) + [`start`](Self::start)). Poststart hooks have run when
+    /// this returns.
+    pub fn create_started(
+        id: &str,
+        bundle: &Path,
+        opts: CreateOpts,
+    ) -> Result<Container, RuntimeError> {
+        Self::create_inner(id, bundle, opts, false)
+    }
+
     fn create_inner(
         id: &str,
         bundle: &Path,
@@ -296,7 +308,12 @@ impl Container {
         };
         let result = c.spawn(&prepared, opts);
         match result {
-            Ok(()) => Ok(c),
+            Ok(()) => {
+                if !gate {
+                    c.poststart(spec.hooks().as_ref());
+                }
+                Ok(c)
+            }
             Err(e) => {
                 let cleanup = c.teardown(&fs);
                 Err(RuntimeError::Create {
@@ -318,6 +335,7 @@ impl Container {
             hooks,
             gate,
         } = *p;
+        crate::trace::mark("r spawn");
         self.state.save(&self.dir)?;
         let fifo = self.dir.join("exec.fifo");
         if gate {
@@ -355,6 +373,7 @@ impl Container {
             st.pid = pid;
             serde_json::to_vec(&st.oci()).unwrap_or_default()
         };
+        crate::trace::mark("r process spawn");
         let spawned = process::spawn(
             SpawnOpts {
                 plan,
@@ -380,6 +399,7 @@ impl Container {
             }
             Err(e) => return Err(e.into()),
         };
+        crate::trace::mark("r spawned");
         self.state.pid = pid;
         self.state.init_start_time = state::proc_stat(pid).map_or(0, |(_, t)| t);
         self.state.status = if gate {
@@ -592,17 +612,23 @@ impl Container {
                 }
             }
         }
+        crate::trace::mark("r fifo read");
         std::fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
         self.state.status = Status::Running;
         self.state.save(&self.dir)?;
-        // A failing poststart hook does not undo the start (runtime-spec: warn only).
-        if let Some(list) = self.hooks().and_then(|h| h.poststart().clone()) {
+        crate::trace::mark("r saved");
+        self.poststart(self.hooks().as_ref());
+        Ok(())
+    }
+
+    /// A failing poststart hook does not undo the start (runtime-spec: warn only).
+    fn poststart(&self, hooks: Option<&oci_spec::runtime::Hooks>) {
+        if let Some(list) = hooks.and_then(|h| h.poststart().as_ref()) {
             let st = serde_json::to_vec(&self.state.oci()).unwrap_or_default();
-            if let Err(e) = crate::hooks::run("poststart", &list, &st) {
+            if let Err(e) = crate::hooks::run("poststart", list, &st) {
                 eprintln!("berth-runtime: warning: {e}");
             }
         }
-        Ok(())
     }
 
     /// The bundle's hooks, if its config still parses.
@@ -710,11 +736,7 @@ impl Container {
     /// create + start + wait + delete, in the calling process (which becomes the init's
     /// parent). Returns the exit code.
     pub fn run(id: &str, bundle: &Path, opts: CreateOpts) -> Result<i32, RuntimeError> {
-        let mut c = Container::create(id, bundle, opts)?;
-        if let Err(e) = c.start() {
-            let _ = c.delete(true);
-            return Err(e);
-        }
+        let c = Container::create_started(id, bundle, opts)?;
         let code = c.wait();
         let del = c.delete(true);
         let code = code?;

@@ -51,8 +51,10 @@ pub fn setup_container(
 ) -> Result<(), InitError> {
     if plan.creates(NsKind::Mount) {
         crate::rootfs::prepare(sys, plan)?;
+        crate::trace::mark("i prepared");
         before_pivot()?;
         sys.pivot_root(&plan.rootfs)?;
+        crate::trace::mark("i pivoted");
     } else {
         before_pivot()?;
     }
@@ -67,6 +69,7 @@ pub fn setup_container(
         sys.write_file(&path, v)?;
     }
     crate::rootfs::finish(sys, plan)?;
+    crate::trace::mark("i finished");
     Ok(())
 }
 
@@ -87,13 +90,16 @@ pub fn setup_process(
     if let Some(mask) = p.umask {
         sys.umask(mask);
     }
+    crate::trace::mark("i limits");
     if let (Some(prog), false) = (seccomp, p.no_new_privileges) {
         sys.load_seccomp(prog)?;
     }
+    crate::trace::mark("i seccomp");
     sys.set_identity(p.uid, p.gid, &p.additional_gids)?;
     if let Some(caps) = &p.caps {
         sys.set_capabilities(caps)?;
     }
+    crate::trace::mark("i caps");
     if p.no_new_privileges {
         sys.set_no_new_privileges()?;
     }

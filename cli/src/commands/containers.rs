@@ -63,6 +63,9 @@ pub struct CreateArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long)]
     ip: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long)]
+    mac_address: Option<String>,
     /// Memory limit (e.g. 64m, 1g)
     #[arg(short, long)]
     memory: Option<String>,
@@ -136,8 +139,83 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short, long)]
     detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long)]
+    detach_keys: Option<String>,
     #[command(flatten)]
     create: CreateArgs,
+}
+
+/// `--detach-keys` checked before anything is made: its bytes, Docker's default if absent.
+fn detach_keys(flag: Option<&str>) -> Result<Vec<u8>> {
+    engine::detach::from_query(flag).map_err(|e| anyhow::anyhow!(e))
+}
+
+/// `&detachKeys=…` for the daemon, when the user named keys.
+fn detach_query(flag: Option<&str>) -> String {
+    flag.map(|k| {
+        format!(
+            "&detachKeys={}",
+            form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>()
+        )
+    })
+    .unwrap_or_default()
+}
+
+/// Copy our stdin into the attachment. With a terminal, the detach keys stop it (they are
+/// kept back, as the docker CLI does): the receiver then resolves.
+fn forward_stdin(
+    mut wr: impl tokio::io::AsyncWrite + Unpin + Send + 'static,
+    keys: Option<Vec<u8>>,
+) -> tokio::sync::oneshot::Receiver<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let Some(keys) = keys else {
+            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut wr).await;
+            let _ = wr.shutdown().await;
+            return;
+        };
+        let mut scanner = engine::detach::Scanner::new(keys);
+        let mut stdin = tokio::io::stdin();
+        let mut buf = vec![0u8; 32 << 10];
+        loop {
+            let n = match stdin.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let (data, detached) = scanner.feed(&buf[..n]);
+            if !data.is_empty() && wr.write_all(&data).await.is_err() {
+                break;
+            }
+            if detached {
+                let _ = tx.send(());
+                return;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    rx
+}
+
+/// Show the attachment's output until it ends (`Some`) or the user detaches (`None`).
+async fn output_or_detach(
+    rd: impl tokio::io::AsyncRead + Unpin,
+    tty: bool,
+    detached: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> Option<Result<()>> {
+    let Some(rx) = detached else {
+        return Some(output(rd, tty).await);
+    };
+    let detach = async {
+        if rx.await.is_err() {
+            // input ended without the keys: only the output decides now
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = output(rd, tty) => Some(r),
+        () = detach => None,
+    }
 }
 
 fn parse_memory(s: &str) -> Result<i64> {
@@ -346,6 +424,7 @@ fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
         ("WorkingDir", &a.workdir),
         ("User", &a.user),
         ("Hostname", &a.hostname),
+        ("MacAddress", &a.mac_address),
     ] {
         if let Some(v) = v {
             body[k] = json!(v);
@@ -550,7 +629,9 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
 
 async fn run_inner(c: &Client, a: RunArgs) -> Result<i32> {
     let attach_stdin = a.create.interactive && !a.detach;
+    let keys = detach_keys(a.detach_keys.as_deref())?;
     let id = create_container(c, &a.create, attach_stdin).await?;
+    runtime::trace::mark("cli created");
     if a.detach {
         c.json(
             Method::POST,
@@ -564,7 +645,8 @@ async fn run_inner(c: &Client, a: RunArgs) -> Result<i32> {
     let stdin = if attach_stdin { "1" } else { "0" };
     let conn = c
         .hijack(&format!(
-            "/containers/{id}/attach?stream=1&stdout=1&stderr=1&stdin={stdin}"
+            "/containers/{id}/attach?stream=1&stdout=1&stderr=1&stdin={stdin}{}",
+            detach_query(a.detach_keys.as_deref())
         ))
         .await?;
     let cond = if a.create.rm { "removed" } else { "next-exit" };
@@ -594,22 +676,24 @@ async fn run_inner(c: &Client, a: RunArgs) -> Result<i32> {
         }
         return Err(e);
     }
+    runtime::trace::mark("cli started");
     let tty = a.create.tty;
     let raw = RawMode::enable(tty && attach_stdin);
     if tty {
         follow_size(c, format!("/containers/{id}/resize"));
     }
-    let (rd, mut wr) = tokio::io::split(conn);
-    if attach_stdin {
-        tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut wr).await;
-            let _ = wr.shutdown().await;
-        });
-    }
-    let shown = output(rd, tty).await;
+    let (rd, wr) = tokio::io::split(conn);
+    let detached = attach_stdin.then(|| forward_stdin(wr, tty.then_some(keys)));
+    let shown = output_or_detach(rd, tty, detached).await;
     drop(raw);
+    let Some(shown) = shown else {
+        // detached: the container goes on
+        return Ok(0);
+    };
     shown?;
+    runtime::trace::mark("cli output done");
     let v = waiter.await.context("waiting for the container")??;
+    runtime::trace::mark("cli wait done");
     if let Some(m) = v["Error"]["Message"].as_str() {
         eprintln!("{m}");
     }
@@ -967,16 +1051,83 @@ pub struct ExecArgs {
     /// Working directory inside the container
     #[arg(short, long)]
     workdir: Option<String>,
+    /// Override the key sequence for detaching a container
+    #[arg(long)]
+    detach_keys: Option<String>,
     container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
 }
 
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Do not attach STDIN
+    #[arg(long)]
+    no_stdin: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long)]
+    detach_keys: Option<String>,
+    container: String,
+}
+
+/// `berth attach`: the container's output (and our input, when it keeps stdin open) until
+/// it exits (its exit code) or the user detaches (0).
+pub async fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
+    let keys = detach_keys(a.detach_keys.as_deref())?;
+    let v = c
+        .json(
+            Method::GET,
+            &format!("/containers/{}/json", a.container),
+            Payload::None,
+        )
+        .await?;
+    let id = v["Id"].as_str().unwrap_or("").to_owned();
+    if !v["State"]["Running"].as_bool().unwrap_or(false) {
+        bail!("You cannot attach to a stopped container, start it first");
+    }
+    let tty = v["Config"]["Tty"].as_bool().unwrap_or(false);
+    let stdin = v["Config"]["OpenStdin"].as_bool().unwrap_or(false) && !a.no_stdin;
+    check_tty(tty, stdin)?;
+    let conn = c
+        .hijack(&format!(
+            "/containers/{id}/attach?stream=1&stdout=1&stderr=1&stdin={}{}",
+            u8::from(stdin),
+            detach_query(a.detach_keys.as_deref())
+        ))
+        .await?;
+    let raw = RawMode::enable(tty && stdin);
+    if tty {
+        follow_size(c, format!("/containers/{id}/resize"));
+    }
+    let (rd, wr) = tokio::io::split(conn);
+    let detached = stdin.then(|| forward_stdin(wr, tty.then_some(keys)));
+    let shown = output_or_detach(rd, tty, detached).await;
+    drop(raw);
+    let Some(shown) = shown else {
+        return Ok(0);
+    };
+    shown?;
+    let v = c
+        .json(
+            Method::GET,
+            &format!("/containers/{id}/json"),
+            Payload::None,
+        )
+        .await?;
+    Ok(if v["State"]["Running"].as_bool().unwrap_or(false) {
+        0
+    } else {
+        v["State"]["ExitCode"].as_i64().unwrap_or(0) as i32
+    })
+}
+
 pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
     let attach = !a.detach;
     check_tty(a.tty, a.interactive && attach)?;
+    let keys = detach_keys(a.detach_keys.as_deref())?;
     let body = json!({
         "AttachStdin": a.interactive && attach, "AttachStdout": attach, "AttachStderr": attach,
+        "DetachKeys": a.detach_keys.clone().unwrap_or_default(),
         "Tty": a.tty, "Env": a.env, "Cmd": a.command, "ConsoleSize": a.tty.then(term_size).flatten().map(|(h, w)| [h, w]),
         "User": a.user.clone().unwrap_or_default(), "WorkingDir": a.workdir.clone().unwrap_or_default(),
     });
@@ -1007,15 +1158,15 @@ pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
     if a.tty {
         follow_size(c, format!("/exec/{id}/resize"));
     }
-    let (rd, mut wr) = tokio::io::split(conn);
-    if a.interactive {
-        tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut wr).await;
-            let _ = wr.shutdown().await;
-        });
-    }
-    let shown = output(rd, a.tty).await;
+    let (rd, wr) = tokio::io::split(conn);
+    let detached = a
+        .interactive
+        .then(|| forward_stdin(wr, a.tty.then_some(keys)));
+    let shown = output_or_detach(rd, a.tty, detached).await;
     drop(raw);
+    let Some(shown) = shown else {
+        return Ok(0);
+    };
     shown?;
     let v = c
         .json(Method::GET, &format!("/exec/{id}/json"), Payload::None)

@@ -484,7 +484,16 @@ pub async fn put(
                     gid: gid.into(),
                 });
             }
-            files::in_root(root, move || Ok(extract_in(&dest, reader, &opts)))?
+            files::in_root(root, move || {
+                let mut reader = reader;
+                let done = extract_in(&dest, &mut reader, &opts);
+                if done.is_err() {
+                    // the client may still be sending: read it all, so that it gets our
+                    // error and not a broken pipe
+                    let _ = io::copy(&mut reader, &mut io::sink());
+                }
+                Ok(done)
+            })?
         })
     })
     .await

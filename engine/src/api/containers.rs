@@ -99,6 +99,7 @@ fn host_config_defaults(hc: &mut Value) -> Result<(), ApiError> {
 }
 
 pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply, ApiError> {
+    runtime::trace::mark("d create");
     let bytes = crate::http::read_body(body).await?;
     let mut body: Value = serde_json::from_slice(&bytes)?;
     let image = body["Image"].as_str().unwrap_or("").to_owned();
@@ -129,6 +130,21 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
     }
     if let Some(ip) = endpoint["IPAMConfig"]["IPv4Address"].as_str() {
         host_config["BerthIPv4Address"] = json!(ip);
+    }
+    // Config.MacAddress (API 1.41), or the endpoint's (newer clients)
+    let mac = [&body["MacAddress"], &endpoint["MacAddress"]]
+        .into_iter()
+        .filter_map(Value::as_str)
+        .find(|m| !m.is_empty())
+        .map(str::to_owned);
+    if let Some(m) = mac {
+        let parsed = netbridge::ipam::parse_mac(&m).map_err(ApiError::bad_request)?;
+        if net_name == "host" || net_name.starts_with("container:") {
+            return Err(ApiError::bad_request(
+                "conflicting options: mac-address and the network mode",
+            ));
+        }
+        body["MacAddress"] = json!(netbridge::ipam::mac_string(&parsed));
     }
     if let Some(o) = body.as_object_mut() {
         o.remove("HostConfig");
@@ -350,6 +366,7 @@ fn monitor_config(
         console_size: console_size(&hc["ConsoleSize"]),
         log_opts: crate::logfile::LogOpts::from_host_config(hc).map_err(ApiError::bad_request)?,
         group_add: strings(&hc["GroupAdd"]),
+        volatile_rootfs: c.auto_remove(),
     })
 }
 
@@ -433,6 +450,7 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
             ),
         ));
     }
+    runtime::trace::mark("d start_entry");
     let netns = connect_network(d, e, &c).await?;
     let cfg = match monitor_config(d, &c, netns) {
         Ok(cfg) => cfg,
@@ -445,6 +463,7 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
     let started = tokio::task::spawn_blocking(move || d2.containers.start(&e2, cfg))
         .await
         .map_err(blocking_err)?;
+    runtime::trace::mark("d started");
     // the next start finds a monitor waiting
     let d2 = d.clone();
     tokio::task::spawn_blocking(move || d2.containers.prepare_spare());
@@ -545,6 +564,7 @@ pub fn spawn_watch(d: Arc<Daemon>, e: Arc<Entry>) {
                 }
             }
         });
+        runtime::trace::mark("d watched exit");
         if let Ok(c) = watched {
             if c.state.oom_killed {
                 d.events.container(&c, "oom", &[]);
@@ -555,6 +575,7 @@ pub fn spawn_watch(d: Arc<Daemon>, e: Arc<Entry>) {
                 if let Err(err) = super::volumes::remove_container(&d, &e, true) {
                     tracing::warn!("auto-remove of {}: {}", c.id, err.message);
                 }
+                runtime::trace::mark("d removed");
             } else if let Some(delay) = restart_delay(&c) {
                 // "restarting" until the policy's next start (unless stopped meanwhile)
                 let set = d.containers.update(&e, |c| {
@@ -1206,6 +1227,7 @@ pub async fn attach(
         }
         _ => {}
     }
+    let keys = crate::detach::from_query(q.get("detachKeys")).map_err(ApiError::bad_request)?;
     let want = AttachRequest {
         replay_from: None,
         stdin: q.flag("stdin"),
@@ -1218,6 +1240,9 @@ pub async fn attach(
     let dir = d.containers.dir_of(&c.id);
     let log_path = d.containers.log_path(&c.id);
     let start_exits = c.state.exits;
+    // As dockerd: a running container's past output only with `logs=1`; one attached to
+    // before its start (`docker run`) gets all of this run's.
+    let past_output = q.flag("logs") || !c.state.status.is_live();
     let tty = c.tty();
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
@@ -1232,7 +1257,7 @@ pub async fn attach(
             return;
         }
         let mut req = want.clone();
-        req.replay_from = Some(s.log_offset);
+        req.replay_from = past_output.then_some(s.log_offset);
         match monitor::attach(&dir, &req).await {
             Ok(mon) => {
                 let (mut mr, mut mw) = mon.into_split();
@@ -1242,6 +1267,12 @@ pub async fn attach(
                     let _ = cw.shutdown().await;
                 };
                 let from_client = async {
+                    if req.stdin && tty {
+                        // As dockerd: a terminal's input is watched for the detach keys,
+                        // and its end (or the keys) ends the attachment, not the input.
+                        copy_until_detach(&mut cr, &mut mw, keys).await;
+                        return;
+                    }
                     if req.stdin {
                         let _ = tokio::io::copy(&mut cr, &mut mw).await;
                         let _ = mw.shutdown().await;
@@ -1276,6 +1307,29 @@ pub async fn attach(
         }
     });
     Ok(crate::http::upgraded())
+}
+
+/// Copy a terminal's input until it ends or the detach keys come (those are kept back).
+pub(crate) async fn copy_until_detach(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    keys: Vec<u8>,
+) {
+    let mut scanner = crate::detach::Scanner::new(keys);
+    let mut buf = vec![0u8; 32 << 10];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let (data, detached) = scanner.feed(&buf[..n]);
+        if !data.is_empty() && to.write_all(&data).await.is_err() {
+            return;
+        }
+        if detached {
+            return;
+        }
+    }
 }
 
 /// `POST /containers/{id}/resize?h=ROWS&w=COLS`: the monitor holds the pty; ask it.

@@ -84,6 +84,7 @@ pub async fn create(d: &Arc<Daemon>, name: &str, body: Incoming) -> Result<Reply
     if strings(&config["Cmd"]).is_empty() {
         return Err(ApiError::bad_request("No exec command specified"));
     }
+    crate::detach::from_query(config["DetachKeys"].as_str()).map_err(ApiError::bad_request)?;
     let id = image_store::Digest::of_bytes(
         format!(
             "{}{:?}{}",
@@ -371,24 +372,53 @@ pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result<
             });
         }
         drop(tx);
+        // As dockerd: a terminal's input is watched for the detach keys, which end the
+        // stream and leave the process running.
+        let detached = Arc::new(tokio::sync::Notify::new());
         if let Some(mut stdin) = stdin {
+            let mut scanner = x.config["Tty"].as_bool().unwrap_or(false).then(|| {
+                crate::detach::Scanner::new(
+                    crate::detach::from_query(x.config["DetachKeys"].as_str()).unwrap_or_default(),
+                )
+            });
+            let detached = detached.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 32 << 10];
                 loop {
-                    match cr.read(&mut buf).await {
+                    let n = match cr.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if stdin.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
+                        Ok(n) => n,
+                    };
+                    let (data, detach) = match scanner.as_mut() {
+                        Some(s) => s.feed(&buf[..n]),
+                        None => (buf[..n].to_vec(), false),
+                    };
+                    if stdin.write_all(&data).is_err() {
+                        break;
+                    }
+                    if detach {
+                        detached.notify_one();
+                        break;
                     }
                 }
             });
         }
-        while let Some(f) = rx.recv().await {
-            if cw.write_all(&f).await.is_err() {
-                break;
+        loop {
+            tokio::select! {
+                f = rx.recv() => match f {
+                    Some(f) => {
+                        if cw.write_all(&f).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                _ = detached.notified() => {
+                    let _ = cw.shutdown().await;
+                    // the process goes on: its output is read and dropped
+                    while rx.recv().await.is_some() {}
+                    break;
+                }
             }
         }
         let d2 = d.clone();

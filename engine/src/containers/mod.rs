@@ -43,6 +43,53 @@ pub struct Containers {
     monitor_exe: std::sync::OnceLock<Option<PathBuf>>,
     /// A monitor already started, waiting for the next container (see [`monitor::spare`]).
     spare: Mutex<Option<monitor::Spare>>,
+    syncer: Syncer,
+}
+
+/// Makes written state files durable off the request path. A state file is replaced by
+/// rename, so readers and a daemon killed at any point see the old or the new record,
+/// never a torn one (ext4 flushes a file renamed over another before the rename commits);
+/// the fsync that makes the new record survive a power cut follows a moment later, on
+/// this thread, instead of costing each start, stop and removal a disk flush.
+#[derive(Debug)]
+struct Syncer(std::sync::mpsc::Sender<PathBuf>);
+
+impl Syncer {
+    fn start() -> Syncer {
+        let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
+        let spawned = std::thread::Builder::new()
+            .name("state-sync".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    // what queued up meanwhile is flushed once
+                    let mut batch = std::collections::BTreeSet::from([first]);
+                    batch.extend(rx.try_iter());
+                    for path in batch {
+                        // gone meanwhile (a removal): nothing to keep
+                        if let Ok(f) = std::fs::File::open(&path) {
+                            let _ = f.sync_all();
+                        }
+                        if let Some(dir) = path.parent() {
+                            if let Ok(d) = std::fs::File::open(dir) {
+                                let _ = d.sync_all();
+                            }
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("starting the state flusher: {e}");
+        }
+        Syncer(tx)
+    }
+
+    /// Flush `path` soon (at once, on this thread, if the flusher is gone).
+    fn queue(&self, path: PathBuf) -> std::io::Result<()> {
+        match self.0.send(path) {
+            Ok(()) => Ok(()),
+            Err(std::sync::mpsc::SendError(path)) => std::fs::File::open(path)?.sync_all(),
+        }
+    }
 }
 
 /// Where removed containers' directories wait to be deleted (under `containers/`).
@@ -131,6 +178,7 @@ impl Containers {
             dir,
             monitor_exe: std::sync::OnceLock::new(),
             spare: Mutex::new(None),
+            syncer: Syncer::start(),
             runtime_root,
             map: Mutex::new(map),
         })
@@ -249,7 +297,7 @@ impl Containers {
         Ok(e)
     }
 
-    /// Write `container.json` atomically.
+    /// Write `container.json` atomically (flushed to disk by the [`Syncer`]).
     pub fn persist(&self, c: &Container) -> Result<(), ApiError> {
         let dir = self.dir_of(&c.id);
         let tmp = dir.join("container.json.tmp");
@@ -257,19 +305,23 @@ impl Containers {
         let mut f = std::fs::File::create(&tmp).map_err(io_err("writing container state"))?;
         f.write_all(&bytes)
             .map_err(io_err("writing container state"))?;
-        f.sync_all().map_err(io_err("writing container state"))?;
-        std::fs::rename(&tmp, dir.join("container.json")).map_err(io_err("writing container state"))
+        let path = dir.join("container.json");
+        std::fs::rename(&tmp, &path).map_err(io_err("writing container state"))?;
+        self.syncer
+            .queue(path)
+            .map_err(io_err("writing container state"))
     }
 
     /// Apply `f` to the record, persist it, and tell waiters.
     pub fn update(&self, e: &Entry, f: impl FnOnce(&mut Container)) -> Result<Container, ApiError> {
         let snapshot = {
             let mut c = e.rec.lock().unwrap_or_else(|p| p.into_inner());
+            let before = c.clone();
             f(&mut c);
             let snapshot = c.clone();
             // Written under the record's lock: concurrent updates (a restart policy and a
             // `stop`) neither race on the temporary file nor land out of order.
-            if !snapshot.removed {
+            if !snapshot.removed && snapshot != before {
                 self.persist(&snapshot)?;
             }
             snapshot
@@ -392,7 +444,9 @@ impl Containers {
         let log_offset = std::fs::metadata(&cfg.log_path)
             .map(|m| m.len())
             .unwrap_or(0);
+        runtime::trace::mark("d launch monitor");
         let (status, monitor_pid) = self.launch_monitor(&dir)?;
+        runtime::trace::mark("d monitor said");
         let status = status.trim();
         if let Some(pids) = status.strip_prefix("ok ") {
             let mut it = pids
@@ -508,8 +562,11 @@ impl Containers {
             dir.join("container.json"),
             serde_json::to_vec(&c).unwrap_or_default(),
         );
+        runtime::trace::mark("d rm marked");
         let _ = rustix::mount::unmount(monitor::rootfs(&dir), rustix::mount::UnmountFlags::DETACH);
+        runtime::trace::mark("d rm unmounted");
         let removed = self.discard_dir(&dir, &c.id);
+        runtime::trace::mark("d rm discarded");
         if removed.is_ok() {
             self.forget(&c.id);
         }

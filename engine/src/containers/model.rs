@@ -41,7 +41,7 @@ impl Status {
 }
 
 /// The mutable part: what `inspect` shows under `State`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
     pub status: Status,
     /// pid of the container's init on the host (0 when not running).
@@ -87,7 +87,7 @@ impl Default for RunState {
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// Everything persisted about one container (`containers/<id>/container.json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Container {
     pub id: String,
     /// Without the leading `/`.

@@ -44,6 +44,7 @@ fn req(net: &str, id: &str, name: &str) -> ConnectRequest {
         aliases: vec![],
         netns: format!("/run/test/netns/{id}").into(),
         ip: None,
+        mac: None,
         ports: vec![],
     }
 }
@@ -192,6 +193,7 @@ fn user_networks_pools_fixed_ips_and_restart() {
     let e = nets
         .connect(&ConnectRequest {
             ip: Some(Ipv4Addr::new(10, 5, 0, 1)),
+            mac: None,
             ..req("fixed", "c1", "one")
         })
         .unwrap();
@@ -199,6 +201,7 @@ fn user_networks_pools_fixed_ips_and_restart() {
     let err = nets
         .connect(&ConnectRequest {
             ip: Some(Ipv4Addr::new(10, 5, 0, 1)),
+            mac: None,
             ..req("fixed", "c2", "two")
         })
         .unwrap_err();
