@@ -80,9 +80,15 @@ pub async fn create(d: &Arc<Daemon>, name: &str, body: Incoming) -> Result<Reply
             ),
         ));
     }
-    let config: Value = serde_json::from_slice(&bytes)?;
+    let mut config: Value = serde_json::from_slice(&bytes)?;
     if strings(&config["Cmd"]).is_empty() {
         return Err(ApiError::bad_request("No exec command specified"));
+    }
+    // Go decodes JSON keys without regard to case: docker-py sends `detachKeys`
+    if let Some(o) = config.as_object_mut() {
+        if let Some(k) = o.remove("detachKeys") {
+            o.entry("DetachKeys").or_insert(k);
+        }
     }
     crate::detach::from_query(config["DetachKeys"].as_str()).map_err(ApiError::bad_request)?;
     let id = image_store::Digest::of_bytes(
