@@ -85,6 +85,31 @@ impl Scanner {
     }
 }
 
+/// Copy a terminal's input until it ends (false) or the detach keys come (true; they are
+/// kept back). The daemon's attach and exec and the CLI's attachments all copy so.
+pub async fn copy_until_detach(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    keys: Vec<u8>,
+) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut scanner = Scanner::new(keys);
+    let mut buf = vec![0u8; 32 << 10];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        let (data, detached) = scanner.feed(&buf[..n]);
+        if !data.is_empty() && to.write_all(&data).await.is_err() {
+            return false;
+        }
+        if detached {
+            return true;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

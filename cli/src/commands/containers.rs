@@ -175,47 +175,48 @@ fn forward_stdin(
             let _ = wr.shutdown().await;
             return;
         };
-        let mut scanner = engine::detach::Scanner::new(keys);
-        let mut stdin = tokio::io::stdin();
-        let mut buf = vec![0u8; 32 << 10];
-        loop {
-            let n = match stdin.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            let (data, detached) = scanner.feed(&buf[..n]);
-            if !data.is_empty() && wr.write_all(&data).await.is_err() {
-                break;
-            }
-            if detached {
-                let _ = tx.send(());
-                return;
-            }
+        if engine::detach::copy_until_detach(&mut tokio::io::stdin(), &mut wr, keys).await {
+            let _ = tx.send(());
+            return;
         }
         let _ = wr.shutdown().await;
     });
     rx
 }
 
-/// Show the attachment's output until it ends (`Some`) or the user detaches (`None`).
-async fn output_or_detach(
-    rd: impl tokio::io::AsyncRead + Unpin,
+/// Be attached through `conn` (run, exec, attach): our terminal raw while we type into a
+/// container's, its size followed through `resize_path`, our stdin forwarded when `stdin`,
+/// the output shown until it ends (`Some`) or the user detaches (`None`).
+async fn attached(
+    c: &Client,
+    conn: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
     tty: bool,
-    detached: Option<tokio::sync::oneshot::Receiver<()>>,
+    stdin: bool,
+    keys: Vec<u8>,
+    resize_path: String,
 ) -> Option<Result<()>> {
-    let Some(rx) = detached else {
-        return Some(output(rd, tty).await);
-    };
-    let detach = async {
-        if rx.await.is_err() {
-            // input ended without the keys: only the output decides now
-            std::future::pending::<()>().await;
+    let raw = RawMode::enable(tty && stdin);
+    if tty {
+        follow_size(c, resize_path);
+    }
+    let (rd, wr) = tokio::io::split(conn);
+    let shown = match stdin.then(|| forward_stdin(wr, tty.then_some(keys))) {
+        None => Some(output(rd, tty).await),
+        Some(rx) => {
+            let detach = async {
+                if rx.await.is_err() {
+                    // input ended without the keys: only the output decides now
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                r = output(rd, tty) => Some(r),
+                () = detach => None,
+            }
         }
     };
-    tokio::select! {
-        r = output(rd, tty) => Some(r),
-        () = detach => None,
-    }
+    drop(raw);
+    shown
 }
 
 fn parse_memory(s: &str) -> Result<i64> {
@@ -677,15 +678,8 @@ async fn run_inner(c: &Client, a: RunArgs) -> Result<i32> {
         return Err(e);
     }
     runtime::trace::mark("cli started");
-    let tty = a.create.tty;
-    let raw = RawMode::enable(tty && attach_stdin);
-    if tty {
-        follow_size(c, format!("/containers/{id}/resize"));
-    }
-    let (rd, wr) = tokio::io::split(conn);
-    let detached = attach_stdin.then(|| forward_stdin(wr, tty.then_some(keys)));
-    let shown = output_or_detach(rd, tty, detached).await;
-    drop(raw);
+    let resize = format!("/containers/{id}/resize");
+    let shown = attached(c, conn, a.create.tty, attach_stdin, keys, resize).await;
     let Some(shown) = shown else {
         // detached: the container goes on
         return Ok(0);
@@ -1095,15 +1089,8 @@ pub async fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
             detach_query(a.detach_keys.as_deref())
         ))
         .await?;
-    let raw = RawMode::enable(tty && stdin);
-    if tty {
-        follow_size(c, format!("/containers/{id}/resize"));
-    }
-    let (rd, wr) = tokio::io::split(conn);
-    let detached = stdin.then(|| forward_stdin(wr, tty.then_some(keys)));
-    let shown = output_or_detach(rd, tty, detached).await;
-    drop(raw);
-    let Some(shown) = shown else {
+    let resize = format!("/containers/{id}/resize");
+    let Some(shown) = attached(c, conn, tty, stdin, keys, resize).await else {
         return Ok(0);
     };
     shown?;
@@ -1154,17 +1141,8 @@ pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
             Some(json!({"Detach": false, "Tty": a.tty})),
         )
         .await?;
-    let raw = RawMode::enable(a.tty && a.interactive);
-    if a.tty {
-        follow_size(c, format!("/exec/{id}/resize"));
-    }
-    let (rd, wr) = tokio::io::split(conn);
-    let detached = a
-        .interactive
-        .then(|| forward_stdin(wr, a.tty.then_some(keys)));
-    let shown = output_or_detach(rd, a.tty, detached).await;
-    drop(raw);
-    let Some(shown) = shown else {
+    let resize = format!("/exec/{id}/resize");
+    let Some(shown) = attached(c, conn, a.tty, a.interactive, keys, resize).await else {
         return Ok(0);
     };
     shown?;

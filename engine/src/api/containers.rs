@@ -1270,7 +1270,7 @@ pub async fn attach(
                     if req.stdin && tty {
                         // As dockerd: a terminal's input is watched for the detach keys,
                         // and its end (or the keys) ends the attachment, not the input.
-                        copy_until_detach(&mut cr, &mut mw, keys).await;
+                        crate::detach::copy_until_detach(&mut cr, &mut mw, keys).await;
                         return;
                     }
                     if req.stdin {
@@ -1307,29 +1307,6 @@ pub async fn attach(
         }
     });
     Ok(crate::http::upgraded())
-}
-
-/// Copy a terminal's input until it ends or the detach keys come (those are kept back).
-pub(crate) async fn copy_until_detach(
-    from: &mut (impl tokio::io::AsyncRead + Unpin),
-    to: &mut (impl tokio::io::AsyncWrite + Unpin),
-    keys: Vec<u8>,
-) {
-    let mut scanner = crate::detach::Scanner::new(keys);
-    let mut buf = vec![0u8; 32 << 10];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        let (data, detached) = scanner.feed(&buf[..n]);
-        if !data.is_empty() && to.write_all(&data).await.is_err() {
-            return;
-        }
-        if detached {
-            return;
-        }
-    }
 }
 
 /// `POST /containers/{id}/resize?h=ROWS&w=COLS`: the monitor holds the pty; ask it.
