@@ -169,6 +169,18 @@ impl Daemon {
                 crate::api::containers::spawn_watch(daemon.clone(), e);
             } else if status == crate::containers::Status::Restarting {
                 crate::api::containers::resume_restart(daemon.clone(), e);
+            } else if matches!(
+                status,
+                crate::containers::Status::Exited | crate::containers::Status::Dead
+            ) && e.snapshot().auto_remove()
+            {
+                // `--rm` whose removal a crash interrupted: finish it, as dockerd does
+                let d = daemon.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(err) = crate::api::volumes::remove_container(&d, &e, true) {
+                        tracing::warn!("auto-remove of {}: {}", e.snapshot().id, err.message);
+                    }
+                });
             }
         }
         // Networks: drop what dead containers held, re-apply bridges, ports and rules.

@@ -10,7 +10,7 @@ mod registry;
 mod stats;
 mod system;
 mod update;
-mod volumes;
+pub(crate) mod volumes;
 
 use std::convert::Infallible;
 use std::sync::Arc;

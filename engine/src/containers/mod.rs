@@ -314,6 +314,16 @@ impl Containers {
 
     /// Apply `f` to the record, persist it, and tell waiters.
     pub fn update(&self, e: &Entry, f: impl FnOnce(&mut Container)) -> Result<Container, ApiError> {
+        self.update_with(e, true, f)
+    }
+
+    /// [`Self::update`], written to disk only when `persist`.
+    fn update_with(
+        &self,
+        e: &Entry,
+        persist: bool,
+        f: impl FnOnce(&mut Container),
+    ) -> Result<Container, ApiError> {
         let snapshot = {
             let mut c = e.rec.lock().unwrap_or_else(|p| p.into_inner());
             let before = c.clone();
@@ -321,7 +331,7 @@ impl Containers {
             let snapshot = c.clone();
             // Written under the record's lock: concurrent updates (a restart policy and a
             // `stop`) neither race on the temporary file nor land out of order.
-            if !snapshot.removed && snapshot != before {
+            if persist && !snapshot.removed && snapshot != before {
                 self.persist(&snapshot)?;
             }
             snapshot
@@ -511,7 +521,10 @@ impl Containers {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
         before_exit(&c.id);
-        self.update(e, |c| {
+        // An auto-removed container's exit is not written: its removal follows at once (a
+        // crash in between finds it running, its monitor gone: it is watched, then removed).
+        let persist = !c.auto_remove();
+        self.update_with(e, persist, |c| {
             c.state.status = Status::Exited;
             c.state.pid = 0;
             c.state.exits += 1;
@@ -553,16 +566,12 @@ impl Containers {
 
     pub fn remove_files(&self, e: &Arc<Entry>) -> Result<(), ApiError> {
         // `state.removed` (what waiters see) is set only once the record is gone, so that
-        // `wait?condition=removed` returns when nothing holds the image any more.
+        // `wait?condition=removed` returns when nothing holds the image any more. Nothing
+        // is written first: the rename into `.trash` is what removes the record, and a
+        // crash before it leaves the container as it was.
         let _fs = e.fs_busy.lock().unwrap_or_else(|p| p.into_inner());
         let c = self.update(e, |c| c.removed = true)?;
         let dir = self.dir_of(&c.id);
-        // mark first, so a crash mid-removal finishes the job at the next start
-        let _ = std::fs::write(
-            dir.join("container.json"),
-            serde_json::to_vec(&c).unwrap_or_default(),
-        );
-        runtime::trace::mark("d rm marked");
         let _ = rustix::mount::unmount(monitor::rootfs(&dir), rustix::mount::UnmountFlags::DETACH);
         runtime::trace::mark("d rm unmounted");
         let removed = self.discard_dir(&dir, &c.id);
