@@ -220,14 +220,43 @@ fn containers_outlive_a_killed_daemon() {
     let quick = ok(d.berth(&["run", "-d", "busybox", "sh", "-c", "sleep 0.3; exit 7"]))
         .trim()
         .to_owned();
+    // `--rm`: one that ends while the daemon is away, one never started, and one whose
+    // removal a crash interrupted (its record says it exited)
+    let gone = ok(d.berth(&["run", "-d", "--rm", "busybox", "sh", "-c", "sleep 0.3"]))
+        .trim()
+        .to_owned();
+    let kept = ok(d.berth(&["create", "--rm", "busybox", "true"]))
+        .trim()
+        .to_owned();
+    let interrupted = ok(d.berth(&["create", "--rm", "busybox", "true"]))
+        .trim()
+        .to_owned();
     wait_until(
         || ok(d.berth(&["logs", &id])).lines().count() >= 3,
         "first lines",
     );
     // The daemon dies; the containers keep running and logging.
     d.kill9();
+    let record = d
+        .data_root
+        .join("containers")
+        .join(&interrupted)
+        .join("container.json");
+    let mut rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    rec["state"]["status"] = "exited".into();
+    std::fs::write(&record, serde_json::to_vec(&rec).unwrap()).unwrap();
     std::thread::sleep(Duration::from_millis(600));
     d.spawn();
+    wait_until(
+        || {
+            let all = ok(d.berth(&["ps", "-a", "-q", "--no-trunc"]));
+            !all.contains(&gone) && !all.contains(&interrupted)
+        },
+        "the --rm containers that ended are removed",
+    );
+    assert!(ok(d.berth(&["ps", "-a", "-q", "--no-trunc"])).contains(&kept));
+    ok(d.berth(&["rm", &kept]));
     let ps = ok(d.berth(&["ps"]));
     assert!(
         ps.contains(&id[..12]) && ps.contains("Up "),

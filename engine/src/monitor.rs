@@ -497,7 +497,7 @@ fn serve(
     report(&format!("ok {} {}", container.pid(), std::process::id()));
 
     // Clients being served: the monitor does not exit under one (it would lose its replay).
-    let serving = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let serving = Arc::new(Serving::default());
     let backlog = listener.try_clone().ok();
     let serve_conn = {
         let shared = shared.clone();
@@ -510,12 +510,12 @@ fn serve(
             let (shared, stdin, log_path, tty) =
                 (shared.clone(), stdin.clone(), log_path.clone(), tty.clone());
             let serving = serving.clone();
-            serving.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            serving.begin();
             std::thread::spawn(move || {
                 // a client that sends no request in time is not waited for
                 let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(2)));
                 serve_client(conn, &shared, &stdin, &log_path, stdin_once, tty.as_deref());
-                serving.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                serving.end();
             });
         }
     };
@@ -567,14 +567,36 @@ fn serve(
             }
         }
     }
-    let t0 = std::time::Instant::now();
-    while serving.load(std::sync::atomic::Ordering::SeqCst) > 0
-        && t0.elapsed() < std::time::Duration::from_secs(3)
-    {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    serving.wait_idle(std::time::Duration::from_secs(3));
     runtime::trace::mark("m clients closed");
     Ok(())
+}
+
+/// How many clients are being served, and a wake-up when that drops to none.
+#[derive(Default)]
+struct Serving {
+    count: Mutex<usize>,
+    idle: std::sync::Condvar,
+}
+
+impl Serving {
+    fn begin(&self) {
+        *self.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    }
+
+    fn end(&self) {
+        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    /// Until no client is being served, or `limit` passed.
+    fn wait_idle(&self, limit: std::time::Duration) {
+        let n = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self.idle.wait_timeout_while(n, limit, |n| *n > 0);
+    }
 }
 
 /// Copy one output stream of the container into the log and to every attached client.
