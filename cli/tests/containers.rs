@@ -267,6 +267,8 @@ fn containers_outlive_a_killed_daemon() {
         || ok(d.berth(&["ps", "-a"])).contains("Exited (7)"),
         "Exited (7)",
     );
+    // exec reaches a survivor through the state the runtime kept
+    assert_eq!(ok(d.berth(&["exec", &id, "echo", "alive"])), "alive\n");
     let before = ok(d.berth(&["logs", &id])).lines().count();
     wait_until(
         || ok(d.berth(&["logs", &id])).lines().count() > before + 3,

@@ -137,45 +137,12 @@ pub fn valid_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
-/// The runtime's state (state.json and fifos per container, the seccomp cache) kept on a
-/// tmpfs, as dockerd keeps its exec-root under /run: it is rewritten at every start, and means
-/// nothing after a reboot; on the data root's disk each write and rename is a journal round
-/// (up to tens of milliseconds behind a flush). Not over state a running container may still
-/// have on disk (a data root of an older berth), nor without the privilege to mount.
-fn state_on_tmpfs(dir: &Path) {
-    use rustix::mount::{mount, unmount, MountFlags, UnmountFlags};
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    if rustix::fs::statfs(dir).is_ok_and(|s| s.f_type == TMPFS_MAGIC) {
-        return; // a daemon before us mounted it: the live containers' state is there
-    }
-    let live_state = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|e| e.file_name() != ".seccomp-cache" && e.file_type().is_ok_and(|t| t.is_dir()));
-    if live_state {
-        return;
-    }
-    // the read-only binary a former daemon bound here would lie hidden under the tmpfs
-    while unmount(dir.join("berth.exe"), UnmountFlags::DETACH).is_ok() {}
-    if let Err(e) = mount(
-        "tmpfs",
-        dir,
-        "tmpfs",
-        MountFlags::NOSUID | MountFlags::NODEV,
-        c"mode=0700,size=64m",
-    ) {
-        tracing::debug!("runtime state stays on disk ({}): {e}", dir.display());
-    }
-}
-
 impl Containers {
     pub fn open(data_root: &Path) -> Result<Self, std::io::Error> {
         let dir = data_root.join("containers");
         std::fs::create_dir_all(&dir)?;
         let runtime_root = data_root.join("runtime");
         std::fs::create_dir_all(&runtime_root)?;
-        state_on_tmpfs(&runtime_root);
         let mut map = HashMap::new();
         for e in std::fs::read_dir(&dir)?.flatten() {
             if e.file_name() == TRASH {
