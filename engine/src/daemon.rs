@@ -164,6 +164,8 @@ impl Daemon {
         let daemon = Arc::new(self);
         // Live restore: follow the containers that were running when the daemon stopped.
         for e in daemon.containers.all() {
+            crate::api::containers::adopt_if_running(&daemon, &e);
+            crate::api::containers::resume_commit_pause(&daemon, &e);
             let status = e.snapshot().state.status;
             if status.is_live() {
                 crate::api::containers::spawn_watch(daemon.clone(), e);
@@ -194,7 +196,9 @@ impl Daemon {
                 .map(|c| c.id)
                 .collect();
             let done = tokio::task::spawn_blocking(move || {
-                nets.reconcile(&|id: &str| running.contains(id))
+                let alive = |id: &str| running.contains(id);
+                let reconciled = nets.reconcile(&alive);
+                reconciled.and(nets.release_orphan_netns(&alive))
             })
             .await;
             if let Ok(Err(e)) = done {

@@ -651,6 +651,31 @@ impl Networks {
         NetError::collect(errs)
     }
 
+    /// At daemon start, after [`Self::reconcile`]: release the netns files no endpoint
+    /// records and whose container `alive` says is gone — a daemon that died between
+    /// creating a container's netns and saving its endpoint left them (with the veth inside).
+    /// Not while containers start: one being set up has a netns and no endpoint yet.
+    pub fn release_orphan_netns(&self, alive: &dyn Fn(&str) -> bool) -> Result<(), NetError> {
+        let inner = self.lock();
+        let recorded: BTreeSet<PathBuf> = inner
+            .nets
+            .values()
+            .flat_map(|n| n.endpoints.values().map(|e| e.netns.clone()))
+            .collect();
+        let Ok(rd) = std::fs::read_dir(&self.cfg.netns_dir) else {
+            return Ok(()); // no container ever had a netns here
+        };
+        let mut errs = Vec::new();
+        for e in rd.flatten() {
+            let path = e.path();
+            let id = e.file_name().to_string_lossy().into_owned();
+            if !recorded.contains(&path) && !alive(&id) {
+                errs.extend(self.netlink.release_netns(&path).err());
+            }
+        }
+        NetError::collect(errs)
+    }
+
     /// A container's endpoints on every network.
     pub fn endpoints(&self, container_id: &str) -> Vec<Endpoint> {
         self.lock()

@@ -9,6 +9,7 @@ mod bench_net;
 mod bench_pull;
 mod bench_runtime;
 mod compose;
+mod crash;
 mod demo;
 mod dockerfile;
 mod dockerpy;
@@ -27,6 +28,9 @@ tasks:
   vm-test [--filter PATTERN] [--keep] [--dev] [--timeout SECS] [--accel kvm|tcg]
                        the kernel-dependent end-to-end scenarios in a VM on Debian's cloud
                        kernel with only cgroup v2 (qemu, KVM when it works, else TCG)
+  crash [--points N] [--seed S]
+                       kill -9 the daemon at N seeded random points (120) during pull, load,
+                       build, commit, run, rm, network create; check that nothing is lost
   bench <name>         benchmarks against the peers: store, run, pull, net, runtime
   rootfs <name>        build once, then print, a cached Debian rootfs tarball: python, redis
   compose              build once, then print, the cached docker-compose 1.29.2 the tests use
@@ -44,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         Some("lint") => test::lint(),
         Some("vm-test") => vm::run_task(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("crash") => crash::run_task(&args[1..]),
         Some("dockerfile") => dockerfile::run(&args[1..]),
         Some("rootfs") => rootfs::run_task(&args[1..]),
         Some("compose") => compose::run_task(&args[1..]),

@@ -33,6 +33,9 @@ pub struct TestDaemon {
     /// Extra `berth daemon` flags.
     pub flags: Vec<String>,
     child: Option<Child>,
+    /// With [`TestDaemon::unstarted_held`]: the `sleep` holding the namespaces every start of
+    /// the daemon enters.
+    holder: Option<Child>,
 }
 
 impl TestDaemon {
@@ -66,6 +69,52 @@ impl TestDaemon {
             data_root,
             flags,
             child: None,
+            holder: None,
+        }
+    }
+
+    /// As [`TestDaemon::unstarted`], but every start of the daemon enters the same mount and
+    /// network namespaces (a process holds them), as a restarted dockerd stays on its host:
+    /// what a killed daemon leaves (mounts, veths, rules) is there for the next one.
+    pub fn unstarted_held(flags: &[&str]) -> Self {
+        let mut d = Self::unstarted(flags);
+        if is_root() {
+            let holder = Command::new("unshare")
+                .args([
+                    "--mount",
+                    "--net",
+                    "--propagation",
+                    "private",
+                    "--fork",
+                    "--kill-child=SIGKILL",
+                    "--",
+                    "sleep",
+                    "infinity",
+                ])
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("start the namespace holder");
+            d.holder = Some(holder);
+        }
+        d
+    }
+
+    /// The pid of the process whose namespaces a held daemon enters.
+    pub fn holder_pid(&self) -> Option<u32> {
+        let unshare = self.holder.as_ref()?.id();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let children =
+                std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
+                    .unwrap_or_default();
+            if let Some(pid) = children.split_whitespace().next() {
+                return pid.parse().ok();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the namespace holder did not fork"
+            );
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -76,7 +125,13 @@ impl TestDaemon {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .unwrap();
-        let mut cmd = if is_root() {
+        let mut cmd = if let Some(pid) = self.holder_pid() {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--target={pid}"))
+                .args(["--mount", "--net", "--"])
+                .arg(BERTH);
+            c
+        } else if is_root() {
             let mut c = Command::new("unshare");
             c.args([
                 "--mount",
@@ -242,6 +297,10 @@ impl Drop for TestDaemon {
         }
         self.kill9();
         remove_cgroups(&self.cgroup_parent());
+        if let Some(mut h) = self.holder.take() {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
     }
 }
 

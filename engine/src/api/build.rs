@@ -125,15 +125,16 @@ pub async fn commit(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
         && q.get("pause").is_none_or(|p| !matches!(p, "0" | "false"));
     if pause {
         let (d2, e2) = (d.clone(), e.clone());
-        tokio::task::spawn_blocking(move || super::containers::set_paused(&d2, &e2, true))
+        tokio::task::spawn_blocking(move || super::containers::commit_pause(&d2, &e2, true))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))??;
     }
     let id = build::commit::commit(d, &c, opts).await;
     if pause {
         let (d2, e2) = (d.clone(), e.clone());
-        let _ = tokio::task::spawn_blocking(move || super::containers::set_paused(&d2, &e2, false))
-            .await;
+        let _ =
+            tokio::task::spawn_blocking(move || super::containers::commit_pause(&d2, &e2, false))
+                .await;
     }
     let id = id?;
     d.events

@@ -744,6 +744,83 @@ pub fn set_paused(d: &Daemon, e: &Entry, paused: bool) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// At daemon start: a container whose record says it is not running but whose monitor
+/// answers — the daemon died after the monitor started it and before it wrote so. It runs:
+/// record that (its pid from the runtime's state, the monitor's from the socket's peer) so
+/// that it is watched, stopped and removed like any other, never left behind unseen.
+pub fn adopt_if_running(d: &Daemon, e: &Entry) {
+    let c = e.snapshot();
+    if c.state.status.is_live() || c.state.status == Status::Restarting || c.removed {
+        return;
+    }
+    let Ok(sock) = crate::monitor::connect(&d.containers.dir_of(&c.id)) else {
+        return;
+    };
+    let monitor_pid = rustix::net::sockopt::socket_peercred(&sock)
+        .map(|cred| cred.pid.as_raw_nonzero().get())
+        .unwrap_or(0);
+    drop(sock);
+    let pid = runtime::Container::load(&d.containers.runtime_root, &c.id)
+        .map(|rc| rc.pid())
+        .unwrap_or(0);
+    tracing::info!(
+        "container {} runs (monitor {monitor_pid}) though its record said {}: adopted",
+        c.id,
+        c.state.status.as_str()
+    );
+    let _ = d.containers.update(e, |c| {
+        c.state.status = Status::Running;
+        c.state.pid = pid;
+        c.state.monitor_pid = monitor_pid;
+        c.state.exit_code = 0;
+        c.state.error.clear();
+        if c.state.started_at == crate::containers::model::ZERO_TIME {
+            c.state.started_at = crate::monitor::now();
+        }
+    });
+}
+
+/// A commit's pause and resume. The record says a commit paused it before the container is
+/// frozen, and until it is thawed, so that a daemon that dies in between resumes it at its
+/// next start ([`resume_commit_pause`]).
+pub fn commit_pause(d: &Daemon, e: &Entry, paused: bool) -> Result<(), ApiError> {
+    if paused {
+        d.containers.update(e, |c| c.state.commit_paused = true)?;
+        let done = set_paused(d, e, true);
+        if done.is_err() {
+            let _ = d.containers.update(e, |c| c.state.commit_paused = false);
+        }
+        done
+    } else {
+        let done = set_paused(d, e, false);
+        d.containers.update(e, |c| c.state.commit_paused = false)?;
+        done
+    }
+}
+
+/// At daemon start: thaw a container a commit left paused (or half-paused) when the daemon
+/// died.
+pub fn resume_commit_pause(d: &Daemon, e: &Entry) {
+    let c = e.snapshot();
+    if !c.state.commit_paused {
+        return;
+    }
+    match runtime::Container::load(&d.containers.runtime_root, &c.id) {
+        Ok(mut rc) => {
+            if let Err(err) = rc.resume() {
+                tracing::debug!("resuming {} after an interrupted commit: {err}", c.id);
+            }
+        }
+        Err(err) => tracing::warn!("resuming {} after an interrupted commit: {err}", c.id),
+    }
+    let _ = d.containers.update(e, |c| {
+        c.state.commit_paused = false;
+        if c.state.status == Status::Paused {
+            c.state.status = Status::Running;
+        }
+    });
+}
+
 /// `POST /containers/{id}/pause` and `/unpause`.
 pub async fn pause(d: &Arc<Daemon>, name: &str, paused: bool) -> Result<Reply, ApiError> {
     let e = d.containers.get(name)?;

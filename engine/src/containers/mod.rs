@@ -152,8 +152,22 @@ impl Containers {
                 continue;
             }
             let p = e.path().join("container.json");
-            let Ok(bytes) = std::fs::read(&p) else {
-                continue;
+            let bytes = match std::fs::read(&p) {
+                Ok(b) => b,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    // a create the daemon died in, before the record was written: nothing
+                    // refers to it
+                    tracing::info!(
+                        "removing {}: no record (an interrupted create)",
+                        e.path().display()
+                    );
+                    let _ = std::fs::remove_dir_all(e.path());
+                    continue;
+                }
+                Err(err) => {
+                    tracing::warn!("skipping {}: {err}", p.display());
+                    continue;
+                }
             };
             match serde_json::from_slice::<Container>(&bytes) {
                 Ok(c) if !c.removed => {

@@ -63,6 +63,10 @@ pub struct RunState {
     /// `stop` was asked: the restart policy leaves it stopped until the next `start`.
     #[serde(default)]
     pub manually_stopped: bool,
+    /// A commit paused it (or is about to) and has not resumed it yet: a daemon that died
+    /// meanwhile resumes it when it starts again (a user's pause stays).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub commit_paused: bool,
 }
 
 impl Default for RunState {
@@ -80,6 +84,7 @@ impl Default for RunState {
             log_offset: 0,
             exits: 0,
             removed: false,
+            commit_paused: false,
         }
     }
 }
