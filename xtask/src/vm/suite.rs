@@ -195,7 +195,8 @@ pub fn script(suites: &[&Built], filter: Option<&str>) -> String {
 #[derive(Debug)]
 pub struct Report {
     pub name: &'static str,
-    /// libtest's counts (`ok. 9 passed; 0 failed; 0 ignored`), when it printed them.
+    /// libtest's counts (`ok. 9 passed; 0 failed; 0 ignored; 2 filtered out`), when it
+    /// printed them.
     pub result: Option<String>,
     pub time: Option<Duration>,
     /// None when the guest never reported it (it died or timed out first).
@@ -244,4 +245,69 @@ pub fn bin<'a>(bins: &'a [(&'static str, PathBuf)], name: &str) -> Result<&'a Pa
         .find(|(n, _)| *n == name)
         .map(|(_, p)| p.as_path())
         .ok_or_else(|| anyhow!("no {name} binary was built"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn built(i: usize, exe: &str) -> Built {
+        Built {
+            suite: &SUITES[i],
+            exe: PathBuf::from(exe),
+        }
+    }
+
+    #[test]
+    fn script_runs_each_suite_and_keeps_the_first_failure() {
+        let (a, b) = (built(0, "/t/kernel-1"), built(2, "/t/it's"));
+        let s = script(&[&a, &b], Some("limits"));
+        assert!(
+            s.contains(
+                "suite 'kernel' '/t/kernel-1' '--test-threads=1' '--include-ignored' 'limits'\n"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains("suite 'privileged' '/t/it'\\''s' '--test-threads=2' '--include-ignored' 'limits'\n"),
+            "{s}"
+        );
+        assert!(s.contains("[ $rc -ne 0 ] || rc=$r"), "{s}");
+        assert!(s.ends_with("exit $rc\n"), "{s}");
+    }
+
+    #[test]
+    fn reports_read_counts_time_and_exit_code_per_suite() {
+        let at = |s: u64, l: &str| (Duration::from_secs(s), l.to_owned());
+        let out = Outcome {
+            lines: vec![
+                at(10, "berth-vm: suite kernel start"),
+                at(40, "test result: ok. 4 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 29.9s"),
+                at(41, "berth-vm: suite kernel exit 0"),
+                at(41, "berth-vm: suite privileged start"),
+                at(50, "test result: FAILED. 24 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 9.0s"),
+                at(50, "berth-vm: suite privileged exit 101"),
+            ],
+            timed_out: false,
+            qemu_status: None,
+        };
+        let (a, b, c) = (built(0, "/k"), built(2, "/p"), built(1, "/c"));
+        let r = reports(&out, &[&a, &b, &c]);
+        assert_eq!(
+            r[0].result.as_deref(),
+            Some("ok. 4 passed; 0 failed; 0 ignored; 0 filtered out")
+        );
+        assert_eq!(r[0].time, Some(Duration::from_secs(31)));
+        assert_eq!(r[0].exit, Some(0));
+        assert_eq!(r[1].exit, Some(101));
+        assert_eq!(
+            r[1].result.as_deref(),
+            Some("FAILED. 24 passed; 1 failed; 0 ignored; 0 filtered out")
+        );
+        // never started (the guest died first): nothing is made up
+        assert_eq!(
+            (r[2].result.as_deref(), r[2].time, r[2].exit),
+            (None, None, None)
+        );
+    }
 }
