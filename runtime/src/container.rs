@@ -215,7 +215,8 @@ impl Container {
             .into_iter()
             .filter_map(|(c, d)| c.map(|c| (c.to_string(), d)))
             .collect();
-        plan::expand_cgroup_mounts(&mut plan, cg.version == cgroup::Version::V2, &v1_dirs);
+        let v2_dir = (cg.version == cgroup::Version::V2).then(|| cg.root.join(&cg.path));
+        plan::expand_cgroup_mounts(&mut plan, v2_dir.as_deref(), &v1_dirs);
         let default_rules: Vec<String> = plan
             .devices
             .iter()

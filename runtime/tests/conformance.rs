@@ -10,8 +10,8 @@
 //! | mounts: tmpfs with options, ro/rw binds, cgroup | `process_and_root_fields` |
 //! | linux.namespaces (new ones differ from the host's), sysctl | `process_and_root_fields` |
 //! | linux.maskedPaths, readonlyPaths | `process_and_root_fields` (+ privileged.rs) |
-//! | linux.resources: memory, pids, cpu (shares, quota, period) | `process_and_root_fields` |
-//! | linux.devices + resources.devices (v1 device cgroup) | `devices_and_device_rules` |
+//! | linux.resources: memory, pids, cpu (shares, quota, period), v1 or v2 | `process_and_root_fields` |
+//! | linux.devices + resources.devices (v1 files, v2 eBPF) | `devices_and_device_rules` |
 //! | state, lifecycle (create, start, kill, delete, errors) | `state_and_lifecycle` |
 //! | hooks (all six stages, with state on stdin) | privileged.rs `hooks_run_at_each_stage_with_state` |
 //! | uid/gid mappings (user namespace) | privileged.rs `user_namespace_maps_ids` |
@@ -44,6 +44,20 @@ fn host_ns(kind: &str) -> String {
         .into_owned()
 }
 
+/// The cgroup version the runtime uses here, as it decides (`cgroup.controllers` at the root
+/// means v2 alone); a host with neither version's files fails the test rather than skip it.
+fn host_cgroup() -> &'static str {
+    let root = Path::new("/sys/fs/cgroup");
+    match runtime::cgroup::detect(&runtime::cgroup::RealCgroupFs, root) {
+        runtime::cgroup::Version::V2 => "v2",
+        runtime::cgroup::Version::V1 if root.join("memory/memory.limit_in_bytes").exists() => "v1",
+        runtime::cgroup::Version::V1 => panic!(
+            "{} has neither cgroup v2 (cgroup.controllers) nor a v1 memory hierarchy",
+            root.display()
+        ),
+    }
+}
+
 const SCRIPT: &str = r#"
 echo "hostname=$(hostname)"
 echo "domainname=$(cat /proc/sys/kernel/domainname)"
@@ -71,14 +85,20 @@ echo "msgmax=$(cat /proc/sys/kernel/msgmax)"
 echo "timer_list=$(wc -c < /proc/timer_list)"
 echo "firmware=$(ls /sys/firmware | wc -l)"
 echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo "procsys_write=yes" || echo "procsys_write=no"
-if [ -d /sys/fs/cgroup/memory ]; then
+# the files of whichever version the runtime used: v1 controllers bound under the cgroup
+# mount, or the container's own v2 cgroup as the root of its cgroup namespace
+if [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
+  echo "cgroup=v1"
   echo "memory=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"
   echo "pids=$(cat /sys/fs/cgroup/pids/pids.max)"
   echo "cpu=$(cat /sys/fs/cgroup/cpu/cpu.shares) $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)"
-else
+elif [ -f /sys/fs/cgroup/memory.max ]; then
+  echo "cgroup=v2"
   echo "memory=$(cat /sys/fs/cgroup/memory.max)"
   echo "pids=$(cat /sys/fs/cgroup/pids.max)"
   echo "cpu=$(cat /sys/fs/cgroup/cpu.weight) $(cat /sys/fs/cgroup/cpu.max)"
+else
+  echo "cgroup=neither v1 nor v2 files: $(ls /sys/fs/cgroup | tr '\n' ' ')"
 fi
 "#;
 
@@ -199,13 +219,14 @@ fn process_and_root_fields() {
     );
     assert_eq!(get("firmware"), "0");
     assert_eq!(get("procsys_write"), "no");
+    // the limits, read back from the files of the version the runtime uses here
+    assert_eq!(get("cgroup"), host_cgroup(), "{out}");
     assert_eq!(get("memory"), (64u64 << 20).to_string());
     assert_eq!(get("pids"), "50");
-    if Path::new("/sys/fs/cgroup/memory").exists() {
-        assert_eq!(get("cpu"), "512 50000 100000");
-    } else {
-        // v2: shares 512 → weight 1 + ((512 - 2) * 9999) / 262142 = 20
-        assert_eq!(get("cpu"), "20 50000 100000");
+    match host_cgroup() {
+        "v1" => assert_eq!(get("cpu"), "512 50000 100000"),
+        // shares → weight as runc converts: 1 + ((512 - 2) * 9999) / 262142 = 20
+        _ => assert_eq!(get("cpu"), "20 50000 100000"),
     }
 }
 
@@ -238,13 +259,14 @@ fn devices_and_device_rules() {
     ] {
         assert!(out.lines().any(|l| l == dev), "default device {dev}: {out}");
     }
-    if Path::new("/sys/fs/cgroup/devices").exists() {
-        // v1 device cgroup: a block device the rules do not allow cannot be opened
-        assert!(out.contains("Operation not permitted"), "{out}");
-        assert!(out.trim_end().ends_with("rc=1"), "{out}");
-    } else {
-        eprintln!("cgroup v2: device rules need an eBPF program, not checked here");
-    }
+    // A block device the rules do not allow can be neither made nor opened: on v1 the device
+    // cgroup's files say so, on v2 the eBPF program the runtime attaches.
+    let mode = host_cgroup();
+    assert!(
+        out.contains("mknod: /dev/sda9: Operation not permitted"),
+        "cgroup {mode}: {out}"
+    );
+    assert!(out.trim_end().ends_with("rc=1"), "cgroup {mode}: {out}");
 }
 
 #[test]

@@ -313,21 +313,32 @@ fn cli_create_state_start_delete() {
     assert!(state.contains("\"running\""), "{state}");
     let (_, ps, _) = cli(&["ps", "--format", "json", &b.id]);
     assert_eq!(ps.trim(), format!("[{}]", v["pid"]));
-    // update: flags and a resources file, written into the live cgroup (v1 here)
-    let cg_file = |ctl: &str, file: &str| {
+    // update: flags and a resources file, written into the live cgroup: the v1 file in the
+    // controller's hierarchy, or the v2 file in the unified one (whichever the runtime uses)
+    let v2 = runtime::cgroup::detect(&runtime::cgroup::RealCgroupFs, Path::new("/sys/fs/cgroup"))
+        == runtime::cgroup::Version::V2;
+    let cg_file = |ctl: &str, v1_file: &str, v2_file: &str| {
         let cg = std::fs::read_to_string(format!("/proc/{}/cgroup", v["pid"])).unwrap();
         let path = cg
             .lines()
             .find_map(|l| {
-                l.split(':')
-                    .nth(1)
-                    .filter(|c| c.split(',').any(|x| x == ctl))
-                    .and(l.split(':').nth(2))
+                let mut parts = l.splitn(3, ':');
+                let (_, ctls, path) = (parts.next()?, parts.next()?, parts.next()?);
+                let here = if v2 {
+                    ctls.is_empty()
+                } else {
+                    ctls.split(',').any(|x| x == ctl)
+                };
+                here.then(|| path.to_owned())
             })
-            .unwrap()
-            .to_owned();
-        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctl}{path}/{file}"))
-            .unwrap()
+            .unwrap_or_else(|| panic!("no {ctl} cgroup (v2: {v2}) in:\n{cg}"));
+        let file = if v2 {
+            format!("/sys/fs/cgroup{path}/{v2_file}")
+        } else {
+            format!("/sys/fs/cgroup/{ctl}{path}/{v1_file}")
+        };
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
             .trim()
             .to_owned()
     };
@@ -340,14 +351,21 @@ fn cli_create_state_start_delete() {
         &b.id,
     ]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(cg_file("memory", "memory.limit_in_bytes"), "33554432");
-    assert_eq!(cg_file("pids", "pids.max"), "20");
+    assert_eq!(
+        cg_file("memory", "memory.limit_in_bytes", "memory.max"),
+        "33554432"
+    );
+    assert_eq!(cg_file("pids", "pids.max", "pids.max"), "20");
     let res = b.dir.path().join("res.json");
     std::fs::write(&res, r#"{"pids": {"limit": 30}, "cpu": {"shares": 256}}"#).unwrap();
     let (code, _, err) = cli(&["update", "-r", &res.to_string_lossy(), &b.id]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(cg_file("pids", "pids.max"), "30");
-    assert_eq!(cg_file("cpu", "cpu.shares"), "256");
+    assert_eq!(cg_file("pids", "pids.max", "pids.max"), "30");
+    // v2: shares 256 → weight 1 + ((256 - 2) * 9999) / 262142 = 10
+    assert_eq!(
+        cg_file("cpu", "cpu.shares", "cpu.weight"),
+        if v2 { "10" } else { "256" }
+    );
     // events --stats: one sample of the same cgroup
     let (code, out, err) = cli(&["events", "--stats", &b.id]);
     assert_eq!(code, 0, "{err}");

@@ -1,7 +1,10 @@
 //! `cargo xtask vm-test [--filter PATTERN] [--keep] [--dev] [--timeout SECS] [--accel
-//! kvm|tcg]`: the kernel-dependent end-to-end scenarios (`cli/tests/kernel.rs`) run again
-//! inside a throwaway VM on Debian's cloud kernel with only cgroup v2, which the host's
-//! `cargo xtask test` cannot show (this host is a v1+v2 hybrid on another kernel).
+//! kvm|tcg]`: the kernel-dependent end-to-end scenarios (`cli/tests/kernel.rs`) and the
+//! runtime's OCI conformance walk and privileged tests (`runtime/tests/conformance.rs`,
+//! `privileged.rs`) run again, in one boot, inside a throwaway VM on Debian's cloud kernel
+//! with only cgroup v2, which the host's `cargo xtask test` cannot show (this host is a v1+v2
+//! hybrid on another kernel). `--filter` applies to every suite; one it leaves empty is not
+//! run, and a filter that matches nothing is an error.
 //!
 //! Everything it fetches or builds is cached under `<target>/vm/`: the kernel package, the
 //! guest's Debian packages, the base initramfs, KVM's verdict for this boot of the host. The
@@ -13,14 +16,15 @@ mod cpio;
 mod guest;
 mod kernel;
 mod qemu;
+mod suite;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::sys::{self, cargo, ensure_packages};
+use crate::sys::{self, ensure_packages};
 use qemu::Accel;
 
 /// Host packages: qemu itself, setpriv (util-linux) to tie qemu's life to ours, dpkg-deb
@@ -35,8 +39,6 @@ const HOST_PACKAGES: &[&str] = &[
     "binutils",
 ];
 
-/// The integration test file whose scenarios run in the guest.
-const SUITE: &str = "kernel";
 const MEMORY_MIB: u32 = 3072;
 const CPUS: u32 = 2;
 /// How long a hung KVM gets before we fall back to TCG (a working KVM boots in ~1 s).
@@ -57,7 +59,7 @@ fn parse(args: &[String]) -> Result<Opts> {
         filter: None,
         keep: false,
         dev: false,
-        // the suite takes about a minute under TCG here
+        // the suites take one and a half minutes under TCG here
         timeout: Duration::from_secs(10 * 60),
         accel: None,
     };
@@ -86,7 +88,7 @@ fn parse(args: &[String]) -> Result<Opts> {
     Ok(o)
 }
 
-/// `vm-test --dev`, as `cargo xtask test` ends: the suite's exit code.
+/// `vm-test --dev`, as `cargo xtask test` ends: the suites' exit code.
 pub fn run_dev() -> Result<i32> {
     run(&parse(&["--dev".to_owned()])?)
 }
@@ -95,7 +97,7 @@ pub fn run_task(args: &[String]) -> Result<()> {
     let opts = parse(args)?;
     let rc = run(&opts)?;
     if rc != 0 {
-        // the suite's own exit code, after every guard above has cleaned up
+        // the suites' own exit code, after every guard above has cleaned up
         std::process::exit(rc);
     }
     Ok(())
@@ -123,10 +125,40 @@ fn run(opts: &Opts) -> Result<i32> {
     ensure_packages(sys::BUILD_PACKAGES)?;
     let cache = sys::target_dir().join("vm");
     std::fs::create_dir_all(&cache)?;
-    let (test_exe, berth) = build_suite(opts.dev)?;
+    let (built, bins) = suite::build(opts.dev)?;
+    // a suite the filter leaves empty is not even copied into the guest
+    let filter = opts.filter.as_deref();
+    let mut selected = Vec::new();
+    for b in &built {
+        let n = suite::count(b, filter)?;
+        eprintln!("xtask: suite {}: {n} tests", b.suite.name);
+        if n > 0 {
+            selected.push(b);
+        }
+    }
+    if selected.is_empty() {
+        bail!(
+            "--filter {:?} matches no test of {}",
+            filter.unwrap_or_default(),
+            suite::SUITES
+                .iter()
+                .map(|s| s.src)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut files: Vec<PathBuf> = selected.iter().map(|b| b.exe.clone()).collect();
+    for b in &selected {
+        for name in b.suite.bins {
+            let p = suite::bin(&bins, name)?.to_path_buf();
+            if !files.contains(&p) {
+                files.push(p);
+            }
+        }
+    }
     let kernel = kernel::ensure(&cache)?;
     let base = guest::ensure_base(&cache, &kernel)?;
-    for bin in [&test_exe, &berth] {
+    for bin in &files {
         let missing = guest::missing_libraries(&base.root, bin)?;
         if !missing.is_empty() {
             bail!(
@@ -147,9 +179,9 @@ fn run(opts: &Opts) -> Result<i32> {
     };
     std::fs::create_dir_all(&work.path)?;
     // debug info is most of the binaries' size (berth: 111 MB of 20), and the guest copies
-    // every byte twice under TCG; each keeps its own path, which the suite relies on
+    // every byte twice under TCG; each keeps its own path, which the suites rely on
     let mut stripped = Vec::new();
-    for (i, bin) in [&test_exe, &berth].into_iter().enumerate() {
+    for (i, bin) in files.iter().enumerate() {
         let s = work.path.join(format!("stripped-{i}"));
         sys::output(
             Command::new("objcopy")
@@ -160,7 +192,7 @@ fn run(opts: &Opts) -> Result<i32> {
         stripped.push((s, bin.clone()));
     }
     let run_cpio = work.path.join("run.cpio");
-    guest::run_archive(&run_cpio, &stripped, &suite_script(&test_exe, opts))?;
+    guest::run_archive(&run_cpio, &stripped, &suite::script(&selected, filter))?;
     let initrd = work.path.join("initrd");
     concat(&initrd, &[&base.archive, &run_cpio])?;
     std::fs::remove_file(&run_cpio)?;
@@ -200,9 +232,18 @@ fn run(opts: &Opts) -> Result<i32> {
         accel.name()
     );
     let secs = |d: Duration| format!("{:.1} s", d.as_secs_f64());
+    for r in suite::reports(&out, &selected) {
+        println!(
+            "xtask vm-test: suite {}: {} in {}, exit code {}",
+            r.name,
+            r.result.as_deref().unwrap_or("no result"),
+            r.time.map_or("?".to_owned(), secs),
+            r.exit.map_or("?".to_owned(), |c| c.to_string())
+        );
+    }
     if let (Some(s), Some((e, _))) = (started, exit) {
         println!(
-            "xtask vm-test: prepare {} (build, caches), boot {}, suite {}, VM total {}",
+            "xtask vm-test: prepare {} (build, caches), boot {}, suites {}, VM total {}",
             secs(prepared),
             secs(s),
             secs(e.saturating_sub(s)),
@@ -217,7 +258,7 @@ fn run(opts: &Opts) -> Result<i32> {
     }
     let Some((_, code)) = exit else {
         bail!(
-            "the guest ended without reporting the suite's exit code (qemu: {:?}); see the console above",
+            "the guest ended without reporting the suites' exit code (qemu: {:?}); see the console above",
             out.qemu_status
         );
     };
@@ -230,47 +271,6 @@ fn run(opts: &Opts) -> Result<i32> {
     );
     drop(work);
     Ok(rc)
-}
-
-/// Build the suite's test executable and the `berth` it drives, in release (or, with `dev`,
-/// exactly as `cargo xtask test` builds every test, so that after it nothing is rebuilt);
-/// their paths.
-fn build_suite(dev: bool) -> Result<(PathBuf, PathBuf)> {
-    let mut c = cargo();
-    c.arg("test");
-    if dev {
-        c.args(["--workspace", "--no-fail-fast"]);
-    } else {
-        c.args(["--release", "-p", "cli", "--test", SUITE]);
-    }
-    c.args(["--no-run", "--message-format=json-render-diagnostics"]);
-    eprintln!("$ {}", sys::show(&c));
-    let out = c.stderr(Stdio::inherit()).output()?;
-    if !out.status.success() {
-        bail!("building the suite failed: {}", out.status);
-    }
-    let mut test_exe = None;
-    let mut berth = None;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let (Some(name), Some(exe)) = (v["target"]["name"].as_str(), v["executable"].as_str())
-        else {
-            continue;
-        };
-        let kinds = v["target"]["kind"].to_string();
-        if name == SUITE && kinds.contains("\"test\"") {
-            test_exe = Some(PathBuf::from(exe));
-        } else if name == "berth" && kinds.contains("\"bin\"") && v["profile"]["test"] == false {
-            berth = Some(PathBuf::from(exe));
-        }
-    }
-    let test_exe = test_exe.ok_or_else(|| anyhow!("cargo named no test executable {SUITE}"))?;
-    // the test executable runs env!("CARGO_BIN_EXE_berth"): the same path in the guest
-    let profile = if dev { "debug" } else { "release" };
-    let berth = berth.unwrap_or_else(|| sys::target_dir().join(profile).join("berth"));
-    Ok((test_exe, berth))
 }
 
 /// Work dirs of runs whose xtask died before it could remove them (killed by a signal).
@@ -286,22 +286,6 @@ fn remove_stale_runs(cache: &Path) {
             }
         }
     }
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-fn suite_script(test_exe: &Path, opts: &Opts) -> String {
-    let mut cmd = format!(
-        "{} --include-ignored --test-threads=1",
-        shell_quote(&test_exe.to_string_lossy())
-    );
-    if let Some(f) = &opts.filter {
-        cmd.push(' ');
-        cmd.push_str(&shell_quote(f));
-    }
-    format!("#!/bin/sh\ncd /tmp\nexport RUST_BACKTRACE=1\n{cmd}\n")
 }
 
 /// The archives one after the other, each starting 4-aligned as the kernel requires (it

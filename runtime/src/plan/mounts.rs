@@ -133,9 +133,10 @@ pub(super) fn plan_mount(i: usize, m: &oci_spec::runtime::Mount) -> Result<Mount
 /// Replace `cgroup` mounts by what the host's cgroup version needs, as runc does: on v2 a
 /// `cgroup2` mount; on v1 a tmpfs with the container's own cgroup directory of each
 /// hierarchy bound below it, so the container sees its cgroup as the root.
-/// `v1_dirs` is (controller, host directory of the container's cgroup).
-pub fn expand_cgroup_mounts(plan: &mut Plan, v2: bool, v1_dirs: &[(String, PathBuf)]) {
-    let mut out = Vec::new();
+/// `v2_dir` is the host directory of the container's cgroup when the host is on v2;
+/// `v1_dirs` is (controller, host directory of the container's cgroup) on v1.
+pub fn expand_cgroup_mounts(plan: &mut Plan, v2_dir: Option<&Path>, v1_dirs: &[(String, PathBuf)]) {
+    let mut out: Vec<MountStep> = Vec::new();
     for m in std::mem::take(&mut plan.mounts) {
         if m.fstype.as_deref() != Some("cgroup") {
             out.push(m);
@@ -143,7 +144,21 @@ pub fn expand_cgroup_mounts(plan: &mut Plan, v2: bool, v1_dirs: &[(String, PathB
         }
         let ro = m.flags & MsFlags::MS_RDONLY;
         let base = m.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
-        if v2 {
+        if let Some(dir) = v2_dir {
+            if stacks_on_cgroup2(&out, &m.destination, dir) {
+                // The kernel refuses a second mount of the same cgroup2 root on the same
+                // place (EBUSY): bind the container's cgroup there instead, as runc falls
+                // back to, with this mount's own flags.
+                out.push(MountStep {
+                    source: Some(dir.to_path_buf()),
+                    fstype: None,
+                    flags: MsFlags::MS_BIND,
+                    data: None,
+                    bind_remount: Some(MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro),
+                    ..m
+                });
+                continue;
+            }
             out.push(MountStep {
                 source: Some("cgroup".into()),
                 fstype: Some("cgroup2".into()),
@@ -186,4 +201,19 @@ pub fn expand_cgroup_mounts(plan: &mut Plan, v2: bool, v1_dirs: &[(String, PathB
         }
     }
     plan.mounts = out;
+}
+
+/// Whether the last mount planned at `dest` or above it is the container's cgroup2 root
+/// right at `dest` (a cgroup2 mount or a bind of `dir`), which a new cgroup2 mount would
+/// duplicate. Remounts of an earlier step change nothing.
+fn stacks_on_cgroup2(planned: &[MountStep], dest: &Path, dir: &Path) -> bool {
+    planned
+        .iter()
+        .rev()
+        .filter(|p| p.is_bind() || !p.flags.contains(MsFlags::MS_REMOUNT))
+        .find(|p| dest.starts_with(&p.destination))
+        .is_some_and(|p| {
+            p.destination == dest
+                && (p.fstype.as_deref() == Some("cgroup2") || p.source.as_deref() == Some(dir))
+        })
 }

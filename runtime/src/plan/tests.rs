@@ -79,7 +79,7 @@ fn cgroup_mount_expands_per_version() {
     let mut p2 = p.clone();
     expand_cgroup_mounts(
         &mut p,
-        false,
+        None,
         &[
             ("memory".into(), "/sys/fs/cgroup/memory/berth/c1".into()),
             ("pids".into(), "/sys/fs/cgroup/pids/berth/c1".into()),
@@ -108,9 +108,55 @@ fn cgroup_mount_expands_per_version() {
         /sys/fs/cgroup/pids None Some("/sys/fs/cgroup/pids/berth/c1") MsFlags(MS_BIND) remount=Some(MsFlags(MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_REMOUNT | MS_BIND))
         /sys/fs/cgroup None None MsFlags(MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_REMOUNT) remount=None"#]]
     .assert_eq(&show(&p));
-    expand_cgroup_mounts(&mut p2, true, &[]);
+    expand_cgroup_mounts(&mut p2, Some(Path::new("/sys/fs/cgroup/berth/c1")), &[]);
     expect_test::expect![[r#"/sys/fs/cgroup Some("cgroup2") Some("cgroup") MsFlags(MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME) remount=None"#]]
         .assert_eq(&show(&p2));
+}
+
+/// Found by the conformance walk on a pure v2 guest: a second `cgroup` mount at the same
+/// place (runc's default spec has one, the walk adds its own) made a second cgroup2 mount
+/// of the same root there, which the kernel refuses with EBUSY.
+#[test]
+fn cgroup2_mount_repeated_at_one_place_becomes_a_bind() {
+    let mut v: serde_json::Value = serde_json::from_str(SAMPLE).unwrap();
+    let mounts = v["mounts"].as_array_mut().unwrap();
+    mounts.push(
+        serde_json::json!({"destination": "/sys/fs/cgroup/", "type": "cgroup",
+        "source": "cgroup", "options": ["rw", "nosuid"]}),
+    );
+    // below a new mount of a parent, a cgroup2 mount is new again
+    mounts.push(serde_json::json!({"destination": "/sys", "type": "sysfs", "source": "sysfs"}));
+    mounts.push(
+        serde_json::json!({"destination": "/sys/fs/cgroup", "type": "cgroup",
+        "source": "cgroup", "options": ["ro"]}),
+    );
+    let mut p = plan(
+        &serde_json::from_value(v).unwrap(),
+        Path::new("/bundle"),
+        &HostLimits::unlimited(),
+    )
+    .unwrap();
+    expand_cgroup_mounts(&mut p, Some(Path::new("/sys/fs/cgroup/berth/c1")), &[]);
+    let show: Vec<String> = p
+        .mounts
+        .iter()
+        .filter(|m| m.destination.starts_with("/sys"))
+        .map(|m| {
+            format!(
+                "{} {:?} {:?} {:?} remount={:?}",
+                m.destination.display(),
+                m.fstype,
+                m.source,
+                m.flags,
+                m.bind_remount
+            )
+        })
+        .collect();
+    expect_test::expect![[r#"
+        /sys/fs/cgroup Some("cgroup2") Some("cgroup") MsFlags(MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME) remount=None
+        /sys/fs/cgroup/ None Some("/sys/fs/cgroup/berth/c1") MsFlags(MS_BIND) remount=Some(MsFlags(MS_NOSUID | MS_REMOUNT | MS_BIND))
+        /sys Some("sysfs") Some("sysfs") MsFlags(0x0) remount=None
+        /sys/fs/cgroup Some("cgroup2") Some("cgroup") MsFlags(MS_RDONLY) remount=None"#]].assert_eq(&show.join("\n"));
 }
 
 #[test]
