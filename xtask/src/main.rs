@@ -14,6 +14,7 @@ mod demo;
 mod dockerfile;
 mod dockerpy;
 mod rootfs;
+mod soak;
 mod sys;
 mod test;
 mod venv;
@@ -31,6 +32,9 @@ tasks:
   crash [--points N] [--seed S]
                        kill -9 the daemon at N seeded random points (120) during pull, load,
                        build, commit, run, rm, network create; check that nothing is lost
+  soak [--clients N] [--seconds S] [--containers M]
+                       N concurrent API clients (200) for S seconds (60), then M containers
+                       alive (500): zero 5xx, nothing corrupt, p50/p99, ps under 50 ms
   bench <name>         benchmarks against the peers: store, run, pull, net, runtime
   rootfs <name>        build once, then print, a cached Debian rootfs tarball: python, redis
   compose              build once, then print, the cached docker-compose 1.29.2 the tests use
@@ -49,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         Some("vm-test") => vm::run_task(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("crash") => crash::run_task(&args[1..]),
+        Some("soak") => soak::run_task(&args[1..]),
         Some("dockerfile") => dockerfile::run(&args[1..]),
         Some("rootfs") => rootfs::run_task(&args[1..]),
         Some("compose") => compose::run_task(&args[1..]),
