@@ -149,6 +149,29 @@ fn kernel_memory_and_pids_limits() {
     assert_eq!(read_trimmed(&mem), (96u64 << 20).to_string());
     assert_eq!(read_trimmed(&pids), "30");
     ok(d.berth(&["rm", "-f", "lim"]));
+
+    // a container whose program the OOM killer ends: 137, and inspect says why
+    let out = run(&mut d.berth(&[
+        "run",
+        "--name",
+        "oom",
+        "-m",
+        "32m",
+        "busybox",
+        "busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]));
+    assert_eq!(out.status.code(), Some(137), "{out:?}");
+    let state = &inspect(&d, "oom")["State"];
+    assert_eq!(state["OOMKilled"], true, "{state}");
+    assert_eq!(state["ExitCode"], 137, "{state}");
+    ok(d.berth(&["run", "--name", "fine", "-m", "32m", "busybox", "true"]));
+    assert_eq!(inspect(&d, "fine")["State"]["OOMKilled"], false);
+    ok(d.berth(&["rm", "oom", "fine"]));
 }
 
 #[test]

@@ -73,6 +73,9 @@ pub struct ExitStatus {
     pub finished_at: String,
     #[serde(default)]
     pub error: String,
+    /// The OOM killer killed a process of the container (its memory limit was hit).
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 pub fn rootfs(dir: &Path) -> PathBuf {
@@ -535,6 +538,7 @@ fn serve(
         })
         .collect();
     let code = container.wait().map_err(|e| e.to_string())?;
+    let oom_killed = container.oom_kills() > 0;
     runtime::trace::mark("m reaped");
     for p in pumps {
         let _ = p.join();
@@ -543,6 +547,7 @@ fn serve(
         code,
         finished_at: now(),
         error: String::new(),
+        oom_killed,
     };
     let tmp = cfg.dir.join("exit.json.tmp");
     let _ = std::fs::write(&tmp, serde_json::to_vec(&status).unwrap_or_default());

@@ -472,6 +472,15 @@ impl Container {
         self.state.pid
     }
 
+    /// How many of the container's processes the OOM killer has killed (read from its
+    /// memory cgroup; call before [`Self::delete`] removes it).
+    pub fn oom_kills(&self) -> u64 {
+        self.state
+            .cgroup
+            .as_ref()
+            .map_or(0, |cg| cg.oom_kills(&RealCgroupFs))
+    }
+
     /// The state, with the status refreshed from the kernel.
     pub fn state(&mut self) -> &State {
         self.refresh();

@@ -483,6 +483,7 @@ impl Containers {
                 c.state.monitor_pid = monitor_pid;
                 c.state.exit_code = 0;
                 c.state.error.clear();
+                c.state.oom_killed = false;
                 c.state.started_at = monitor::now();
                 c.state.finished_at = model::ZERO_TIME.into();
                 c.state.log_offset = log_offset;
@@ -547,6 +548,7 @@ impl Containers {
                 Some(x) => {
                     c.state.exit_code = x.code;
                     c.state.finished_at = x.finished_at.clone();
+                    c.state.oom_killed = x.oom_killed;
                 }
                 None => {
                     c.state.exit_code = 137;

@@ -501,6 +501,27 @@ impl Cgroup {
         }
     }
 
+    /// How many processes the OOM killer killed in the cgroup: `oom_kill` of v2's
+    /// `memory.events` or of v1's `memory.oom_control` (0 when the kernel does not say).
+    pub fn oom_kills(&self, fs: &dyn CgroupFs) -> u64 {
+        let file = match self.version {
+            Version::V2 => self.root.join(&self.path).join("memory.events"),
+            Version::V1 => self
+                .root
+                .join("memory")
+                .join(&self.path)
+                .join("memory.oom_control"),
+        };
+        fs.read(&file)
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("oom_kill "))
+                    .and_then(|n| n.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// cgroup v2: install `rules` as an eBPF device program on the cgroup (v1 has
     /// `devices.allow` files instead, written by [`writes`]). Real syscalls: not behind
     /// the `CgroupFs` seam.

@@ -234,3 +234,23 @@ fn stats_read_v1_and_v2_counters() {
         (100, u64::MAX, 77, 1, u64::MAX)
     );
 }
+
+#[test]
+fn oom_kills_counted_on_v1_and_v2() {
+    let root = Path::new("/sys/fs/cgroup");
+    let fs = FakeCgroupFs::v2(root, "memory pids");
+    let cg = Cgroup::new(&fs, root, Some(Path::new("/p/c1")), "c1").unwrap();
+    assert_eq!(cg.oom_kills(&fs), 0, "no memory.events yet");
+    fs.files.borrow_mut().insert(
+        root.join("p/c1/memory.events"),
+        "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n".into(),
+    );
+    assert_eq!(cg.oom_kills(&fs), 1);
+    let fs = FakeCgroupFs::v1(root, &["memory"]);
+    let cg = Cgroup::new(&fs, root, Some(Path::new("p/c2")), "c2").unwrap();
+    fs.files.borrow_mut().insert(
+        root.join("memory/p/c2/memory.oom_control"),
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n".into(),
+    );
+    assert_eq!(cg.oom_kills(&fs), 2);
+}
