@@ -23,9 +23,12 @@ pub const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
     propagate_version = true
 )]
 pub struct Cli {
-    /// Daemon socket to connect to (unix:///path)
+    /// Daemon socket to connect to: unix:///path or tcp://host:port (the daemon: where to
+    /// listen, repeatable)
     #[arg(short = 'H', long = "host", env = "BERTH_HOST", global = true)]
-    host: Option<String>,
+    host: Vec<String>,
+    #[command(flatten)]
+    tls: connect::TlsArgs,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -285,7 +288,7 @@ fn main() {
             "the monitor is started by the daemon as `berth monitor --stage2 {}`",
             dir.display()
         )),
-        Cmd::Daemon(a) => commands::system::daemon(cli.host.as_deref(), a).map(|()| 0),
+        Cmd::Daemon(a) => commands::system::daemon(&cli.host, &cli.tls, a).map(|()| 0),
         cmd => {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -297,7 +300,7 @@ fn main() {
                     std::process::exit(1);
                 }
             };
-            let r = rt.block_on(run(cli.host, cmd));
+            let r = rt.block_on(run(cli.host, cli.tls, cmd));
             // A read of stdin may still block a runtime thread (nothing more was typed):
             // do not wait for it.
             rt.shutdown_background();
@@ -313,7 +316,7 @@ fn main() {
     }
 }
 
-async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
+async fn run(host: Vec<String>, tls: connect::TlsArgs, cmd: Cmd) -> anyhow::Result<i32> {
     use commands::containers as ct;
     use hyper::Method;
     // Logging out only edits the credentials file: no daemon needed.
@@ -321,7 +324,10 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Logout(a) => return commands::registry::logout(a).await.map(|()| 0),
         other => other,
     };
-    let c = connect::client(host.as_deref()).await?;
+    if host.len() > 1 {
+        anyhow::bail!("a client talks to one daemon: give -H once");
+    }
+    let c = connect::client(host.first().map(String::as_str), &tls).await?;
     let t = |time: Option<u64>| time.map(|t| format!("?t={t}")).unwrap_or_default();
     let done = |r: anyhow::Result<()>| r.map(|()| 0);
     match cmd {
