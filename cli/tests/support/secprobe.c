@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,7 +175,7 @@ static int exe_watch(const char *secs) {
             }
             close(w);
         }
-        usleep(1000);
+        sched_yield();
     }
     printf("foreign executables seen: %d, written: %d\n", seen, holes);
     return 0;
