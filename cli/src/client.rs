@@ -1,6 +1,8 @@
-//! The Engine API client: HTTP/1.1 over the daemon's unix socket, one connection per call.
+//! The Engine API client: HTTP/1.1 over the daemon's unix socket or TCP with TLS, one
+//! connection per call.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -13,11 +15,43 @@ use tokio::net::UnixStream;
 
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
-/// A client bound to one daemon socket.
+/// A client bound to one daemon endpoint.
 #[derive(Debug, Clone)]
 pub struct Client {
-    pub socket: PathBuf,
+    target: Target,
 }
+
+#[derive(Clone)]
+enum Target {
+    Unix(PathBuf),
+    /// `host:port`, with TLS unless `--insecure-tcp` was meant.
+    Tcp {
+        addr: String,
+        tls: Option<(
+            tokio_rustls::TlsConnector,
+            rustls::pki_types::ServerName<'static>,
+        )>,
+    },
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_string())
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unix(p) => write!(f, "unix://{}", p.display()),
+            Self::Tcp { addr, .. } => write!(f, "tcp://{addr}"),
+        }
+    }
+}
+
+/// A connection to the daemon, whatever carries it.
+pub trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Conn for T {}
 
 /// Where a request body comes from.
 pub enum Payload {
@@ -30,12 +64,56 @@ pub enum Payload {
 impl Client {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
         Self {
-            socket: socket.into(),
+            target: Target::Unix(socket.into()),
         }
+    }
+
+    /// A client of `tcp://addr`; `tls` (CA, client certificate and key) unless plain.
+    pub fn tcp(addr: &str, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Self> {
+        let tls = match tls {
+            None => None,
+            Some(config) => {
+                let host = match addr.rsplit_once(':') {
+                    Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
+                    None => addr,
+                };
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .with_context(|| format!("{host:?} is not a valid TLS server name"))?;
+                Some((tokio_rustls::TlsConnector::from(config), name))
+            }
+        };
+        Ok(Self {
+            target: Target::Tcp {
+                addr: addr.to_owned(),
+                tls,
+            },
+        })
     }
 
     pub async fn connect(path: &Path) -> std::io::Result<UnixStream> {
         UnixStream::connect(path).await
+    }
+
+    /// A new connection to the daemon.
+    async fn open(&self) -> Result<Box<dyn Conn>> {
+        let cannot = || format!("cannot connect to the berth daemon at {}", self.target);
+        Ok(match &self.target {
+            Target::Unix(p) => Box::new(Self::connect(p).await.with_context(cannot)?),
+            Target::Tcp { addr, tls } => {
+                let s = tokio::net::TcpStream::connect(addr.as_str())
+                    .await
+                    .with_context(cannot)?;
+                let _ = s.set_nodelay(true);
+                match tls {
+                    None => Box::new(s),
+                    Some((c, name)) => Box::new(
+                        c.connect(name.clone(), s)
+                            .await
+                            .with_context(|| format!("{}: TLS handshake", cannot()))?,
+                    ),
+                }
+            }
+        })
     }
 
     /// Send a request; the path is relative to the API version (`/images/json`).
@@ -56,12 +134,7 @@ impl Client {
         payload: Payload,
         headers: &[(&str, String)],
     ) -> Result<Response<Incoming>> {
-        let stream = Self::connect(&self.socket).await.with_context(|| {
-            format!(
-                "cannot connect to the berth daemon at unix://{}",
-                self.socket.display()
-            )
-        })?;
+        let stream = self.open().await?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
@@ -104,12 +177,7 @@ impl Client {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
-        let stream = Self::connect(&self.socket).await.with_context(|| {
-            format!(
-                "cannot connect to the berth daemon at unix://{}",
-                self.socket.display()
-            )
-        })?;
+        let stream = self.open().await?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream)).await?;
         tokio::spawn(async move {

@@ -32,9 +32,12 @@ pub struct Cli {
 /// The options every command takes.
 #[derive(Args, Debug)]
 struct Globals {
-    /// Daemon socket to connect to (unix:///path)
+    /// Daemon socket to connect to: unix:///path or tcp://host:port (the daemon: where to
+    /// listen, repeatable)
     #[arg(short = 'H', long = "host", env = "BERTH_HOST", global = true)]
-    host: Option<String>,
+    host: Vec<String>,
+    #[command(flatten)]
+    tls: connect::TlsArgs,
 }
 
 impl Cli {
@@ -64,10 +67,13 @@ impl Cli {
         let mut words = args.iter().skip(1).map(|a| a.to_str());
         let name = loop {
             match words.next()?? {
-                "-H" | "--host" => {
+                "-H" | "--host" | "--tlscacert" | "--tlscert" | "--tlskey" => {
                     words.next()?;
                 }
-                w if w.starts_with("--host=") || (w.starts_with("-H") && w.len() > 2) => {}
+                "--tlsverify" => {}
+                w if w.starts_with("--host=")
+                    || w.starts_with("--tls")
+                    || (w.starts_with("-H") && w.len() > 2) => {}
                 w => break w,
             }
         };
@@ -339,7 +345,9 @@ fn main() {
             "the monitor is started by the daemon as `berth monitor --stage2 {}`",
             dir.display()
         )),
-        Cmd::Daemon(a) => commands::system::daemon(cli.globals.host.as_deref(), a).map(|()| 0),
+        Cmd::Daemon(a) => {
+            commands::system::daemon(&cli.globals.host, &cli.globals.tls, a).map(|()| 0)
+        }
         cmd => {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -351,7 +359,7 @@ fn main() {
                     std::process::exit(1);
                 }
             };
-            let r = rt.block_on(run(cli.globals.host, cmd));
+            let r = rt.block_on(run(cli.globals.host, cli.globals.tls, cmd));
             // A read of stdin may still block a runtime thread (nothing more was typed):
             // do not wait for it.
             rt.shutdown_background();
@@ -367,7 +375,7 @@ fn main() {
     }
 }
 
-async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
+async fn run(host: Vec<String>, tls: connect::TlsArgs, cmd: Cmd) -> anyhow::Result<i32> {
     use commands::containers as ct;
     use hyper::Method;
     // Logging out only edits the credentials file: no daemon needed.
@@ -375,7 +383,10 @@ async fn run(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Logout(a) => return commands::registry::logout(a).await.map(|()| 0),
         other => other,
     };
-    let c = connect::client(host.as_deref()).await?;
+    if host.len() > 1 {
+        anyhow::bail!("a client talks to one daemon: give -H once");
+    }
+    let c = connect::client(host.first().map(String::as_str), &tls).await?;
     let t = |time: Option<u64>| time.map(|t| format!("?t={t}")).unwrap_or_default();
     let done = |r: anyhow::Result<()>| r.map(|()| 0);
     match cmd {
@@ -519,6 +530,8 @@ mod tests {
             "berth create --name n img",
             "berth ps -a -q --filter status=exited",
             "berth logs -f --tail 5 c",
+            "berth --tlsverify --tlscacert ca.pem -H tcp://127.0.0.1:2376 run --rm img",
+            "berth -H unix:///a -H tcp://b:1 ps -a",
         ] {
             let args = argv(line);
             let fast = Cli::parse_fast(&args).unwrap_or_else(|| panic!("no fast parse: {line}"));

@@ -1,4 +1,5 @@
-//! The daemon: open the store, listen on the unix socket, serve until SIGTERM/SIGINT.
+//! The daemon: open the store, listen on its endpoints (see `listen`), serve every connection
+//! the same way until SIGTERM/SIGINT.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -7,15 +8,24 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use image_store::Store;
-use tokio::net::UnixListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// How the daemon was started.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
     pub data_root: PathBuf,
-    /// Path of the unix socket to listen on.
-    pub socket: PathBuf,
+    /// Where to listen (`-H`, repeatable): unix sockets and TCP addresses.
+    pub hosts: Vec<crate::listen::Endpoint>,
+    /// Certificates for the TCP endpoints; clients must present one issued by the CA.
+    pub tls: Option<crate::listen::TlsFiles>,
+    /// Allow TCP endpoints without TLS (`--insecure-tcp`): anyone who reaches them is root.
+    pub insecure_tcp: bool,
+    /// Group of the unix sockets; `None`: `berth` as root, the daemon's own group otherwise.
+    pub socket_group: Option<String>,
+    /// The group database consulted (and extended) for `socket_group`.
+    pub group_file: PathBuf,
     /// Parent cgroup of the containers (relative to each hierarchy's root).
     pub cgroup_parent: String,
     /// Registries (`host[:port]`) that may be reached over plain HTTP besides loopback.
@@ -31,7 +41,11 @@ impl DaemonConfig {
     pub fn new(data_root: impl Into<PathBuf>, socket: impl Into<PathBuf>) -> Self {
         Self {
             data_root: data_root.into(),
-            socket: socket.into(),
+            hosts: vec![crate::listen::Endpoint::Unix(socket.into())],
+            tls: None,
+            insecure_tcp: false,
+            socket_group: None,
+            group_file: PathBuf::from("/etc/group"),
             cgroup_parent: "berth".to_owned(),
             insecure_registries: Vec::new(),
             certs_dir: Some(PathBuf::from("/etc/docker/certs.d")),
@@ -51,6 +65,10 @@ pub enum DaemonError {
     },
     #[error("another daemon is already listening on {0}")]
     AlreadyRunning(PathBuf),
+    #[error(transparent)]
+    Listen(#[from] crate::listen::ListenError),
+    #[error("no -H endpoint to listen on")]
+    NoEndpoint,
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -87,6 +105,19 @@ fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -
 
 impl Daemon {
     pub fn open(config: DaemonConfig) -> Result<Self, DaemonError> {
+        // Refuse a bad endpoint before touching the data root.
+        if config.hosts.is_empty() {
+            return Err(DaemonError::NoEndpoint);
+        }
+        if config.tls.is_none() && !config.insecure_tcp {
+            if let Some(crate::listen::Endpoint::Tcp(a)) = config
+                .hosts
+                .iter()
+                .find(|h| matches!(h, crate::listen::Endpoint::Tcp(_)))
+            {
+                return Err(crate::listen::ListenError::PlainTcp(a.clone()).into());
+            }
+        }
         let store = Store::open(&config.data_root).map_err(|source| DaemonError::Store {
             path: config.data_root.clone(),
             source,
@@ -132,33 +163,18 @@ impl Daemon {
         })
     }
 
-    /// Bind the socket (mode 0660) and serve until SIGTERM or SIGINT; then remove the socket.
+    /// Bind every endpoint (unix sockets 0660 root:group, TCP with TLS) and serve until
+    /// SIGTERM or SIGINT; then remove the unix sockets.
     pub async fn serve(self) -> Result<(), DaemonError> {
-        let sock = self.config.socket.clone();
-        if sock.exists() {
-            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
-                return Err(DaemonError::AlreadyRunning(sock));
-            }
-            std::fs::remove_file(&sock).map_err(io_err("remove stale socket", &sock))?;
-        }
-        if let Some(dir) = sock.parent() {
-            std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-        }
-        // The pid file first: whoever sees the socket answer can rely on it.
+        let bound = self.bind().await?;
+        let sockets: Vec<PathBuf> = bound
+            .iter()
+            .filter_map(|b| match b {
+                Bound::Unix(_, p) => Some(p.clone()),
+                Bound::Tcp(..) => None,
+            })
+            .collect();
         let pidfile = self.config.data_root.join("daemon.pid");
-        std::fs::write(&pidfile, format!("{}\n", std::process::id()))
-            .map_err(io_err("write", &pidfile))?;
-        let listener = UnixListener::bind(&sock).map_err(io_err("listen on", &sock))?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o660))
-                .map_err(io_err("chmod", &sock))?;
-        }
-        tracing::info!(
-            "berth daemon {} listening on unix://{}",
-            crate::version::VERSION,
-            sock.display()
-        );
         // Monitors re-parent to us when their first stage exits: reap them.
         let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
         let daemon = Arc::new(self);
@@ -210,7 +226,8 @@ impl Daemon {
             let d = daemon.clone();
             tokio::task::spawn_blocking(move || d.containers.prepare_spare());
         }
-        let mut chld = signal(SignalKind::child()).map_err(io_err("signal", &sock))?;
+        let mut chld = signal(SignalKind::child())
+            .map_err(io_err("install a handler for", Path::new("signals")))?;
         // Reap through the one reaper (it keeps the statuses exec waiters need), on SIGCHLD
         // and once a second in case a signal was coalesced away.
         let reaping = daemon.clone();
@@ -226,31 +243,211 @@ impl Daemon {
                 }
             }
         });
-        let mut term = signal(SignalKind::terminate()).map_err(io_err("signal", &sock))?;
-        let mut int = signal(SignalKind::interrupt()).map_err(io_err("signal", &sock))?;
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, _) = match accepted {
-                        Ok(s) => s,
-                        Err(e) => { tracing::warn!("accept: {e}"); continue; }
-                    };
-                    let d = daemon.clone();
+        let mut term = signal(SignalKind::terminate())
+            .map_err(io_err("install a handler for", Path::new("signals")))?;
+        let mut int = signal(SignalKind::interrupt())
+            .map_err(io_err("install a handler for", Path::new("signals")))?;
+        let mut accepting = tokio::task::JoinSet::new();
+        for b in bound {
+            accepting.spawn(accept_loop(daemon.clone(), b));
+        }
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        accepting.abort_all();
+        tracing::info!("shutting down");
+        for s in &sockets {
+            let _ = std::fs::remove_file(s);
+        }
+        let _ = std::fs::remove_file(&pidfile);
+        Ok(())
+    }
+
+    /// Check the endpoints, write the pid file, then bind them all: nothing listens unless
+    /// everything can.
+    async fn bind(&self) -> Result<Vec<Bound>, DaemonError> {
+        use crate::listen::{Endpoint, ListenError};
+        let c = &self.config;
+        if c.hosts.is_empty() {
+            return Err(DaemonError::NoEndpoint);
+        }
+        let any_tcp = c.hosts.iter().any(|h| matches!(h, Endpoint::Tcp(_)));
+        let tls = match &c.tls {
+            Some(files) if any_tcp => Some(tokio_rustls::TlsAcceptor::from(
+                crate::listen::server_config(files)?,
+            )),
+            _ => None,
+        };
+        let root = rustix::process::geteuid().is_root();
+        let mut gid = None;
+        for h in &c.hosts {
+            match h {
+                Endpoint::Tcp(a) if tls.is_none() && !c.insecure_tcp => {
+                    return Err(ListenError::PlainTcp(a.clone()).into())
+                }
+                Endpoint::Unix(sock) => {
+                    if sock.exists() {
+                        if std::os::unix::net::UnixStream::connect(sock).is_ok() {
+                            return Err(DaemonError::AlreadyRunning(sock.clone()));
+                        }
+                        std::fs::remove_file(sock).map_err(io_err("remove stale socket", sock))?;
+                    }
+                    if let Some(dir) = sock.parent() {
+                        std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+                    }
+                    if gid.is_none() {
+                        gid = match (&c.socket_group, root) {
+                            (Some(g), _) => Some(crate::listen::ensure_group(g, &c.group_file)?),
+                            (None, true) => Some(crate::listen::ensure_group(
+                                crate::listen::DEFAULT_SOCKET_GROUP,
+                                &c.group_file,
+                            )?),
+                            // an unprivileged daemon keeps its own group
+                            (None, false) => None,
+                        };
+                    }
+                }
+                Endpoint::Tcp(_) => {}
+            }
+        }
+        // The pid file first: whoever sees a socket answer can rely on it.
+        let pidfile = c.data_root.join("daemon.pid");
+        std::fs::write(&pidfile, format!("{}\n", std::process::id()))
+            .map_err(io_err("write", &pidfile))?;
+        let mut bound = Vec::new();
+        for h in &c.hosts {
+            match h {
+                Endpoint::Unix(sock) => {
+                    bound.push(Bound::Unix(bind_unix(sock, gid)?, sock.clone()));
+                    tracing::info!(
+                        "berth daemon {} listening on unix://{}",
+                        crate::version::VERSION,
+                        sock.display()
+                    );
+                }
+                Endpoint::Tcp(addr) => {
+                    let l = TcpListener::bind(addr.as_str())
+                        .await
+                        .map_err(io_err("listen on", Path::new(addr)))?;
+                    let local = l
+                        .local_addr()
+                        .map_err(io_err("listen on", Path::new(addr)))?;
+                    if tls.is_some() {
+                        tracing::info!(
+                            "berth daemon {} listening on tcp://{local} (TLS, client certificates verified)",
+                            crate::version::VERSION
+                        );
+                    } else {
+                        let reach = if crate::listen::is_loopback(&local) {
+                            "every local user and process"
+                        } else {
+                            "anyone on the network"
+                        };
+                        let banner = format!(
+                            "listening on tcp://{local} WITHOUT TLS (--insecure-tcp): {reach} can \
+                             control this daemon and, through it, the host as root"
+                        );
+                        tracing::warn!("{banner}");
+                        eprintln!("\n!!! WARNING !!! {banner}\n");
+                    }
+                    bound.push(Bound::Tcp(l, tls.clone()));
+                }
+            }
+        }
+        Ok(bound)
+    }
+}
+
+/// A listening endpoint.
+enum Bound {
+    Unix(UnixListener, PathBuf),
+    Tcp(TcpListener, Option<tokio_rustls::TlsAcceptor>),
+}
+
+/// Bind a unix socket that is never, even for a moment, open to others: created 0600 (umask),
+/// then given to `gid` and opened to the group.
+fn bind_unix(sock: &Path, gid: Option<u32>) -> Result<UnixListener, DaemonError> {
+    use rustix::fs::Mode;
+    let old = rustix::process::umask(Mode::from_raw_mode(0o177));
+    let listener = UnixListener::bind(sock);
+    rustix::process::umask(old);
+    let listener = listener.map_err(io_err("listen on", sock))?;
+    if let Some(gid) = gid {
+        rustix::fs::chown(sock, None, Some(rustix::fs::Gid::from_raw(gid))).map_err(|e| {
+            DaemonError::Io {
+                op: "chown",
+                path: sock.to_owned(),
+                source: e.into(),
+            }
+        })?;
+    }
+    rustix::fs::chmod(sock, Mode::from_raw_mode(0o660)).map_err(|e| DaemonError::Io {
+        op: "chmod",
+        path: sock.to_owned(),
+        source: e.into(),
+    })?;
+    Ok(listener)
+}
+
+/// How long a TCP client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accept on one endpoint forever; every connection is served by `serve_connection`.
+async fn accept_loop(daemon: Arc<Daemon>, bound: Bound) {
+    match bound {
+        Bound::Unix(l, _) => loop {
+            match l.accept().await {
+                Ok((s, _)) => {
+                    tokio::spawn(serve_connection(daemon.clone(), s));
+                }
+                Err(e) => accept_failed(e).await,
+            }
+        },
+        Bound::Tcp(l, tls) => loop {
+            let (s, peer) = match l.accept().await {
+                Ok(a) => a,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            };
+            let _ = s.set_nodelay(true);
+            let d = daemon.clone();
+            match tls.clone() {
+                None => {
+                    tokio::spawn(serve_connection(d, s));
+                }
+                Some(acceptor) => {
                     tokio::spawn(async move {
-                        let svc = service_fn(move |req| crate::api::handle(d.clone(), req));
-                        let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).with_upgrades();
-                        if let Err(e) = conn.await {
-                            tracing::debug!("connection: {e}");
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(s)).await {
+                            Ok(Ok(s)) => serve_connection(d, s).await,
+                            Ok(Err(e)) => tracing::warn!("refused {peer}: TLS handshake: {e}"),
+                            Err(_) => tracing::warn!("refused {peer}: TLS handshake timed out"),
                         }
                     });
                 }
-                _ = term.recv() => break,
-                _ = int.recv() => break,
             }
-        }
-        tracing::info!("shutting down");
-        let _ = std::fs::remove_file(&sock);
-        let _ = std::fs::remove_file(&pidfile);
-        Ok(())
+        },
+    }
+}
+
+/// Out of fds and the like: say so, and give the system a moment instead of spinning.
+async fn accept_failed(e: std::io::Error) {
+    tracing::warn!("accept: {e}");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}
+
+/// The one serving path of every endpoint: HTTP/1.1 with upgrades (attach, exec).
+async fn serve_connection<S>(daemon: Arc<Daemon>, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| crate::api::handle(daemon.clone(), req));
+    let conn = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!("connection: {e}");
     }
 }

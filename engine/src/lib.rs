@@ -1,6 +1,6 @@
 //! berth's engine: the daemon behind the Docker Engine API 1.41.
 //!
-//! It owns the API server (hyper on a unix socket), maps API calls onto the lower crates, and
+//! It owns the API server (hyper on unix sockets, and TCP with TLS), maps API calls onto the lower crates, and
 //! keeps the daemon's state. It never parses command lines or prints for a terminal: that is
 //! the `cli` crate's job; and it does no filesystem-layout work of its own for images: that
 //! is `image-store`'s.
@@ -16,6 +16,7 @@ pub mod detach;
 pub mod error;
 pub mod events;
 mod http;
+pub mod listen;
 pub mod logfile;
 pub mod monitor;
 pub mod network;

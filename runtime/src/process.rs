@@ -209,9 +209,28 @@ fn drive(
                 ))?;
             }
             Msg::Ready => {
+                // The init (our child: CLONE_PARENT) can get this far before the intermediate
+                // has reported its pid.
+                if init_pid.is_none() {
+                    match ch.recv()? {
+                        Msg::InitPid(p) => *init_pid = Some(p),
+                        other => return Err(SpawnError::Protocol(other)),
+                    }
+                }
                 return init_pid.ok_or(SpawnError::Protocol(Msg::Ready));
             }
-            Msg::Error(e) => return Err(SpawnError::Setup(e)),
+            Msg::Error(e) => {
+                // From the init, whose pid is still on its way (learn it, so that `spawn`
+                // reaps it: it is our child, and a zombie left in the container's pid
+                // namespace keeps that namespace's pid 1 from ever finishing its exit), or
+                // from the intermediate, which then exits and the channel closes.
+                if init_pid.is_none() {
+                    if let Ok(Msg::InitPid(p)) = ch.recv() {
+                        *init_pid = Some(p);
+                    }
+                }
+                return Err(SpawnError::Setup(e));
+            }
             other => return Err(SpawnError::Protocol(other)),
         }
     }

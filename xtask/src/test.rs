@@ -20,6 +20,9 @@ pub const TEST_PACKAGES: &[&str] = &[
     "docker-registry",
     "apache2-utils",
     "openssl",
+    // cc -static for cli/tests/security.rs's probe
+    "gcc",
+    "libc6-dev",
     "nftables",
     "podman",
     "iproute2",

@@ -37,9 +37,16 @@ pub struct DaemonArgs {
     /// "none": no bridge networks (containers get --network none), as dockerd --bridge=none
     #[arg(long, default_value = "berth0")]
     bridge: String,
+    /// Group that owns the unix sockets (root and this group may use them) [default: berth,
+    /// created if missing]
+    #[arg(short = 'G', long = "group")]
+    group: Option<String>,
+    /// Allow -H tcp:// without TLS: anyone who can connect controls the host
+    #[arg(long)]
+    insecure_tcp: bool,
 }
 
-pub fn daemon(host: Option<&str>, a: DaemonArgs) -> Result<()> {
+pub fn daemon(hosts: &[String], tls: &crate::connect::TlsArgs, a: DaemonArgs) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
@@ -47,8 +54,22 @@ pub fn daemon(host: Option<&str>, a: DaemonArgs) -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let socket =
-        crate::connect::socket_path(host.unwrap_or(&format!("unix://{}", crate::DEFAULT_SOCKET)))?;
+    let default = [format!("unix://{}", crate::DEFAULT_SOCKET)];
+    let hosts = if hosts.is_empty() {
+        &default[..]
+    } else {
+        hosts
+    };
+    let hosts = hosts
+        .iter()
+        .map(|h| engine::listen::parse_host(h, tls.tlsverify))
+        .collect::<Result<Vec<_>, _>>()?;
+    if tls.any_file() && !tls.tlsverify {
+        anyhow::bail!(
+            "--tlscacert, --tlscert and --tlskey need --tlsverify: berth verifies every TCP \
+             client's certificate"
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -58,7 +79,11 @@ pub fn daemon(host: Option<&str>, a: DaemonArgs) -> Result<()> {
             insecure_registries: a.insecure_registries,
             certs_dir: Some(a.certs_dir),
             bridge: a.bridge != "none",
-            ..engine::DaemonConfig::new(a.data_root, socket)
+            hosts,
+            tls: tls.tlsverify.then(|| tls.files()),
+            insecure_tcp: a.insecure_tcp,
+            socket_group: a.group,
+            ..engine::DaemonConfig::new(a.data_root, crate::DEFAULT_SOCKET)
         })?;
         d.serve().await?;
         Ok(())

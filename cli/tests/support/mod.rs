@@ -159,6 +159,11 @@ impl TestDaemon {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
+        // As root the daemon would create the `berth` socket group: keep the host's group
+        // database as it is (cli/tests/endpoints.rs tests that, in a copy of /etc).
+        if is_root() && !self.flags.iter().any(|f| f == "--group" || f == "-G") {
+            cmd.args(["--group", "root"]);
+        }
         self.child = Some(cmd.spawn().expect("start berth daemon"));
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
@@ -231,8 +236,13 @@ impl TestDaemon {
     /// Import a busybox root filesystem (plus `extra` files) as `name`, with `CMD /bin/sh`
     /// and `PATH=/bin`; returns the image ID.
     pub fn import_busybox(&self, name: &str, extra: &[(&str, &[u8])]) -> String {
+        self.import_rootfs(name, &busybox_rootfs_tar(extra))
+    }
+
+    /// Import a root filesystem tarball as `name` (`CMD /bin/sh`, `PATH=/bin`).
+    pub fn import_rootfs(&self, name: &str, rootfs_tar: &[u8]) -> String {
         let tar = self.path("rootfs.tar");
-        std::fs::write(&tar, busybox_rootfs_tar(extra)).unwrap();
+        std::fs::write(&tar, rootfs_tar).unwrap();
         ok(self.berth(&[
             "import",
             "-c",
@@ -390,6 +400,12 @@ pub fn run(cmd: &mut Command) -> Output {
 
 /// A busybox root filesystem tarball made from Debian's busybox-static.
 pub fn busybox_rootfs_tar(extra: &[(&str, &[u8])]) -> Vec<u8> {
+    let extra: Vec<(&str, &[u8], u32)> = extra.iter().map(|(p, d)| (*p, *d, 0o644)).collect();
+    busybox_rootfs_tar_modes(&extra)
+}
+
+/// `busybox_rootfs_tar` with extra files of the given modes (an executable helper).
+pub fn busybox_rootfs_tar_modes(extra: &[(&str, &[u8], u32)]) -> Vec<u8> {
     let busybox = require("busybox");
     let bin = std::fs::read(&busybox).unwrap();
     let mut b = tar::Builder::new(Vec::new());
@@ -419,8 +435,8 @@ pub fn busybox_rootfs_tar(extra: &[(&str, &[u8])]) -> Vec<u8> {
         0o644,
     );
     file(&mut b, "etc/group", b"root:x:0:\nnogroup:x:65534:\n", 0o644);
-    for (p, data) in extra {
-        file(&mut b, p, data, 0o644);
+    for (p, data, mode) in extra {
+        file(&mut b, p, data, *mode);
     }
     for applet in [
         "sh", "ls", "cat", "echo", "true", "false", "sleep", "id", "hostname", "env", "ps", "wget",

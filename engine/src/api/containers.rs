@@ -318,6 +318,11 @@ fn monitor_config(
         tmpfs,
         ulimits: ulimits(&hc["Ulimits"])?,
         privileged: hc["Privileged"].as_bool().unwrap_or(false),
+        devices: if hc["Privileged"].as_bool().unwrap_or(false) {
+            crate::containers::hostdev::host_devices(std::path::Path::new("/dev"))
+        } else {
+            Vec::new()
+        },
         init: hc["Init"].as_bool().unwrap_or(false),
         bounding: own_bounding_set(),
         ..Default::default()

@@ -1,6 +1,7 @@
 //! Containers in the daemon: records persisted per container, lookup by ID, prefix or name,
 //! and the lifecycle (create, start through a monitor, watch for exit, stop, remove).
 
+pub mod hostdev;
 pub mod model;
 pub mod spec;
 pub mod user;

@@ -76,6 +76,8 @@ pub struct SpecInput {
     pub ulimits: Vec<(String, u64, u64)>,
     /// `--privileged`: every capability (of `bounding`) and device, no seccomp, no masked paths.
     pub privileged: bool,
+    /// Device nodes to create (`--privileged`: all of the host's).
+    pub devices: Vec<super::hostdev::HostDevice>,
     /// The daemon's own capability bounding set (`CapBnd`): what `--privileged` can give.
     pub bounding: u64,
     /// `--security-opt no-new-privileges`.
@@ -256,8 +258,18 @@ pub fn build(i: &SpecInput) -> Value {
     if i.init {
         spec["annotations"] = json!({ runtime::pid1::ANNOTATION: "true" });
     }
+    if !i.devices.is_empty() {
+        spec["linux"]["devices"] = i
+            .devices
+            .iter()
+            .map(|d| {
+                json!({"path": d.path, "type": d.kind.to_string(), "major": d.major,
+                       "minor": d.minor, "fileMode": d.mode, "uid": d.uid, "gid": d.gid})
+            })
+            .collect();
+    }
     if i.privileged {
-        // as Docker: /sys writable, nothing masked
+        // as Docker: /sys writable, nothing masked, every device (above)
         spec["linux"]["maskedPaths"] = json!([]);
         spec["linux"]["readonlyPaths"] = json!([]);
         if let Some(m) = spec["mounts"].as_array_mut() {
@@ -300,6 +312,31 @@ mod tests {
             capabilities(&["SYS_ADMIN".into()], &["ALL".into()]),
             vec!["CAP_SYS_ADMIN"]
         );
+    }
+
+    #[test]
+    fn privileged_gets_the_devices_unmasked_and_unfiltered() {
+        let s = build(&SpecInput {
+            privileged: true,
+            devices: vec![super::super::hostdev::HostDevice {
+                path: "/dev/net/tun".into(),
+                kind: 'c',
+                major: 10,
+                minor: 200,
+                mode: 0o666,
+                uid: 0,
+                gid: 0,
+            }],
+            ..Default::default()
+        });
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(s.clone()).unwrap();
+        let linux = spec.linux().clone().unwrap();
+        let dev = &linux.devices().clone().unwrap()[0];
+        assert_eq!((dev.major(), dev.minor()), (10, 200));
+        assert_eq!(s["linux"]["devices"][0]["type"], "c");
+        assert_eq!(s["linux"]["resources"]["devices"][0]["allow"], true);
+        assert_eq!(s["linux"]["maskedPaths"], json!([]));
+        assert!(s["linux"]["seccomp"].is_null());
     }
 
     #[test]
