@@ -178,6 +178,7 @@ pub fn attach(nets: &Networks, c: &Container, hostname: &str) -> Result<Attached
             .as_str()
             .and_then(|m| netbridge::ipam::parse_mac(m).ok()),
         ports,
+        links: Vec::new(),
     });
     let ep = match connected {
         Ok(ep) => ep,
