@@ -357,11 +357,20 @@ fn containers_on_several_networks() {
     ok(d.berth(&["network", "connect", "back", "api"]));
     let got = sh(&d, "api", "wget -qO- http://db/");
     assert!(got.contains("hello from web"), "{got}");
+    // off its first network, the one whose responder it asked: it asks back's now
     ok(d.berth(&["network", "disconnect", "front", "api"]));
+    let got = sh(&d, "api", "cat /etc/resolv.conf; wget -qO- http://db/");
+    assert!(got.contains("hello from web"), "{got}");
     ok(d.berth(&["network", "disconnect", "back", "api"]));
     let links = sh(&d, "api", "ip -o link");
     assert!(!links.contains("eth"), "{links}");
     assert_eq!(networks_of(&d, "api"), serde_json::json!({}));
+
+    // started on the default bridge (no responder), then on a user network: names there
+    ok(d.berth(&["run", "-d", "--name", "plain", "busybox", "sleep", "300"]));
+    ok(d.docker(&["network", "connect", "back", "plain"]));
+    let got = sh(&d, "plain", "wget -qO- http://db/");
+    assert!(got.contains("hello from web"), "{got}");
 
     // the daemon dies and comes back: the multi-homed container keeps its addresses, and
     // none of them is handed out again
@@ -389,7 +398,7 @@ fn containers_on_several_networks() {
     assert!(new_ip != later_ip && new_ip != db_ip, "{new_ip}");
 
     // removal gives every address back
-    ok(d.berth(&["rm", "-f", "db", "web", "api", "later", "new"]));
+    ok(d.berth(&["rm", "-f", "db", "web", "api", "later", "new", "plain"]));
     for n in ["front", "back"] {
         let inspect = ok(d.berth(&["network", "inspect", n]));
         assert!(inspect.contains("\"Containers\": {}"), "{inspect}");

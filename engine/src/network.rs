@@ -269,12 +269,22 @@ pub fn attach(nets: &Networks, c: &Container, hostname: &str) -> Result<Attached
             .iter()
             .map(|ep| format!("{}\t{hostname}\n", ep.ip))
             .collect(),
-        resolv: eps
-            .iter()
-            .find_map(|ep| ep.dns_server)
-            .map(|d| format!("nameserver {d}\noptions ndots:0\n")),
+        resolv: eps.iter().find_map(|ep| ep.dns_server).map(resolv_conf),
         settings: settings(&eps),
     })
+}
+
+/// The resolv.conf of a container whose resolver is a network's DNS responder.
+pub fn resolv_conf(server: Ipv4Addr) -> String {
+    format!("nameserver {server}\noptions ndots:0\n")
+}
+
+/// The responder a resolv.conf written by [`resolv_conf`] names, if it is one.
+pub fn resolv_conf_server(text: &str) -> Option<Ipv4Addr> {
+    let ip = text
+        .strip_prefix("nameserver ")?
+        .strip_suffix("\noptions ndots:0\n")?;
+    ip.parse().ok()
 }
 
 /// Docker's `NetworkSettings` for a container's endpoints.
@@ -374,4 +384,18 @@ pub fn network_json(n: &netbridge::NetworkInfo) -> Value {
         "Options": options,
         "Labels": n.labels,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_of_a_responder() {
+        let ip = Ipv4Addr::new(172, 18, 0, 1);
+        assert_eq!(resolv_conf_server(&resolv_conf(ip)), Some(ip));
+        assert_eq!(resolv_conf_server("nameserver 10.0.0.53\n"), None);
+        assert_eq!(resolv_conf_server("nameserver x\noptions ndots:0\n"), None);
+        assert_eq!(resolv_conf_server(""), None);
+    }
 }

@@ -176,6 +176,30 @@ fn shared_mode_error(mode: &str) -> Option<ApiError> {
     Some(ApiError::bad_request(msg))
 }
 
+/// A running container's resolver follows its networks: the first one with a DNS responder
+/// (a container that started on the default bridge and joins a user network, or leaves the
+/// network whose gateway answered it). Only a resolv.conf berth wrote, or the host's copy, is
+/// rewritten, in place (the container sees the file through a bind mount).
+fn follow_resolver(d: &Daemon, id: &str, eps: &[netbridge::Endpoint]) {
+    let path = d.containers.dir_of(id).join("resolv.conf");
+    let host = || std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    let ours = crate::network::resolv_conf_server(&current);
+    let want = eps.iter().find_map(|e| e.dns_server);
+    let next = match (ours, want) {
+        (Some(a), Some(b)) if a == b => return,
+        (_, Some(b)) => crate::network::resolv_conf(b),
+        (Some(_), None) => host(),
+        (None, None) => return,
+    };
+    if ours.is_none() && current != host() {
+        return; // not ours to change
+    }
+    if let Err(e) = std::fs::write(&path, next) {
+        tracing::warn!("rewriting {}: {e}", path.display());
+    }
+}
+
 /// The request body's container and the network, both looked up (404s as Docker's).
 async fn parties(
     d: &Daemon,
@@ -313,6 +337,7 @@ pub async fn connect(d: &Daemon, name: &str, body: Incoming) -> Result<Reply, Ap
             let n = n.clone();
             blocking(move || n.connect(&req).map(|_| n.endpoints(&id))).await?
         };
+        follow_resolver(d, &c.id, &eps);
         let settings = crate::network::settings(&eps);
         let updated = d.containers.update(&e, |c| {
             record(c);
@@ -381,6 +406,7 @@ pub async fn disconnect(d: &Daemon, name: &str, body: Incoming) -> Result<Reply,
             Ok(n2.endpoints(&id))
         })
         .await?;
+        follow_resolver(d, &c.id, &eps);
         let settings = crate::network::settings(&eps);
         d.containers.update(&e, |c| {
             forget(c);
