@@ -323,6 +323,12 @@ fn containers_on_several_networks() {
     assert!(err.contains("network nosuch not found"), "{err}");
     let err = fails(d.berth(&["network", "connect", "back", "nosuch"]));
     assert!(err.contains("No such container: nosuch"), "{err}");
+    let err = fails(d.docker(&["network", "connect", "--ip", "10.1.2.3", "front", "db"]));
+    assert!(
+        err.contains("address 10.1.2.3 is not usable in network front"),
+        "{err}"
+    );
+    assert!(networks_of(&d, "db")["front"].is_null());
     let err = fails(d.docker(&["network", "disconnect", "front", "db"]));
     assert!(err.contains("is not connected to network front"), "{err}");
 

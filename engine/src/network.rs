@@ -25,6 +25,9 @@ impl From<NetError> for ApiError {
         ) {
             // Docker's: a forbidden operation on the endpoint
             StatusCode::FORBIDDEN
+        } else if matches!(e, NetError::BadAddress { ref reason, .. } if reason != "already in use")
+        {
+            StatusCode::BAD_REQUEST
         } else if m.contains("not found") || m.contains("No such") {
             StatusCode::NOT_FOUND
         } else if m.contains("already") || m.contains("in use") || m.contains("has active") {
