@@ -218,3 +218,290 @@ fn mac_address_of_a_container() {
     assert_eq!(ok(d.berth(&["ps", "-aq"])), before);
     ok(d.berth(&["rm", "-f", "m1", "m2", "m3"]));
 }
+
+/// `sh -c` inside a container, its output whether or not it succeeded.
+fn sh(d: &TestDaemon, c: &str, script: &str) -> String {
+    // the shell stays the exec'd process (a trailing command), whatever the script
+    let script = format!("{script}\nexit 0");
+    let out = support::run(&mut d.berth(&["exec", c, "sh", "-c", &script]));
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn networks_of(d: &TestDaemon, c: &str) -> serde_json::Value {
+    let out = ok(d.berth(&["container", "inspect", c]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0]["NetworkSettings"]["Networks"].clone()
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn containers_on_several_networks() {
+    let mut d = daemon_with_busybox();
+    ok(d.berth(&["network", "create", "front"]));
+    ok(d.docker(&["network", "create", "back"]));
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "back",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]));
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "front",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]));
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "api",
+        "--network",
+        "front",
+        "busybox",
+        "sleep",
+        "300",
+    ]));
+    let got = sh(&d, "api", "wget -T 2 -qO- http://db/");
+    assert!(!got.contains("hello"), "{got}");
+
+    // docker run --network front, then docker network connect back: an interface, an
+    // address, the names of both networks; the default route stays on the first
+    ok(d.docker(&["network", "connect", "--alias", "svc", "back", "api"]));
+    let nets = networks_of(&d, "api");
+    let (f, b) = (&nets["front"], &nets["back"]);
+    let back_ip = b["IPAddress"].as_str().unwrap().to_owned();
+    assert!(back_ip.starts_with("172.19."), "{nets}");
+    for k in [
+        "IPAddress",
+        "Gateway",
+        "MacAddress",
+        "NetworkID",
+        "EndpointID",
+    ] {
+        assert!(!f[k].as_str().unwrap().is_empty(), "{k}: {nets}");
+        assert!(!b[k].as_str().unwrap().is_empty(), "{k}: {nets}");
+    }
+    assert!(b["Aliases"].to_string().contains("svc"), "{nets}");
+    let addrs = sh(&d, "api", "ip addr show eth1; ip route");
+    assert!(addrs.contains(&back_ip), "{addrs}");
+    assert!(addrs.contains("default via 172.18.0.1"), "{addrs}");
+    assert!(!addrs.contains("default via 172.19.0.1"), "{addrs}");
+    for url in ["http://db/", "http://web/"] {
+        let got = sh(&d, "api", &format!("wget -qO- {url}"));
+        assert!(got.contains("hello from web"), "{url}: {got}");
+    }
+    // db, on back only, finds api and its alias there
+    let got = sh(&d, "db", "nslookup api; nslookup svc");
+    assert_eq!(got.matches(&back_ip).count(), 2, "{got}");
+    let inspect = ok(d.docker(&["network", "inspect", "back"]));
+    assert!(inspect.contains(&back_ip), "{inspect}");
+
+    // Docker's errors, nothing changed by them
+    let err = fails(d.docker(&["network", "connect", "back", "api"]));
+    assert!(
+        err.contains("endpoint with name api already exists in network back"),
+        "{err}"
+    );
+    let err = fails(d.berth(&["network", "connect", "nosuch", "api"]));
+    assert!(err.contains("network nosuch not found"), "{err}");
+    let err = fails(d.berth(&["network", "connect", "back", "nosuch"]));
+    assert!(err.contains("No such container: nosuch"), "{err}");
+    let err = fails(d.docker(&["network", "connect", "--ip", "10.1.2.3", "front", "db"]));
+    assert!(
+        err.contains("address 10.1.2.3 is not usable in network front"),
+        "{err}"
+    );
+    assert!(networks_of(&d, "db")["front"].is_null());
+    let err = fails(d.docker(&["network", "disconnect", "front", "db"]));
+    assert!(err.contains("is not connected to network front"), "{err}");
+
+    // a created container joins a second network at its start, and keeps it on restart
+    ok(d.berth(&[
+        "create",
+        "--name",
+        "later",
+        "--network",
+        "front",
+        "busybox",
+        "sleep",
+        "300",
+    ]));
+    ok(d.berth(&["network", "connect", "--alias", "lb", "back", "later"]));
+    assert!(networks_of(&d, "later")["back"].is_object());
+    ok(d.berth(&["start", "later"]));
+    ok(d.berth(&["restart", "-t", "0", "later"]));
+    let later_ip = inspect_field(&d, "later", "NetworkSettings.Networks.back.IPAddress");
+    assert!(sh(&d, "later", "ip addr show eth1").contains(&later_ip));
+    assert!(sh(&d, "db", "nslookup lb").contains(&later_ip));
+
+    // disconnect of a running container: the interface, the address and the names go
+    ok(d.docker(&["network", "disconnect", "back", "api"]));
+    assert!(networks_of(&d, "api")["back"].is_null());
+    assert!(sh(&d, "api", "ip addr show eth1").contains("can't find device"));
+    assert!(!sh(&d, "db", "nslookup svc").contains(&back_ip));
+    let got = sh(&d, "api", "wget -T 2 -qO- http://db/");
+    assert!(!got.contains("hello"), "{got}");
+    assert!(!ok(d.berth(&["network", "inspect", "back"])).contains(&back_ip));
+    // and again, then off the last network: no interface but lo
+    ok(d.berth(&["network", "connect", "back", "api"]));
+    let got = sh(&d, "api", "wget -qO- http://db/");
+    assert!(got.contains("hello from web"), "{got}");
+    // off its first network, the one whose responder it asked: it asks back's now
+    ok(d.berth(&["network", "disconnect", "front", "api"]));
+    let got = sh(&d, "api", "cat /etc/resolv.conf; wget -qO- http://db/");
+    assert!(got.contains("hello from web"), "{got}");
+    ok(d.berth(&["network", "disconnect", "back", "api"]));
+    let links = sh(&d, "api", "ip -o link");
+    assert!(!links.contains("eth"), "{links}");
+    assert_eq!(networks_of(&d, "api"), serde_json::json!({}));
+
+    // started on the default bridge (no responder), then on a user network: names there
+    ok(d.berth(&["run", "-d", "--name", "plain", "busybox", "sleep", "300"]));
+    ok(d.docker(&["network", "connect", "back", "plain"]));
+    let got = sh(&d, "plain", "wget -qO- http://db/");
+    assert!(got.contains("hello from web"), "{got}");
+
+    // the daemon dies and comes back: the multi-homed container keeps its addresses, and
+    // none of them is handed out again
+    d.kill9();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    d.spawn();
+    let nets = networks_of(&d, "later");
+    assert!(
+        nets["front"].is_object() && nets["back"].is_object(),
+        "{nets}"
+    );
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "new",
+        "--network",
+        "back",
+        "busybox",
+        "sleep",
+        "60",
+    ]));
+    let new_ip = inspect_field(&d, "new", "NetworkSettings.Networks.back.IPAddress");
+    let db_ip = inspect_field(&d, "db", "NetworkSettings.Networks.back.IPAddress");
+    assert!(new_ip != later_ip && new_ip != db_ip, "{new_ip}");
+
+    // removal gives every address back
+    ok(d.berth(&["rm", "-f", "db", "web", "api", "later", "new", "plain"]));
+    for n in ["front", "back"] {
+        let inspect = ok(d.berth(&["network", "inspect", n]));
+        assert!(inspect.contains("\"Containers\": {}"), "{inspect}");
+    }
+    ok(d.berth(&["network", "rm", "front", "back"]));
+    let left: Vec<_> = std::fs::read_dir(d.data_root.join("netns"))
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "netns files left: {left:?}");
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn links_on_the_default_bridge_and_user_networks() {
+    let d = daemon_with_busybox();
+    ok(d.berth(&[
+        "run", "-d", "--name", "target", "-h", "tgthost", "-e", "FOO=1", "--expose", "80",
+        "busybox", "sh", "-c", HTTPD,
+    ]));
+    let ip = inspect_field(&d, "target", "NetworkSettings.IPAddress");
+    // the docker CLI's --link: /etc/hosts and Docker's variables
+    let out = ok(d.docker(&[
+        "run",
+        "--name",
+        "linker",
+        "--link",
+        "target:tgt",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts; env | sort; wget -qO- http://tgt/",
+    ]));
+    assert!(out.contains(&format!("{ip}\ttgt tgthost target")), "{out}");
+    for var in [
+        "TGT_NAME=/linker/tgt".to_string(),
+        "TGT_ENV_FOO=1".into(),
+        format!("TGT_PORT=tcp://{ip}:80"),
+        format!("TGT_PORT_80_TCP_ADDR={ip}"),
+        "hello from web".into(),
+    ] {
+        assert!(out.contains(&var), "{var}: {out}");
+    }
+    let links = inspect_field(&d, "linker", "HostConfig.Links");
+    assert_eq!(links, r#"["/target:/linker/tgt"]"#);
+    let docker_links = ok(d.docker(&["inspect", "-f", "{{json .HostConfig.Links}}", "linker"]));
+    assert_eq!(docker_links.trim(), r#"["/target:/linker/tgt"]"#);
+
+    // a link to a missing container: Docker's error, nothing left behind
+    let before = ok(d.berth(&["ps", "-aq"]));
+    let err = fails(d.berth(&["run", "--link", "nosuch:x", "busybox", "true"]));
+    assert!(err.contains("could not get container for nosuch"), "{err}");
+    let err = fails(d.docker(&["create", "--link", "nosuch", "busybox", "true"]));
+    assert!(err.contains("could not get container for nosuch"), "{err}");
+    assert_eq!(ok(d.berth(&["ps", "-aq"])), before);
+
+    // on a user network the alias resolves for the linking container only
+    ok(d.berth(&["network", "create", "lnet"]));
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "lnet",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]));
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "cli1",
+        "--network",
+        "lnet",
+        "--link",
+        "srv:backend",
+        "busybox",
+        "sleep",
+        "60",
+    ]));
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "cli2",
+        "--network",
+        "lnet",
+        "busybox",
+        "sleep",
+        "60",
+    ]));
+    let got = sh(&d, "cli1", "wget -qO- http://backend/");
+    assert!(got.contains("hello from web"), "{got}");
+    let got = sh(&d, "cli2", "wget -T 2 -qO- http://backend/");
+    assert!(!got.contains("hello"), "{got}");
+    ok(d.berth(&["rm", "-f", "target", "linker", "srv", "cli1", "cli2"]));
+    ok(d.berth(&["network", "rm", "lnet"]));
+}

@@ -16,6 +16,7 @@ pub mod detach;
 pub mod error;
 pub mod events;
 mod http;
+pub mod links;
 pub mod listen;
 pub mod logfile;
 pub mod monitor;

@@ -19,7 +19,16 @@ pub use netbridge::{parse_port_spec, PortMapping as PortSpec};
 impl From<NetError> for ApiError {
     fn from(e: NetError) -> Self {
         let m = e.to_string();
-        let status = if m.contains("not found") || m.contains("No such") {
+        let status = if matches!(
+            e,
+            NetError::AlreadyConnected { .. } | NetError::NotConnected { .. }
+        ) {
+            // Docker's: a forbidden operation on the endpoint
+            StatusCode::FORBIDDEN
+        } else if matches!(e, NetError::BadAddress { ref reason, .. } if reason != "already in use")
+        {
+            StatusCode::BAD_REQUEST
+        } else if m.contains("not found") || m.contains("No such") {
             StatusCode::NOT_FOUND
         } else if m.contains("already") || m.contains("in use") || m.contains("has active") {
             StatusCode::CONFLICT
@@ -150,50 +159,135 @@ pub struct Attached {
     pub resolv: Option<String>,
 }
 
-/// Create the container's netns and connect it to its network (blocking).
-pub fn attach(nets: &Networks, c: &Container, hostname: &str) -> Result<Attached, ApiError> {
-    let network = mode(&c.host_config);
-    let ports = port_mappings(c)?;
-    let mut aliases: Vec<String> = c.host_config["NetworkingAliases"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_owned))
-        .collect();
-    if network != netbridge::DEFAULT_NETWORK {
-        aliases.push(c.short_id().to_owned());
+/// One network a container joins when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub network: String,
+    pub aliases: Vec<String>,
+    pub ip: Option<Ipv4Addr>,
+    /// (linked container's id, alias): names this container alone resolves there.
+    pub links: Vec<(String, String)>,
+    /// Its `NetworkMode` network (the MAC address asked for goes there).
+    pub primary: bool,
+}
+
+/// The networks a bridged container joins at start, in order: its `NetworkMode` network
+/// (unless disconnected from it), then those `network connect` added.
+pub fn wanted(c: &Container) -> Vec<Wanted> {
+    let mode = mode(&c.host_config);
+    let mut out = Vec::with_capacity(1 + c.extra_networks.len());
+    if !is_bridged(&mode) {
+        return out;
     }
-    let netns = nets.create_netns(&c.id)?;
-    let connected = nets.connect(&ConnectRequest {
-        network: network.clone(),
+    let short = |net: &str| (net != netbridge::DEFAULT_NETWORK).then(|| c.short_id().to_owned());
+    let link_pairs = |links: &[crate::containers::model::Link]| {
+        links
+            .iter()
+            .map(|l| (l.container_id.clone(), l.alias.clone()))
+            .collect::<Vec<_>>()
+    };
+    if !c.off_primary {
+        let mut aliases: Vec<String> = c.host_config["NetworkingAliases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        aliases.extend(short(&mode));
+        out.push(Wanted {
+            // on the default bridge, links are /etc/hosts lines (crate::links)
+            links: if mode == netbridge::DEFAULT_NETWORK {
+                Vec::new()
+            } else {
+                link_pairs(&c.links)
+            },
+            ip: c.host_config["BerthIPv4Address"]
+                .as_str()
+                .and_then(|s| s.parse().ok()),
+            network: mode,
+            aliases,
+            primary: true,
+        });
+    }
+    for a in &c.extra_networks {
+        let mut aliases = a.aliases.clone();
+        aliases.extend(short(&a.network));
+        out.push(Wanted {
+            network: a.network.clone(),
+            aliases,
+            ip: a.ip,
+            links: link_pairs(&a.links),
+            primary: false,
+        });
+    }
+    out
+}
+
+/// The request that connects `c` (whose netns is `netns`) to one network.
+pub fn request(
+    c: &Container,
+    w: Wanted,
+    netns: PathBuf,
+    ports: Vec<PortMapping>,
+) -> ConnectRequest {
+    ConnectRequest {
+        network: w.network,
         container_id: c.id.clone(),
         container_name: c.name.clone(),
-        aliases,
-        netns: netns.clone(),
-        ip: c.host_config["BerthIPv4Address"]
-            .as_str()
-            .and_then(|s| s.parse().ok()),
+        aliases: w.aliases,
+        netns,
+        ip: w.ip,
         // checked at create
-        mac: c.config["MacAddress"]
-            .as_str()
-            .and_then(|m| netbridge::ipam::parse_mac(m).ok()),
+        mac: if w.primary {
+            c.config["MacAddress"]
+                .as_str()
+                .and_then(|m| netbridge::ipam::parse_mac(m).ok())
+        } else {
+            None
+        },
         ports,
-    });
-    let ep = match connected {
-        Ok(ep) => ep,
-        Err(e) => {
-            let _ = nets.release(&c.id);
-            return Err(e.into());
+        links: w.links,
+    }
+}
+
+/// Create the container's netns and connect it to its networks (blocking).
+pub fn attach(nets: &Networks, c: &Container, hostname: &str) -> Result<Attached, ApiError> {
+    let mut ports = port_mappings(c)?;
+    let netns = nets.create_netns(&c.id)?;
+    let mut eps = Vec::with_capacity(1);
+    for w in wanted(c) {
+        // published ports go to the first network, as Docker's
+        let req = request(c, w, netns.clone(), std::mem::take(&mut ports));
+        match nets.connect(&req) {
+            Ok(ep) => eps.push(ep),
+            Err(e) => {
+                let _ = nets.release(&c.id);
+                return Err(e.into());
+            }
         }
-    };
+    }
     Ok(Attached {
         netns,
-        hosts: format!("{}\t{hostname}\n", ep.ip),
-        resolv: ep
-            .dns_server
-            .map(|d| format!("nameserver {d}\noptions ndots:0\n")),
-        settings: settings(std::slice::from_ref(&ep)),
+        hosts: eps
+            .iter()
+            .map(|ep| format!("{}\t{hostname}\n", ep.ip))
+            .collect(),
+        resolv: eps.iter().find_map(|ep| ep.dns_server).map(resolv_conf),
+        settings: settings(&eps),
     })
+}
+
+/// The resolv.conf of a container whose resolver is a network's DNS responder.
+pub fn resolv_conf(server: Ipv4Addr) -> String {
+    format!("nameserver {server}\noptions ndots:0\n")
+}
+
+/// The responder a resolv.conf written by [`resolv_conf`] names, if it is one.
+pub fn resolv_conf_server(text: &str) -> Option<Ipv4Addr> {
+    let ip = text
+        .strip_prefix("nameserver ")?
+        .strip_suffix("\noptions ndots:0\n")?;
+    ip.parse().ok()
 }
 
 /// Docker's `NetworkSettings` for a container's endpoints.
@@ -293,4 +387,18 @@ pub fn network_json(n: &netbridge::NetworkInfo) -> Value {
         "Options": options,
         "Labels": n.labels,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_of_a_responder() {
+        let ip = Ipv4Addr::new(172, 18, 0, 1);
+        assert_eq!(resolv_conf_server(&resolv_conf(ip)), Some(ip));
+        assert_eq!(resolv_conf_server("nameserver 10.0.0.53\n"), None);
+        assert_eq!(resolv_conf_server("nameserver x\noptions ndots:0\n"), None);
+        assert_eq!(resolv_conf_server(""), None);
+    }
 }

@@ -81,7 +81,7 @@ pub enum NetError {
         network: String,
         reason: String,
     },
-    #[error("container {container} is already connected to network {network}")]
+    #[error("endpoint with name {container} already exists in network {network}")]
     AlreadyConnected { network: String, container: String },
     #[error("container {container} is not connected to network {network}")]
     NotConnected { network: String, container: String },

@@ -20,14 +20,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::dns::server::{DnsOptions, Responder};
-use crate::dns::Records;
+use crate::dns::{add_name, Records, SourceNames};
 use crate::error::NetError;
 use crate::firewall::{self, Firewall, NetworkRules};
 use crate::id;
 use crate::ipam;
 use crate::netlink::{BridgeSpec, Netlink, VethSpec};
 use crate::ports::{self, PortMapping, PublishedPort, Reservation};
-use crate::state::{Durability, EndpointRecord, NetworkRecord, Store};
+use crate::state::{Durability, EndpointRecord, LinkRecord, NetworkRecord, Store};
 use crate::subnet::Subnet;
 
 /// The default network's name, as Docker's.
@@ -91,6 +91,8 @@ pub struct ConnectRequest {
     /// `--mac-address` (else Docker's 02:42 + the address), checked by [`ipam::parse_mac`].
     pub mac: Option<[u8; 6]>,
     pub ports: Vec<PortMapping>,
+    /// `--link`s: (linked container's id, alias), resolved by this container only.
+    pub links: Vec<(String, String)>,
 }
 
 /// One container on one network, as the engine reports it (Docker's `NetworkSettings`).
@@ -397,16 +399,29 @@ impl Networks {
     fn start_dns(&self, inner: &mut Inner, rec: &NetworkRecord) -> Result<(), NetError> {
         if let (true, Some(opts)) = (rec.dns, &self.cfg.dns) {
             if !inner.dns.contains_key(&rec.name) {
-                let r = Responder::start(opts, rec.gateway, records(rec))?;
+                let r = Responder::start(opts, rec.gateway, records(&inner.nets, rec))?;
                 inner.dns.insert(rec.name.clone(), r);
             }
         }
         Ok(())
     }
 
-    fn update_dns(inner: &Inner, name: &str) {
-        if let (Some(r), Some(rec)) = (inner.dns.get(name), inner.nets.get(name)) {
-            r.set_records(records(rec));
+    /// Refresh the names of network `name`, and of the networks that share a container
+    /// with it (their containers see `name`'s names too). `was_on`: containers that just
+    /// left `name`, whose other networks change as well.
+    fn update_dns(inner: &Inner, name: &str, was_on: &[&str]) {
+        let Some(rec) = inner.nets.get(name) else {
+            return;
+        };
+        for n in inner.nets.values() {
+            let related = n.name == name
+                || (n.dns
+                    && n.endpoints
+                        .keys()
+                        .any(|c| rec.endpoints.contains_key(c) || was_on.contains(&c.as_str())));
+            if let (true, Some(r)) = (related, inner.dns.get(&n.name)) {
+                r.set_records(records(&inner.nets, n));
+            }
         }
     }
 
@@ -542,6 +557,14 @@ impl Networks {
             host_veth: id::veth_name(),
             netns: req.netns.clone(),
             ports: reservations.iter().map(|r| r.port).collect(),
+            links: req
+                .links
+                .iter()
+                .map(|(container_id, alias)| LinkRecord {
+                    container_id: container_id.clone(),
+                    alias: alias.clone(),
+                })
+                .collect(),
         };
         let mut rec = net.clone();
         rec.endpoints.insert(req.container_id.clone(), ep.clone());
@@ -580,7 +603,7 @@ impl Networks {
             }
             return Err(NetError::from_list(errs));
         }
-        Self::update_dns(&inner, &rec.name);
+        Self::update_dns(&inner, &rec.name, &[]);
         Ok(endpoint(&rec, &req.container_id, &ep))
     }
 
@@ -600,7 +623,7 @@ impl Networks {
         inner
             .reserved
             .remove(&(rec.name.clone(), container_id.to_string()));
-        Self::update_dns(&inner, &rec.name);
+        Self::update_dns(&inner, &rec.name, &[container_id]);
         let mut errs = Vec::new();
         if !ep.ports.is_empty() {
             self.firewall_later(&mut inner);
@@ -640,7 +663,7 @@ impl Networks {
             inner
                 .reserved
                 .remove(&(name.clone(), container_id.to_string()));
-            Self::update_dns(&inner, &name);
+            Self::update_dns(&inner, &name, &[]);
         }
         if ports_changed {
             self.firewall_later(&mut inner);
@@ -752,7 +775,7 @@ impl Networks {
                     .err(),
             );
             errs.extend(self.start_dns(&mut inner, &rec).err());
-            Self::update_dns(&inner, &name);
+            Self::update_dns(&inner, &name, &[]);
         }
         errs.extend(self.netlink.set_sysctl("net/ipv4/ip_forward", "1").err());
         errs.extend(self.apply_firewall(&mut inner, true).err());
@@ -877,19 +900,47 @@ fn rules(inner: &Inner) -> Vec<NetworkRules> {
         .collect()
 }
 
-fn records(rec: &NetworkRecord) -> Records {
+/// The names network `rec` answers: its containers' names, aliases and short ids for
+/// everyone; for each of its containers, that container's link aliases and the names on the
+/// other DNS networks it is on.
+fn records(nets: &BTreeMap<String, NetworkRecord>, rec: &NetworkRecord) -> Records {
     let mut r = Records {
         subnet: Some(rec.subnet),
         ..Records::default()
     };
     for (cid, ep) in &rec.endpoints {
-        let mut others = ep.aliases.clone();
-        if cid.len() >= 12 {
-            others.push(cid[..12].to_string());
+        r.add(ep.ip, &ep.container_name, &names_of(cid, ep));
+        let mut mine = SourceNames::default();
+        for l in &ep.links {
+            if let Some(target) = rec.endpoints.get(&l.container_id) {
+                add_name(&mut mine.first, &l.alias, target.ip);
+            }
         }
-        r.add(ep.ip, &ep.container_name, &others);
+        let others = nets
+            .values()
+            .filter(|n| n.name != rec.name && n.dns && n.endpoints.contains_key(cid));
+        for other in others {
+            for (oc, oep) in &other.endpoints {
+                add_name(&mut mine.last, &oep.container_name, oep.ip);
+                for n in names_of(oc, oep) {
+                    add_name(&mut mine.last, &n, oep.ip);
+                }
+            }
+        }
+        if !mine.is_empty() {
+            r.per_source.insert(ep.ip, mine);
+        }
     }
     r
+}
+
+/// A container's other names on a network: its aliases and short id.
+fn names_of(container_id: &str, ep: &EndpointRecord) -> Vec<String> {
+    let mut others = ep.aliases.clone();
+    if let Some(short) = container_id.get(..12) {
+        others.push(short.to_string());
+    }
+    others
 }
 
 fn endpoint(net: &NetworkRecord, container_id: &str, ep: &EndpointRecord) -> Endpoint {

@@ -63,6 +63,17 @@ pub struct EndpointRecord {
     pub netns: PathBuf,
     #[serde(default)]
     pub ports: Vec<PublishedPort>,
+    /// `--link`s on this network: names only this container resolves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkRecord>,
+}
+
+/// A `--link` on a user network: `alias` resolves, for the linking container only, to the
+/// linked container's address on the same network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    pub container_id: String,
+    pub alias: String,
 }
 
 /// How hard a save is: both are atomic, only `Sync` survives a power loss.

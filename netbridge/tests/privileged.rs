@@ -125,6 +125,7 @@ fn req(net: &str, id: &str, ns: &Path) -> ConnectRequest {
         ip: None,
         mac: None,
         ports: vec![],
+        links: vec![],
     }
 }
 

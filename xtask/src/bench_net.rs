@@ -103,6 +103,7 @@ fn inside(n: usize) -> Result<()> {
             ip: None,
             mac: None,
             ports: vec![],
+            links: vec![],
         })?;
         berth.setup.push(t.elapsed());
         let t = Instant::now();
@@ -122,6 +123,7 @@ fn inside(n: usize) -> Result<()> {
             ip: None,
             mac: None,
             ports: parse_port_spec("80")?,
+            links: vec![],
         })?;
         berth_p.setup.push(t.elapsed());
         let t = Instant::now();

@@ -66,6 +66,9 @@ pub struct CreateArgs {
     /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
     #[arg(long)]
     mac_address: Option<String>,
+    /// Add link to another container (NAME[:ALIAS])
+    #[arg(long)]
+    link: Vec<String>,
     /// Memory limit (e.g. 64m, 1g)
     #[arg(short, long)]
     memory: Option<String>,
@@ -402,6 +405,18 @@ fn create_body(a: &CreateArgs, attach_stdin: bool) -> Result<Value> {
     }
     if !mounts.is_empty() {
         body["HostConfig"]["Mounts"] = json!(mounts);
+    }
+    if !a.link.is_empty() {
+        // as the docker CLI sends them: NAME:ALIAS
+        let links: Vec<String> = a
+            .link
+            .iter()
+            .map(|l| match l.split_once(':') {
+                Some(_) => l.clone(),
+                None => format!("{l}:{l}"),
+            })
+            .collect();
+        body["HostConfig"]["Links"] = json!(links);
     }
     if !a.network_alias.is_empty() || a.ip.is_some() {
         let net = match a.network.as_str() {

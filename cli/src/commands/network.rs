@@ -1,4 +1,4 @@
-//! network create, ls, inspect, rm, prune.
+//! network create, ls, inspect, rm, prune, connect, disconnect.
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
@@ -49,6 +49,28 @@ pub enum NetworkCmd {
     Rm {
         #[arg(required = true)]
         networks: Vec<String>,
+    },
+    /// Connect a container to a network
+    Connect {
+        /// Add network-scoped alias for the container
+        #[arg(long)]
+        alias: Vec<String>,
+        /// IPv4 address (e.g., 172.30.100.104)
+        #[arg(long)]
+        ip: Option<String>,
+        /// Add link to another container (NAME[:ALIAS])
+        #[arg(long)]
+        link: Vec<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network
+    Disconnect {
+        /// Force the container to disconnect from a network
+        #[arg(short, long)]
+        force: bool,
+        network: String,
+        container: String,
     },
     /// Remove all unused networks
     Prune {
@@ -150,6 +172,36 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             if !failed.is_empty() {
                 bail!("{}", failed.join("\n"));
             }
+        }
+        NetworkCmd::Connect {
+            alias,
+            ip,
+            link,
+            network,
+            container,
+        } => {
+            let mut ep = json!({"Aliases": alias, "Links": link});
+            if let Some(ip) = ip {
+                ep["IPAMConfig"] = json!({"IPv4Address": ip});
+            }
+            c.json(
+                Method::POST,
+                &format!("/networks/{network}/connect"),
+                Payload::Json(json!({"Container": container, "EndpointConfig": ep})),
+            )
+            .await?;
+        }
+        NetworkCmd::Disconnect {
+            force,
+            network,
+            container,
+        } => {
+            c.json(
+                Method::POST,
+                &format!("/networks/{network}/disconnect"),
+                Payload::Json(json!({"Container": container, "Force": force})),
+            )
+            .await?;
         }
         NetworkCmd::Prune { force: _ } => {
             let v = c

@@ -166,6 +166,19 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
             None => return Err(ApiError::not_found(format!("network {net} not found"))),
         }
     }
+    let links = if host_config["Links"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
+    {
+        if net == "host" {
+            return Err(ApiError::bad_request(
+                "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
+            ));
+        }
+        crate::links::resolve(&d.containers, &host_config["Links"])?
+    } else {
+        Vec::new()
+    };
     let mount_reqs = crate::volumes::requests(&host_config, &body)?;
     crate::logfile::LogOpts::from_host_config(&host_config).map_err(ApiError::bad_request)?;
     let c = Container {
@@ -184,6 +197,9 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
         network_settings: Value::Null,
         rootfs_layers: None,
         mounts: Vec::new(),
+        extra_networks: Vec::new(),
+        off_primary: false,
+        links,
     };
     let e = d
         .containers
@@ -252,6 +268,7 @@ fn monitor_config(
     d: &Daemon,
     c: &Container,
     netns: Option<std::path::PathBuf>,
+    link_env: Vec<String>,
 ) -> Result<MonitorConfig, ApiError> {
     let dir = d.containers.dir_of(&c.id);
     let overlay = rootfs_overlay(d, c)?;
@@ -263,7 +280,9 @@ fn monitor_config(
         .filter(|h| !h.is_empty())
         .unwrap_or(c.short_id())
         .to_owned();
-    let mut env = strings(&cfg["Env"]);
+    // link variables first: the container's own win (Docker's order)
+    let mut env = link_env;
+    env.extend(strings(&cfg["Env"]));
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(
             0,
@@ -456,8 +475,17 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
         ));
     }
     runtime::trace::mark("d start_entry");
-    let netns = connect_network(d, e, &c).await?;
-    let cfg = match monitor_config(d, &c, netns) {
+    // links on the default bridge: /etc/hosts lines and variables (nothing without links)
+    let (link_hosts, link_env) = if !c.links.is_empty()
+        && !c.off_primary
+        && crate::network::mode(&c.host_config) == netbridge::DEFAULT_NETWORK
+    {
+        crate::links::for_start(&d.containers, &c)?
+    } else {
+        (String::new(), Vec::new())
+    };
+    let netns = connect_network(d, e, &c, &link_hosts).await?;
+    let cfg = match monitor_config(d, &c, netns, link_env) {
         Ok(cfg) => cfg,
         Err(err) => {
             release_network(d, &c.id).await;
@@ -494,6 +522,7 @@ async fn connect_network(
     d: &Arc<Daemon>,
     e: &Arc<Entry>,
     c: &Container,
+    link_hosts: &str,
 ) -> Result<Option<std::path::PathBuf>, ApiError> {
     let mode = crate::network::mode(&c.host_config);
     if !crate::network::is_bridged(&mode) {
@@ -525,7 +554,7 @@ async fn connect_network(
             .collect();
         std::fs::write(
             dir.join("hosts"),
-            format!("{base}# berth network\n{}", att.hosts),
+            format!("{base}# berth network\n{}{link_hosts}", att.hosts),
         )?;
         if let Some(r) = &att.resolv {
             std::fs::write(dir.join("resolv.conf"), r)?;
@@ -999,6 +1028,37 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, Api
     Ok(status(StatusCode::NO_CONTENT))
 }
 
+/// `DELETE /containers/LINKER/ALIAS?link=1`: forget a link (the containers stay).
+pub async fn remove_link(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
+    let name = name.trim_start_matches('/');
+    let Some((linker, alias)) = name.rsplit_once('/') else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "Conflict, cannot remove the default link name of the container",
+        ));
+    };
+    let e = d.containers.get(linker).map_err(|_| {
+        ApiError::not_found(format!("Cannot get parent /{linker} for link /{name}"))
+    })?;
+    if !e.snapshot().links.iter().any(|l| l.alias == alias) {
+        return Err(ApiError::not_found(format!("Could not find link /{name}")));
+    }
+    d.containers.update(&e, |c| {
+        c.links.retain(|l| l.alias != alias);
+        let left: Vec<String> = c
+            .links
+            .iter()
+            .map(|l| format!("{}:{}", l.name, l.alias))
+            .collect();
+        c.host_config["Links"] = if left.is_empty() {
+            Value::Null
+        } else {
+            json!(left)
+        };
+    })?;
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
 /// `POST /containers/{id}/wait?condition=not-running|next-exit|removed`: headers now, the
 /// exit code when the condition holds (also after an auto-remove).
 pub async fn wait(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiError> {
@@ -1169,7 +1229,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
         "LogPath": d.containers.log_path(&c.id),
         "Name": format!("/{}", c.name), "RestartCount": c.restart_count, "Driver": "overlay2", "Platform": "linux",
         "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": null,
-        "HostConfig": c.host_config,
+        "HostConfig": host_config_json(&d.containers, &c),
         "GraphDriver": {"Name": "overlay2", "Data": {"MergedDir": monitor::rootfs(&dir), "UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}},
         "Mounts": mounts_json(&c),
         "Config": c.config,
@@ -1603,19 +1663,37 @@ pub async fn top(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiErr
     Ok(reply_json(StatusCode::OK, &out))
 }
 
-/// `NetworkSettings` of a container that has not run yet: its network named, without an
+/// `HostConfig` as received, with `Links` in Docker's inspect form.
+fn host_config_json(containers: &crate::containers::Containers, c: &Container) -> Value {
+    let mut hc = c.host_config.clone();
+    if !c.links.is_empty() {
+        hc["Links"] = crate::links::inspect_form(containers, &c.name, &c.links);
+    }
+    hc
+}
+
+/// `NetworkSettings` of a container that has not run yet: its networks named, without an
 /// address (docker-py's `run` reads it right after create).
 fn unstarted_network_settings(c: &Container) -> Value {
-    let net = crate::network::mode(&c.host_config);
-    let endpoint = json!({
-        "IPAMConfig": null, "Links": null,
-        "Aliases": c.host_config.get("NetworkingAliases").cloned().unwrap_or(Value::Null),
-        "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
-        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": "",
-    });
+    let mode = crate::network::mode(&c.host_config);
+    let endpoint = |aliases: Value| {
+        json!({
+            "IPAMConfig": null, "Links": null, "Aliases": aliases,
+            "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": "",
+        })
+    };
+    let mut networks = serde_json::Map::new();
+    if !c.off_primary || !crate::network::is_bridged(&mode) {
+        let aliases = c.host_config.get("NetworkingAliases").cloned();
+        networks.insert(mode, endpoint(aliases.unwrap_or(Value::Null)));
+    }
+    for a in &c.extra_networks {
+        networks.insert(a.network.clone(), endpoint(json!(a.aliases)));
+    }
     json!({
         "Bridge": "", "SandboxID": "", "Ports": {}, "IPAddress": "", "Gateway": "", "MacAddress": "",
-        "Networks": { net: endpoint },
+        "Networks": networks,
     })
 }
 

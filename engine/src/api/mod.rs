@@ -182,6 +182,9 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str) -> Result<Rep
                 };
             }
             if let Some(rest) = path.strip_prefix("/containers/") {
+                if m == Method::DELETE && q.flag("link") {
+                    return containers::remove_link(&d, rest).await;
+                }
                 let (name, op) = rest.split_once('/').unwrap_or((rest, ""));
                 return match (&m, op) {
                     (&Method::GET, "json") => containers::inspect(&d, name).await,

@@ -847,6 +847,9 @@ impl Build {
             network_settings: Value::Null,
             rootfs_layers: Some(img.chains.iter().map(|c| c.to_string()).collect()),
             mounts: Vec::new(),
+            extra_networks: Vec::new(),
+            off_primary: false,
+            links: Vec::new(),
         };
         let e = d.containers.insert(c, None)?;
         let c = e.snapshot();

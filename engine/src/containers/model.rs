@@ -123,6 +123,38 @@ pub struct Container {
     /// Binds, volumes and tmpfs mounts, resolved at create.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<crate::volumes::MountPoint>,
+    /// Networks joined by `network connect` beyond `HostConfig.NetworkMode`, in order
+    /// (eth1, eth2, … at the next start).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_networks: Vec<NetworkAttachment>,
+    /// `network disconnect` took the container off its `NetworkMode` network.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub off_primary: bool,
+    /// `HostConfig.Links`, resolved at create.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+}
+
+/// A network a container joined with `network connect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAttachment {
+    /// The network's name.
+    pub network: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+}
+
+/// A `--link NAME:ALIAS`: the linked container (its id, and its name when linked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub container_id: String,
+    pub name: String,
+    pub alias: String,
 }
 
 impl Container {

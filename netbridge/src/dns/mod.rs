@@ -28,6 +28,36 @@ pub struct Records {
     pub reverse: BTreeMap<Ipv4Addr, String>,
     /// The network's subnet: reverse lookups inside it are answered here, never forwarded.
     pub subnet: Option<Subnet>,
+    /// Names answered only to queries from one address (a container on this network):
+    /// its links' aliases, and the names of the other networks it is on.
+    pub per_source: BTreeMap<Ipv4Addr, SourceNames>,
+}
+
+/// The names one querying container sees beyond its network's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceNames {
+    /// Before the network's names: `--link` aliases.
+    pub first: BTreeMap<String, Vec<Ipv4Addr>>,
+    /// After them: names on the container's other networks.
+    pub last: BTreeMap<String, Vec<Ipv4Addr>>,
+}
+
+impl SourceNames {
+    pub fn is_empty(&self) -> bool {
+        self.first.is_empty() && self.last.is_empty()
+    }
+}
+
+/// Add `ip` under the lowercase `name` (once).
+pub fn add_name(map: &mut BTreeMap<String, Vec<Ipv4Addr>>, name: &str, ip: Ipv4Addr) {
+    let name = name.trim_start_matches('/');
+    if name.is_empty() {
+        return;
+    }
+    let ips = map.entry(name.to_ascii_lowercase()).or_default();
+    if !ips.contains(&ip) {
+        ips.push(ip);
+    }
 }
 
 impl Records {
@@ -35,13 +65,7 @@ impl Records {
     pub fn add(&mut self, ip: Ipv4Addr, name: &str, others: &[String]) {
         let name = name.trim_start_matches('/');
         for n in std::iter::once(name).chain(others.iter().map(String::as_str)) {
-            if n.is_empty() {
-                continue;
-            }
-            let ips = self.names.entry(n.to_ascii_lowercase()).or_default();
-            if !ips.contains(&ip) {
-                ips.push(ip);
-            }
+            add_name(&mut self.names, n, ip);
         }
         if !name.is_empty() {
             self.reverse.insert(ip, name.to_string());
@@ -58,8 +82,8 @@ pub enum Answer {
     Forward,
 }
 
-/// Answer `query` from `records`, or say it should be forwarded.
-pub fn answer(query: &Message, records: &Records) -> Answer {
+/// Answer `query` (sent from `source`) from `records`, or say it should be forwarded.
+pub fn answer(query: &Message, records: &Records, source: Option<Ipv4Addr>) -> Answer {
     let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
     reply.metadata.recursion_desired = query.metadata.recursion_desired;
     reply.metadata.recursion_available = true;
@@ -98,7 +122,12 @@ pub fn answer(query: &Message, records: &Records) -> Answer {
         return Answer::Reply(reply);
     }
 
-    let Some(ips) = records.names.get(&key) else {
+    let own = source.and_then(|s| records.per_source.get(&s));
+    let found = own
+        .and_then(|o| o.first.get(&key))
+        .or_else(|| records.names.get(&key))
+        .or_else(|| own.and_then(|o| o.last.get(&key)));
+    let Some(ips) = found else {
         return Answer::Forward;
     };
     reply.metadata.authoritative = true;
@@ -168,7 +197,7 @@ mod tests {
         q.add_query(Query::query(Name::from_ascii(name).unwrap(), ty));
         // through the wire format, as a client would send it
         let q = Message::from_vec(&q.to_vec().unwrap()).unwrap();
-        match answer(&q, &records()) {
+        match answer(&q, &records(), None) {
             Answer::Forward => "forward".into(),
             Answer::Reply(m) => {
                 assert_eq!(m.metadata.id, q.metadata.id);
@@ -208,6 +237,43 @@ mod tests {
             9.0.18.172.in-addr.arpa. PTR: NXDomain
             1.1.168.192.in-addr.arpa. PTR: forward"#]]
         .assert_eq(&got);
+    }
+
+    #[test]
+    fn names_seen_by_one_source_only() {
+        let mut r = records();
+        let me = Ipv4Addr::new(172, 18, 0, 3);
+        let mut mine = SourceNames::default();
+        add_name(&mut mine.first, "DB", Ipv4Addr::new(172, 18, 0, 2));
+        add_name(&mut mine.first, "web", Ipv4Addr::new(172, 18, 0, 9));
+        add_name(&mut mine.last, "other", Ipv4Addr::new(172, 19, 0, 5));
+        add_name(&mut mine.last, "redis", Ipv4Addr::new(172, 19, 0, 6));
+        r.per_source.insert(me, mine);
+        let ask_from = |name: &str, src: Option<Ipv4Addr>| {
+            let mut q = Message::query();
+            q.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+            match answer(&q, &r, src) {
+                Answer::Forward => "forward".to_string(),
+                Answer::Reply(m) => m
+                    .answers
+                    .iter()
+                    .map(|a| a.data.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            }
+        };
+        // a link alias wins over the network's names, the network's over other networks'
+        assert_eq!(ask_from("db", Some(me)), "172.18.0.2");
+        assert_eq!(ask_from("web", Some(me)), "172.18.0.9");
+        assert_eq!(ask_from("redis", Some(me)), "172.18.0.2");
+        assert_eq!(ask_from("other", Some(me)), "172.19.0.5");
+        // nobody else sees them
+        assert_eq!(
+            ask_from("db", Some(Ipv4Addr::new(172, 18, 0, 2))),
+            "forward"
+        );
+        assert_eq!(ask_from("other", None), "forward");
+        assert_eq!(ask_from("web", None), "172.18.0.3");
     }
 
     #[test]

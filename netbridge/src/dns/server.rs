@@ -3,7 +3,7 @@
 //! the caller's tokio runtime. Unknown names are forwarded over UDP to the upstream
 //! resolvers, each tried with a timeout shorter than a client's (so a dead one is skipped).
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -98,11 +98,15 @@ impl Drop for Responder {
 
 impl Shared {
     /// The reply to one wire-format query, or `None` to stay silent (unparsable input).
-    async fn reply(&self, query: &[u8]) -> Option<Vec<u8>> {
+    async fn reply(&self, query: &[u8], source: IpAddr) -> Option<Vec<u8>> {
         let msg = Message::from_vec(query).ok()?;
+        let source = match source {
+            IpAddr::V4(ip) => Some(ip),
+            IpAddr::V6(ip) => ip.to_ipv4_mapped(),
+        };
         let ans = {
             let records = self.records.read().unwrap_or_else(|e| e.into_inner());
-            answer(&msg, &records)
+            answer(&msg, &records, source)
         };
         match ans {
             Answer::Reply(m) => m.to_vec().ok(),
@@ -164,7 +168,7 @@ async fn serve_udp(sock: Arc<UdpSocket>, shared: Arc<Shared>) {
         let query = buf[..n].to_vec();
         let (sock, shared) = (sock.clone(), shared.clone());
         tokio::spawn(async move {
-            if let Some(r) = shared.reply(&query).await {
+            if let Some(r) = shared.reply(&query, peer.ip()).await {
                 let _ = sock.send_to(&r, peer).await;
             }
         });
@@ -173,22 +177,27 @@ async fn serve_udp(sock: Arc<UdpSocket>, shared: Arc<Shared>) {
 
 async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(30), serve_conn(stream, shared)).await;
+            let serve = serve_conn(stream, peer.ip(), shared);
+            let _ = tokio::time::timeout(Duration::from_secs(30), serve).await;
         });
     }
 }
 
-async fn serve_conn(mut stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
+async fn serve_conn(
+    mut stream: TcpStream,
+    peer: IpAddr,
+    shared: Arc<Shared>,
+) -> std::io::Result<()> {
     loop {
         let len = stream.read_u16().await?;
         let mut query = vec![0u8; usize::from(len)];
         stream.read_exact(&mut query).await?;
-        let Some(reply) = shared.reply(&query).await else {
+        let Some(reply) = shared.reply(&query, peer).await else {
             return Ok(());
         };
         let Ok(rlen) = u16::try_from(reply.len()) else {

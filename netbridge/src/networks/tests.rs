@@ -46,6 +46,7 @@ fn req(net: &str, id: &str, name: &str) -> ConnectRequest {
         ip: None,
         mac: None,
         ports: vec![],
+        links: vec![],
     }
 }
 
@@ -281,4 +282,60 @@ fn protocols_in_ruleset() {
     })
     .unwrap();
     assert!(nets.ruleset().contains("udp dport"));
+}
+
+#[test]
+fn names_across_networks_and_links() {
+    let env = Env::new(&[]);
+    let nets = env.open();
+    for n in ["front", "back"] {
+        nets.create(&CreateOptions {
+            name: n.into(),
+            ..CreateOptions::default()
+        })
+        .unwrap();
+    }
+    // records as a DNS network would answer them (the test config serves no DNS)
+    for rec in nets.lock().nets.values_mut() {
+        rec.dns = rec.name != DEFAULT_NETWORK;
+    }
+    let db = nets.connect(&req("back", "db0000000000", "db")).unwrap();
+    let api_back = nets.connect(&req("back", "api000000000", "api")).unwrap();
+    let api_front = nets.connect(&req("front", "api000000000", "api")).unwrap();
+    assert_eq!(
+        (api_front.ifname.as_str(), api_back.ifname.as_str()),
+        ("eth1", "eth0")
+    );
+    let web = nets
+        .connect(&ConnectRequest {
+            links: vec![("api000000000".into(), "backend".into())],
+            ..req("front", "web000000000", "web")
+        })
+        .unwrap();
+    let inner = nets.lock();
+    let front = records(&inner.nets, &inner.nets["front"]);
+    let back = records(&inner.nets, &inner.nets["back"]);
+    // api, on both, sees db through front's responder; web does not
+    assert_eq!(front.per_source[&api_front.ip].last["db"], [db.ip]);
+    assert!(
+        !front.per_source.contains_key(&web.ip)
+            || !front.per_source[&web.ip].last.contains_key("db")
+    );
+    // web's link alias, for web only
+    assert_eq!(front.per_source[&web.ip].first["backend"], [api_front.ip]);
+    assert!(!front.names.contains_key("backend"));
+    // api sees web through back's responder
+    assert_eq!(back.per_source[&api_back.ip].last["web"], [web.ip]);
+    assert!(!back.per_source.contains_key(&db.ip));
+    drop(inner);
+
+    // off front: the names go, and eth1 is deleted inside the container's netns
+    env.nl.take();
+    nets.disconnect("front", "api000000000").unwrap();
+    assert!(env.nl.take().contains("eth1"));
+    let inner = nets.lock();
+    let back = records(&inner.nets, &inner.nets["back"]);
+    assert!(back.per_source.is_empty());
+    let front = records(&inner.nets, &inner.nets["front"]);
+    assert!(!front.per_source.contains_key(&web.ip));
 }
