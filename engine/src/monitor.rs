@@ -144,6 +144,40 @@ struct Client {
     sock: UnixStream,
     stdout: bool,
     stderr: bool,
+    /// Its entry in [`Cutoff`].
+    key: u64,
+}
+
+/// The output clients' sockets again, outside [`Shared`] (a pump blocked writing to a client
+/// that does not read holds that lock): what cuts them off when they hold up the end.
+#[derive(Default)]
+struct Cutoff(Mutex<std::collections::HashMap<u64, UnixStream>>);
+
+impl Cutoff {
+    fn add(&self, sock: &UnixStream) -> u64 {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let key = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(c) = sock.try_clone() {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, c);
+        }
+        key
+    }
+
+    fn remove(&self, key: u64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+    }
+
+    fn cut_all(&self) {
+        for c in self.0.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
 }
 
 /// The log file and the live clients, under one lock so that replay + register is atomic
@@ -501,6 +535,7 @@ fn serve(
 
     // Clients being served: the monitor does not exit under one (it would lose its replay).
     let serving = Arc::new(Serving::default());
+    let cutoff = Arc::new(Cutoff::default());
     let backlog = listener.try_clone().ok();
     let serve_conn = {
         let shared = shared.clone();
@@ -509,15 +544,21 @@ fn serve(
         let stdin_once = cfg.stdin_once;
         let tty = tty.clone();
         let serving = serving.clone();
+        let cutoff = cutoff.clone();
         move |conn: UnixStream| {
             let (shared, stdin, log_path, tty) =
                 (shared.clone(), stdin.clone(), log_path.clone(), tty.clone());
-            let serving = serving.clone();
+            let (serving, cutoff) = (serving.clone(), cutoff.clone());
             serving.begin();
             std::thread::spawn(move || {
                 // a client that sends no request in time is not waited for
                 let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(2)));
-                serve_client(conn, &shared, &stdin, &log_path, stdin_once, tty.as_deref());
+                let io = ClientIo {
+                    shared: &shared,
+                    cutoff: &cutoff,
+                    stdin: &stdin,
+                };
+                serve_client(conn, io, &log_path, stdin_once, tty.as_deref());
                 serving.end();
             });
         }
@@ -530,16 +571,32 @@ fn serve(
             }
         });
     }
+    let (pumped, pumps_done) = std::sync::mpsc::channel::<()>();
     let pumps: Vec<_> = std::iter::once((out_r, 1u8))
         .chain(err_r.map(|e| (e, 2u8)))
         .map(|(fd, stream)| {
-            let shared = shared.clone();
-            std::thread::spawn(move || pump(File::from(fd), stream, &shared))
+            let (shared, cutoff, pumped) = (shared.clone(), cutoff.clone(), pumped.clone());
+            std::thread::spawn(move || {
+                pump(File::from(fd), stream, &shared, &cutoff);
+                let _ = pumped.send(());
+            })
         })
         .collect();
+    drop(pumped);
     let code = container.wait().map_err(|e| e.to_string())?;
     let oom_killed = container.oom_kills() > 0;
     runtime::trace::mark("m reaped");
+    // An attached client that reads slowly holds the output back (as with dockerd); one that
+    // stopped reading must not keep an ended container from being reported: what the
+    // container wrote last gets a while to reach it, then it is cut off.
+    let grace = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    for _ in 0..pumps.len() {
+        let wait = grace.saturating_duration_since(std::time::Instant::now());
+        if pumps_done.recv_timeout(wait).is_err() {
+            cutoff.cut_all();
+            break;
+        }
+    }
     for p in pumps {
         let _ = p.join();
     }
@@ -605,7 +662,7 @@ impl Serving {
 }
 
 /// Copy one output stream of the container into the log and to every attached client.
-fn pump(mut src: File, stream: u8, shared: &Mutex<Shared>) {
+fn pump(mut src: File, stream: u8, shared: &Mutex<Shared>, cutoff: &Cutoff) {
     let name = if stream == 1 { "stdout" } else { "stderr" };
     let mut buf = vec![0u8; 32 << 10];
     let mut partial: Vec<u8> = Vec::new();
@@ -633,7 +690,11 @@ fn pump(mut src: File, stream: u8, shared: &Mutex<Shared>) {
         };
         sh.clients.retain_mut(|c| {
             let wanted = if stream == 1 { c.stdout } else { c.stderr };
-            !wanted || c.sock.write_all(&f).is_ok()
+            let keep = !wanted || c.sock.write_all(&f).is_ok();
+            if !keep {
+                cutoff.remove(c.key);
+            }
+            keep
         });
     }
     runtime::trace::mark("m pump eof");
@@ -643,10 +704,17 @@ fn pump(mut src: File, stream: u8, shared: &Mutex<Shared>) {
     }
 }
 
+/// What a client's thread shares with the rest of the monitor.
+#[derive(Clone, Copy)]
+struct ClientIo<'a> {
+    shared: &'a Mutex<Shared>,
+    cutoff: &'a Cutoff,
+    stdin: &'a Mutex<Option<File>>,
+}
+
 fn serve_client(
     conn: UnixStream,
-    shared: &Mutex<Shared>,
-    stdin: &Mutex<Option<File>>,
+    io: ClientIo<'_>,
     log_path: &Path,
     stdin_once: bool,
     tty: Option<&OwnedFd>,
@@ -672,7 +740,7 @@ fn serve_client(
         return;
     }
     {
-        let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sh = io.shared.lock().unwrap_or_else(|p| p.into_inner());
         let mut sock = match conn.try_clone() {
             Ok(s) => s,
             Err(_) => return,
@@ -686,10 +754,12 @@ fn serve_client(
             let _ = sock.shutdown(std::net::Shutdown::Both);
             return;
         }
+        let key = io.cutoff.add(&sock);
         sh.clients.push(Client {
             sock,
             stdout: req.stdout,
             stderr: req.stderr,
+            key,
         });
     }
     if req.stdin {
@@ -697,7 +767,7 @@ fn serve_client(
         let mut buf = vec![0u8; 32 << 10];
         let pending = reader.buffer().to_vec();
         let write = |data: &[u8]| -> bool {
-            let mut s = stdin.lock().unwrap_or_else(|p| p.into_inner());
+            let mut s = io.stdin.lock().unwrap_or_else(|p| p.into_inner());
             match s.as_mut() {
                 Some(f) => f.write_all(data).is_ok(),
                 None => false,
@@ -719,7 +789,7 @@ fn serve_client(
         }
         // as dockerd: a terminal's input outlives its clients (they detach)
         if stdin_once && tty.is_none() {
-            stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
+            io.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
         }
     }
 }

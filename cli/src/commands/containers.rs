@@ -585,7 +585,13 @@ async fn output(r: impl tokio::io::AsyncRead + Unpin, tty: bool) -> Result<()> {
     let mut buf = vec![0u8; 32 << 10];
     let mut o = std::io::stdout();
     loop {
-        let n = r.read(&mut buf).await?;
+        let n = match r.read(&mut buf).await {
+            Ok(n) => n,
+            // the daemon closed the attachment with our last keys unread: the output
+            // before it is all shown
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+            Err(e) => return Err(e.into()),
+        };
         if n == 0 {
             return Ok(());
         }
@@ -601,7 +607,14 @@ async fn demux(mut r: impl tokio::io::AsyncRead + Unpin) -> Result<()> {
     loop {
         match r.read_exact(&mut hdr).await {
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                return Ok(())
+            }
             Err(e) => return Err(e.into()),
         }
         let len = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as usize;

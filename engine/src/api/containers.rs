@@ -606,6 +606,8 @@ pub fn spawn_watch(d: Arc<Daemon>, e: Arc<Entry>) {
             let code = c.state.exit_code.to_string();
             d.events.container(&c, "die", &[("exitCode", &code)]);
             if c.auto_remove() {
+                // `run --rm`: the attached client gets the run's output first
+                e.streams.wait_idle(Duration::from_secs(5));
                 if let Err(err) = super::volumes::remove_container(&d, &e, true) {
                     tracing::warn!("auto-remove of {}: {}", c.id, err.message);
                 }
@@ -1386,6 +1388,8 @@ pub async fn attach(
     // before its start (`docker run`) gets all of this run's.
     let past_output = q.flag("logs") || !c.state.status.is_live();
     let tty = c.tty();
+    // held from before the start the client asks next until the stream is sent
+    let hold = crate::containers::Streams::hold(&e);
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
         let mut client = hyper_util::rt::TokioIo::new(upgraded);
@@ -1426,6 +1430,18 @@ pub async fn attach(
                     _ = to_client => {}
                     _ = from_client => {}
                 }
+                drop(hold); // all sent
+                if !req.stdin {
+                    return;
+                }
+                // What the client still sends (a terminal's last keys) is read, not left:
+                // a socket closed with input unread resets the connection, and the client
+                // would see an error after the output.
+                let mut sink = [0u8; 4096];
+                let _ = tokio::time::timeout(Duration::from_millis(100), async {
+                    while matches!(cr.read(&mut sink).await, Ok(n) if n > 0) {}
+                })
+                .await;
             }
             Err(_) => {
                 // The container already finished: its output is in the log.
