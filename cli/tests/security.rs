@@ -300,7 +300,9 @@ fn exec_cannot_overwrite_the_runtime_binary() {
     let out = sh(
         &d,
         &[],
-        "cp /bin/busybox /tmp/bb2 && secprobe exe-watch 3 & sleep 1; /tmp/bb2 sleep 1; wait",
+        // (named busybox, so that it runs the applet its first argument names)
+        "mkdir -p /tmp/w && cp /bin/busybox /tmp/w/busybox && secprobe exe-watch 3 & \
+         sleep 1; /tmp/w/busybox sleep 1; wait",
     );
     assert!(
         out.contains("HOLE") && out.contains("written: 1\n"),
