@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod detach;
 pub mod error;
 pub mod events;
+pub mod frames;
 mod http;
 pub mod logfile;
 pub mod monitor;
