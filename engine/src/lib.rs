@@ -16,6 +16,8 @@ pub mod detach;
 pub mod error;
 pub mod events;
 pub mod frames;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 pub mod logfile;
 pub mod monitor;
