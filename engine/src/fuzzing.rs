@@ -106,23 +106,33 @@ fn query(s: &str) {
 }
 
 /// The attach target: a daemon's multiplexed stream, received in pieces whose sizes the
-/// input picks, must decode to frames that encode back to exactly the bytes received; and
+/// input picks, must decode to frames found at their places in the bytes received; and
 /// the detach-key scanner over the same bytes never forwards more than it was given.
 pub fn attach_frames(data: &[u8]) {
     let Some((&split, wire)) = data.split_first() else {
         return;
     };
     let piece = usize::from(split).max(1);
+    // Each frame is the stream byte and the payload at its place in what was received (the
+    // three reserved header bytes are ignored, as Docker's stdcopy does); what is left over
+    // is the tail.
     let mut d = FrameDecoder::new();
-    let mut again = Vec::with_capacity(wire.len());
+    let mut off = 0;
     for chunk in wire.chunks(piece) {
         d.push(chunk);
         while let Some(f) = d.next_frame() {
-            again.extend(frame(f.stream, &f.data));
+            let end = off + 8 + f.data.len();
+            assert_eq!(wire[off], f.stream, "stream byte of the frame at {off}");
+            assert_eq!(
+                wire[off + 8..end],
+                f.data[..],
+                "payload of the frame at {off}"
+            );
+            assert_eq!(frame(f.stream, &f.data).len(), end - off);
+            off = end;
         }
     }
-    again.extend_from_slice(d.pending());
-    assert_eq!(again, wire, "frames do not re-encode to the received bytes");
+    assert_eq!(d.pending(), &wire[off..], "the undecoded tail");
 
     let keys = match std::str::from_utf8(wire.get(..8).unwrap_or(wire)) {
         Ok(s) => detach::parse(s).unwrap_or_else(|_| vec![16, 17]),
