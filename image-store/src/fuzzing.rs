@@ -118,16 +118,17 @@ pub fn reference(data: &[u8]) {
         let again = Reference::parse(&canonical)
             .unwrap_or_else(|e| panic!("{canonical:?} (from {s:?}) does not parse: {e}"));
         assert_eq!(again, r, "{canonical:?} parses to another reference");
-        let familiar = r.familiar();
-        let again = Reference::parse(&familiar)
-            .unwrap_or_else(|e| panic!("{familiar:?} (from {s:?}) does not parse: {e}"));
         // Docker's own ambiguity: `docker.io/a.b/c` is familiar `a.b/c`, which names the
-        // registry `a.b` (distribution's familiarizeName does the same).
+        // registry `a.b` (distribution's familiarizeName does the same), or nothing valid
+        // when `a.b` is no host name. Any other familiar form parses back the same.
+        let familiar = r.familiar();
         let ambiguous = r.domain() == "docker.io"
             && familiar
                 .split_once('/')
                 .is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost");
         if !ambiguous {
+            let again = Reference::parse(&familiar)
+                .unwrap_or_else(|e| panic!("{familiar:?} (from {s:?}) does not parse: {e}"));
             assert_eq!(again, r, "{familiar:?} parses to another reference");
         }
         let _ = (
