@@ -7,6 +7,8 @@
 
 pub mod config;
 pub mod dockerfile;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ignore;
 pub mod resolve;
 pub mod shell;

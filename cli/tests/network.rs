@@ -131,7 +131,13 @@ fn user_network_names_published_ports_and_cleanup() {
     // cleanup: no veth, netns or address left behind
     ok(d.berth(&["rm", "-f", "plain", "web", "pub", "clash"]));
     ok(d.berth(&["network", "rm", "appnet"]));
-    let links = ok(d.in_netns("ip").args(["-o", "link"]));
+    // the kernel deletes a veth with its netns, in the background
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut links = ok(d.in_netns("ip").args(["-o", "link"]));
+    while links.contains("veth") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        links = ok(d.in_netns("ip").args(["-o", "link"]));
+    }
     assert!(!links.contains("veth"), "{links}");
     let left: Vec<_> = std::fs::read_dir(d.data_root.join("netns"))
         .map(|r| r.flatten().map(|e| e.file_name()).collect())

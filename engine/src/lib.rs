@@ -15,6 +15,9 @@ pub mod daemon;
 pub mod detach;
 pub mod error;
 pub mod events;
+pub mod frames;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 pub mod links;
 pub mod listen;

@@ -131,14 +131,7 @@ pub fn now() -> String {
     image_store::import::go_rfc3339_nano(chrono::Utc::now())
 }
 
-/// A frame in Docker's multiplexed stream format.
-pub fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(8 + data.len());
-    f.extend_from_slice(&[stream, 0, 0, 0]);
-    f.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    f.extend_from_slice(data);
-    f
-}
+pub use crate::frames::frame;
 
 struct Client {
     sock: UnixStream,

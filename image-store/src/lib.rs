@@ -11,6 +11,8 @@ pub mod blobs;
 pub mod diff;
 pub mod digest;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod layers;
 mod lease;
 mod maintenance;

@@ -12,6 +12,8 @@ mod blob;
 mod client;
 pub mod credentials;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod image;
 mod list;
 mod manifest;

@@ -13,6 +13,7 @@ mod crash;
 mod demo;
 mod dockerfile;
 mod dockerpy;
+mod fuzz;
 mod rootfs;
 mod soak;
 mod sys;
@@ -42,7 +43,10 @@ tasks:
                        docker-py 6.1.3's container and exec integration tests against berth
                        (and, with --peer, dockerd 20.10), each in private namespaces
   dockerpy-cache       build once, then print, the cached docker-py tests dir the e2e test uses
-  dockerfile dump PATH | expand [--env K=V]... WORD";
+  dockerfile dump PATH | expand [--env K=V]... WORD
+  fuzz [--time SECS] [TARGET...]
+                       run the cargo-fuzz targets (nightly; installs cargo-fuzz) one at a time,
+                       SECS each (300); totals in fuzz/HOURS.md, crashes kept in fuzz/regressions";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Some("bench") => bench::run(&args[1..]),
         Some("crash") => crash::run_task(&args[1..]),
         Some("soak") => soak::run_task(&args[1..]),
+        Some("fuzz") => fuzz::run_task(&args[1..]),
         Some("dockerfile") => dockerfile::run(&args[1..]),
         Some("rootfs") => rootfs::run_task(&args[1..]),
         Some("compose") => compose::run_task(&args[1..]),

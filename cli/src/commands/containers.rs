@@ -602,32 +602,30 @@ async fn output(r: impl tokio::io::AsyncRead + Unpin, tty: bool) -> Result<()> {
 
 /// Copy multiplexed frames from the daemon to our stdout/stderr until the stream ends.
 async fn demux(mut r: impl tokio::io::AsyncRead + Unpin) -> Result<()> {
-    let mut hdr = [0u8; 8];
-    let mut buf = Vec::new();
+    let mut frames = engine::frames::FrameDecoder::new();
+    let mut buf = vec![0u8; 64 << 10];
     loop {
-        match r.read_exact(&mut hdr).await {
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
-                ) =>
-            {
-                return Ok(())
-            }
+        let n = match r.read(&mut buf).await {
+            Ok(n) => n,
+            // the daemon closed the attachment with our last keys unread: the frames
+            // before it are all shown
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
             Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            return Ok(());
         }
-        let len = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as usize;
-        buf.resize(len, 0);
-        r.read_exact(&mut buf).await?;
-        if hdr[0] == 2 {
-            let mut e = std::io::stderr();
-            e.write_all(&buf)?;
-            e.flush()?;
-        } else {
-            let mut o = std::io::stdout();
-            o.write_all(&buf)?;
-            o.flush()?;
+        frames.push(&buf[..n]);
+        while let Some(f) = frames.next_frame() {
+            if f.stream == 2 {
+                let mut e = std::io::stderr();
+                e.write_all(&f.data)?;
+                e.flush()?;
+            } else {
+                let mut o = std::io::stdout();
+                o.write_all(&f.data)?;
+                o.flush()?;
+            }
         }
     }
 }

@@ -98,24 +98,38 @@ fn host_config_defaults(hc: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply, ApiError> {
-    runtime::trace::mark("d create");
-    let bytes = crate::http::read_body(body).await?;
-    let mut body: Value = serde_json::from_slice(&bytes)?;
+/// A create request after the checks that need nothing but its body and the image's
+/// config: what `create` then makes a container of.
+#[derive(Debug)]
+pub(crate) struct CreateRequest {
+    pub config: Value,
+    pub host_config: Value,
+    /// Entrypoint + Cmd, never empty.
+    pub command: Vec<String>,
+    pub mounts: Vec<crate::volumes::MountRequest>,
+    /// The network mode (`bridge`, `host`, a network name, `container:ID`).
+    pub network: String,
+}
+
+/// The body of `POST /containers/create` and the image it names.
+pub(crate) fn decode_create_body(bytes: &[u8]) -> Result<(Value, String), ApiError> {
+    let body: Value = serde_json::from_slice(bytes)?;
     let image = body["Image"].as_str().unwrap_or("").to_owned();
     if image.is_empty() {
         return Err(ApiError::bad_request(
             "Config cannot be empty in order to create a container",
         ));
     }
-    let rec = d.store.resolve(&image).map_err(|e| match e {
-        image_store::StoreError::ImageNotFound(n) => {
-            ApiError::not_found(format!("No such image: {n}"))
-        }
-        other => other.into(),
-    })?;
-    let image_cfg: Value =
-        serde_json::from_slice(&d.store.config_bytes(&rec.id)?).unwrap_or(Value::Null);
+    Ok((body, image))
+}
+
+/// Check and complete a create body against the image's config (`image_cfg`, the whole
+/// config document): HostConfig defaults, networking aliases and address, MAC address,
+/// the merged config, the command, mount requests and log options. Pure: no daemon state.
+pub(crate) fn prepare_create(
+    mut body: Value,
+    image_cfg: &Value,
+) -> Result<CreateRequest, ApiError> {
     let mut host_config = match body.get("HostConfig") {
         None | Some(Value::Null) => json!({}),
         Some(hc @ Value::Object(_)) => hc.clone(),
@@ -150,13 +164,42 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
         o.remove("HostConfig");
         o.remove("NetworkingConfig");
     }
-    merge_config(&mut body, &image_cfg);
-    let mut full = strings(&body["Entrypoint"]);
-    full.extend(strings(&body["Cmd"]));
-    if full.is_empty() {
+    merge_config(&mut body, image_cfg);
+    let mut command = strings(&body["Entrypoint"]);
+    command.extend(strings(&body["Cmd"]));
+    if command.is_empty() {
         return Err(ApiError::bad_request("No command specified"));
     }
-    let net = crate::network::mode(&host_config);
+    let mounts = crate::volumes::requests(&host_config, &body)?;
+    crate::logfile::LogOpts::from_host_config(&host_config).map_err(ApiError::bad_request)?;
+    Ok(CreateRequest {
+        network: crate::network::mode(&host_config),
+        config: body,
+        host_config,
+        command,
+        mounts,
+    })
+}
+
+pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply, ApiError> {
+    runtime::trace::mark("d create");
+    let bytes = crate::http::read_body(body).await?;
+    let (body, image) = decode_create_body(&bytes)?;
+    let rec = d.store.resolve(&image).map_err(|e| match e {
+        image_store::StoreError::ImageNotFound(n) => {
+            ApiError::not_found(format!("No such image: {n}"))
+        }
+        other => other.into(),
+    })?;
+    let image_cfg: Value =
+        serde_json::from_slice(&d.store.config_bytes(&rec.id)?).unwrap_or(Value::Null);
+    let CreateRequest {
+        config: body,
+        host_config,
+        command: full,
+        mounts: mount_reqs,
+        network: net,
+    } = prepare_create(body, &image_cfg)?;
     if crate::network::is_bridged(&net) && net != netbridge::DEFAULT_NETWORK {
         match &d.networks {
             Some(nets) => {
@@ -179,8 +222,6 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
     } else {
         Vec::new()
     };
-    let mount_reqs = crate::volumes::requests(&host_config, &body)?;
-    crate::logfile::LogOpts::from_host_config(&host_config).map_err(ApiError::bad_request)?;
     let c = Container {
         id: String::new(),
         name: String::new(),
@@ -410,7 +451,7 @@ fn own_bounding_set() -> u64 {
 }
 
 /// `Ulimits: [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]` as OCI rlimits.
-fn ulimits(v: &Value) -> Result<Vec<(String, u64, u64)>, ApiError> {
+pub(crate) fn ulimits(v: &Value) -> Result<Vec<(String, u64, u64)>, ApiError> {
     let mut out = Vec::new();
     for u in v.as_array().into_iter().flatten() {
         let name = u["Name"].as_str().unwrap_or("");
@@ -699,7 +740,7 @@ pub async fn start(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
     }
 }
 
-fn signal_number(s: &str) -> Result<i32, ApiError> {
+pub(crate) fn signal_number(s: &str) -> Result<i32, ApiError> {
     let bad = || ApiError::bad_request(format!("Invalid signal: {s}"));
     if s.is_empty() {
         return Ok(9);

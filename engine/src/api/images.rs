@@ -99,7 +99,7 @@ fn matches_filters(rec: &ImageRecord, f: &HashMap<String, Vec<String>>) -> Resul
 }
 
 /// `reference=busybox` matches `busybox:*`; `reference=busybox:1*` globs the tag too.
-fn reference_matches(pat: &str, r: &Reference) -> bool {
+pub(crate) fn reference_matches(pat: &str, r: &Reference) -> bool {
     let fam = r.familiar();
     let (pat_repo, pat_tag) = match pat.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
         Some((a, b)) => (a, Some(b)),
@@ -109,14 +109,30 @@ fn reference_matches(pat: &str, r: &Reference) -> bool {
     glob(pat_repo, &repo) && pat_tag.is_none_or(|t| glob(t, r.tag().unwrap_or(""))) || fam == pat
 }
 
-fn glob(pat: &str, s: &str) -> bool {
-    match pat.find('*') {
-        None => pat == s,
-        Some(i) => {
-            let (pre, rest) = (&pat[..i], &pat[i + 1..]);
-            s.starts_with(pre) && (0..=s.len() - pre.len()).any(|j| glob(rest, &s[pre.len() + j..]))
+/// `*` matches any run of characters, everything else itself. Greedy with one backtrack
+/// point, so time stays linear in the pattern times the text however many `*` a filter has
+/// (the recursive form was exponential), and it walks characters, never bytes.
+pub(crate) fn glob(pat: &str, s: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pat.chars().collect(), s.chars().collect());
+    let (mut i, mut j) = (0, 0);
+    // where to resume after the last `*`: the pattern after it, and the text it has eaten
+    let mut star: Option<(usize, usize)> = None;
+    while j < t.len() {
+        if p.get(i) == Some(&'*') {
+            i += 1;
+            star = Some((i, j));
+        } else if p.get(i) == Some(&t[j]) {
+            i += 1;
+            j += 1;
+        } else if let Some((si, sj)) = star {
+            i = si;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
         }
     }
+    p[i..].iter().all(|&c| c == '*')
 }
 
 pub async fn list(d: &Daemon, q: &Query) -> Result<Reply, ApiError> {
@@ -407,4 +423,39 @@ pub async fn create(d: Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply, 
         let _ = w.json_line(&line);
     });
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn glob_matches_as_before() {
+        assert!(glob("busy*", "busybox"));
+        assert!(glob("*box", "busybox"));
+        assert!(glob("b*s*x", "busybox"));
+        assert!(glob("*", ""));
+        assert!(glob("busybox", "busybox"));
+        assert!(!glob("busy", "busybox"));
+        assert!(!glob("*z*", "busybox"));
+        assert!(!glob("", "x"));
+    }
+
+    /// Found by the api_request fuzz target: the old glob sliced the text at byte offsets.
+    #[test]
+    fn glob_walks_characters() {
+        assert!(glob("*é", "aé"));
+        assert!(!glob("*x", "é;"));
+        assert!(glob("a*ü*", "aöü"));
+    }
+
+    /// `*a*a*...*b` against a long `aaaa...` took exponential time.
+    #[test]
+    fn glob_is_not_exponential() {
+        let text = "a".repeat(255);
+        let pat = format!("{}b", "*a".repeat(30));
+        let start = std::time::Instant::now();
+        assert!(!glob(&pat, &text));
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+    }
 }

@@ -4,12 +4,12 @@ pub mod archive;
 mod build;
 pub mod containers;
 pub mod exec;
-mod images;
+pub(crate) mod images;
 mod networks;
 mod registry;
 mod stats;
 mod system;
-mod update;
+pub(crate) mod update;
 pub(crate) mod volumes;
 
 use std::convert::Infallible;

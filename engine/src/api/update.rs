@@ -13,7 +13,10 @@ use crate::http::{json as reply_json, Reply};
 
 /// The fields of the request that change `HostConfig`, after Docker's checks. Zero or
 /// absent fields leave the current value.
-fn changes(body: &Value, auto_remove: bool) -> Result<Vec<(&'static str, Value)>, ApiError> {
+pub(crate) fn changes(
+    body: &Value,
+    auto_remove: bool,
+) -> Result<Vec<(&'static str, Value)>, ApiError> {
     let mut out = Vec::new();
     let num = |k: &str| body[k].as_i64().filter(|n| *n != 0);
     if let Some(m) = num("Memory") {

@@ -911,14 +911,13 @@ impl Build {
         };
         match monitor::attach(&dir, &req).await {
             Ok(mut mon) => {
-                let mut head = [0u8; 8];
-                while mon.read_exact(&mut head).await.is_ok() {
-                    let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
-                    let mut buf = vec![0u8; len];
-                    if mon.read_exact(&mut buf).await.is_err() {
-                        break;
+                let mut frames = crate::frames::FrameDecoder::new();
+                let mut buf = vec![0u8; 64 << 10];
+                while let Ok(n @ 1..) = mon.read(&mut buf).await {
+                    frames.push(&buf[..n]);
+                    while let Some(f) = frames.next_frame() {
+                        self.say(String::from_utf8_lossy(&f.data).into_owned());
                     }
-                    self.say(String::from_utf8_lossy(&buf).into_owned());
                 }
             }
             Err(_) => {

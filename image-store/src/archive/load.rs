@@ -30,11 +30,16 @@ pub struct LoadedImage {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct LegacyManifest {
+pub(crate) struct LegacyManifest {
     config: String,
     #[serde(default)]
     repo_tags: Option<Vec<String>>,
     layers: Vec<String>,
+}
+
+/// A docker-archive's `manifest.json`.
+pub(crate) fn parse_legacy_manifest(bytes: &[u8]) -> Result<Vec<LegacyManifest>> {
+    serde_json::from_slice(bytes).map_err(|e| invalid(format!("manifest.json: {e}")))
 }
 
 fn invalid(msg: impl Into<String>) -> StoreError {
@@ -163,8 +168,7 @@ impl Store {
 
     fn plan_legacy(&self, c: &Contents) -> Result<Vec<Planned>> {
         let bytes = c.meta(Path::new("manifest.json"))?;
-        let manifests: Vec<LegacyManifest> =
-            serde_json::from_slice(bytes).map_err(|e| invalid(format!("manifest.json: {e}")))?;
+        let manifests = parse_legacy_manifest(bytes)?;
         let mut out = Vec::new();
         for m in manifests {
             let config = c.meta(Path::new(&m.config))?.to_vec();

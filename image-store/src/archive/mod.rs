@@ -1,7 +1,7 @@
 //! `save` and `load`: docker-archive tarballs (legacy `manifest.json`, and Docker 25+'s
 //! OCI layout with `manifest.json` beside it) and OCI archives (`index.json` only).
 
-mod load;
+pub(crate) mod load;
 mod save;
 
 pub use load::LoadedImage;
