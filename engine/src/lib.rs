@@ -19,6 +19,7 @@ pub mod frames;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
+pub mod inflight;
 pub mod links;
 pub mod listen;
 pub mod logfile;

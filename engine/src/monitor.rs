@@ -527,7 +527,7 @@ fn serve(
     report(&format!("ok {} {}", container.pid(), std::process::id()));
 
     // Clients being served: the monitor does not exit under one (it would lose its replay).
-    let serving = Arc::new(Serving::default());
+    let serving = Arc::new(crate::inflight::InFlight::default());
     let cutoff = Arc::new(Cutoff::default());
     let backlog = listener.try_clone().ok();
     let serve_conn = {
@@ -541,8 +541,8 @@ fn serve(
         move |conn: UnixStream| {
             let (shared, stdin, log_path, tty) =
                 (shared.clone(), stdin.clone(), log_path.clone(), tty.clone());
-            let (serving, cutoff) = (serving.clone(), cutoff.clone());
-            serving.begin();
+            let cutoff = cutoff.clone();
+            let served = serving.hold();
             std::thread::spawn(move || {
                 // a client that sends no request in time is not waited for
                 let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(2)));
@@ -552,7 +552,7 @@ fn serve(
                     stdin: &stdin,
                 };
                 serve_client(conn, io, &log_path, stdin_once, tty.as_deref());
-                serving.end();
+                drop(served);
             });
         }
     };
@@ -625,33 +625,6 @@ fn serve(
     serving.wait_idle(std::time::Duration::from_secs(3));
     runtime::trace::mark("m clients closed");
     Ok(())
-}
-
-/// How many clients are being served, and a wake-up when that drops to none.
-#[derive(Default)]
-struct Serving {
-    count: Mutex<usize>,
-    idle: std::sync::Condvar,
-}
-
-impl Serving {
-    fn begin(&self) {
-        *self.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-    }
-
-    fn end(&self) {
-        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            self.idle.notify_all();
-        }
-    }
-
-    /// Until no client is being served, or `limit` passed.
-    fn wait_idle(&self, limit: std::time::Duration) {
-        let n = self.count.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = self.idle.wait_timeout_while(n, limit, |n| *n > 0);
-    }
 }
 
 /// Copy one output stream of the container into the log and to every attached client.

@@ -1430,7 +1430,7 @@ pub async fn attach(
     let past_output = q.flag("logs") || !c.state.status.is_live();
     let tty = c.tty();
     // held from before the start the client asks next until the stream is sent
-    let hold = crate::containers::Streams::hold(&e);
+    let hold = e.streams.hold();
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
         let mut client = hyper_util::rt::TokioIo::new(upgraded);

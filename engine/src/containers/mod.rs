@@ -29,41 +29,7 @@ pub struct Entry {
     pub fs_busy: Mutex<()>,
     /// Attach streams of the current run still being sent: an auto-removal waits for them,
     /// or output a fast `run --rm` wrote would go with its log before it reached the client.
-    pub streams: Streams,
-}
-
-/// A count of open attach streams, and a wake-up when it drops to none.
-#[derive(Debug, Default)]
-pub struct Streams {
-    open: Mutex<usize>,
-    idle: std::sync::Condvar,
-}
-
-/// One open attach stream: dropping it closes it.
-pub struct StreamHold(Arc<Entry>);
-
-impl Streams {
-    pub fn hold(e: &Arc<Entry>) -> StreamHold {
-        *e.streams.open.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        StreamHold(e.clone())
-    }
-
-    /// Until no stream is open, or `limit` passed (a client that stopped reading).
-    pub fn wait_idle(&self, limit: std::time::Duration) {
-        let n = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = self.idle.wait_timeout_while(n, limit, |n| *n > 0);
-    }
-}
-
-impl Drop for StreamHold {
-    fn drop(&mut self) {
-        let s = &self.0.streams;
-        let mut n = s.open.lock().unwrap_or_else(|p| p.into_inner());
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            s.idle.notify_all();
-        }
-    }
+    pub streams: Arc<crate::inflight::InFlight>,
 }
 
 impl Entry {
@@ -216,7 +182,7 @@ impl Containers {
                             rec: Mutex::new(c),
                             changes: tx,
                             fs_busy: Mutex::new(()),
-                            streams: Streams::default(),
+                            streams: Arc::default(),
                         }),
                     );
                 }
@@ -345,7 +311,7 @@ impl Containers {
             rec: Mutex::new(c.clone()),
             changes: tx,
             fs_busy: Mutex::new(()),
-            streams: Streams::default(),
+            streams: Arc::default(),
         });
         map.insert(c.id.clone(), e.clone());
         Ok(e)
