@@ -89,48 +89,9 @@ impl Op {
     }
 }
 
-/// Container records on disk that a daemon would list: (id, whole) for each directory.
-fn records(d: &TestDaemon) -> Vec<(String, Result<serde_json::Value, String>)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(d.data_root.join("containers"))
-        .unwrap()
-        .flatten()
-    {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue; // .trash: removals finishing in the background
-        }
-        let rec = std::fs::read(e.path().join("container.json"))
-            .map_err(|err| format!("no container.json: {err}"))
-            .and_then(|b| {
-                serde_json::from_slice::<serde_json::Value>(&b)
-                    .map_err(|err| format!("half-written container.json: {err}"))
-            });
-        out.push((name, rec));
-    }
-    out
-}
-
 /// Every check after a restart; `why` names the seed and point.
 fn check_consistent(d: &TestDaemon, must_run: &BTreeSet<String>, why: &str) {
-    let check = ok(d.berth(&["system", "check"]));
-    assert!(
-        check.contains("no problems found"),
-        "{why}: system check: {check}"
-    );
-    let listed = lines(&ok(d.berth(&["ps", "-aq", "--no-trunc"])));
-    let mut on_disk = BTreeSet::new();
-    for (id, rec) in records(d) {
-        let rec = rec.unwrap_or_else(|e| panic!("{why}: container {id}: {e}"));
-        assert_eq!(rec["id"], id.as_str(), "{why}: record of {id}");
-        if rec["removed"] != true {
-            on_disk.insert(id);
-        }
-    }
-    assert_eq!(
-        listed, on_disk,
-        "{why}: listed containers vs records on disk"
-    );
+    d.check_store_and_records(why);
     let now = running(d);
     let lost: Vec<_> = must_run.difference(&now).collect();
     assert!(lost.is_empty(), "{why}: no longer running: {lost:?}");

@@ -204,33 +204,6 @@ fn client(sock: PathBuf, seed: u64, until: Instant, tally: Arc<Mutex<Tally>>) {
     }
 }
 
-fn records_listed_once(d: &TestDaemon) {
-    assert!(ok(d.berth(&["system", "check"])).contains("no problems found"));
-    let listed: std::collections::BTreeSet<String> = ok(d.berth(&["ps", "-aq", "--no-trunc"]))
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    let mut on_disk = std::collections::BTreeSet::new();
-    for e in std::fs::read_dir(d.data_root.join("containers"))
-        .unwrap()
-        .flatten()
-    {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        let rec: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(e.path().join("container.json"))
-                .unwrap_or_else(|err| panic!("{name}: no record: {err}")),
-        )
-        .unwrap_or_else(|err| panic!("{name}: corrupt record: {err}"));
-        if rec["removed"] != true {
-            on_disk.insert(name);
-        }
-    }
-    assert_eq!(listed, on_disk, "listed containers vs records on disk");
-}
-
 #[test]
 #[ignore = "privileged: run by cargo xtask test (short) and cargo xtask soak (long) as root"]
 fn concurrent_clients_and_many_containers() {
@@ -275,7 +248,7 @@ fn concurrent_clients_and_many_containers() {
         &t.failures[..t.failures.len().min(10)]
     );
     assert!(total > clients, "the clients did next to nothing: {total}");
-    records_listed_once(&d);
+    d.check_store_and_records("after the clients");
 
     // many containers alive at once
     let started = Instant::now();
@@ -327,5 +300,5 @@ fn concurrent_clients_and_many_containers() {
         ids.len(),
         t0.elapsed().as_secs_f64()
     );
-    records_listed_once(&d);
+    d.check_store_and_records("after the removal");
 }

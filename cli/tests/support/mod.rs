@@ -256,6 +256,44 @@ impl TestDaemon {
         .to_owned()
     }
 
+    /// `system check` clean, and every container record on disk whole and listed exactly
+    /// once by `ps -a` (`why` says when, for the failure message).
+    pub fn check_store_and_records(&self, why: &str) {
+        let check = ok(self.berth(&["system", "check"]));
+        assert!(
+            check.contains("no problems found"),
+            "{why}: system check: {check}"
+        );
+        let listed: std::collections::BTreeSet<String> =
+            ok(self.berth(&["ps", "-aq", "--no-trunc"]))
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+        let mut on_disk = std::collections::BTreeSet::new();
+        for e in std::fs::read_dir(self.data_root.join("containers"))
+            .unwrap()
+            .flatten()
+        {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if id.starts_with('.') {
+                continue; // .trash: removals finishing in the background
+            }
+            let bytes = std::fs::read(e.path().join("container.json"))
+                .unwrap_or_else(|err| panic!("{why}: container {id}: no container.json: {err}"));
+            let rec: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|err| {
+                panic!("{why}: container {id}: half-written container.json: {err}")
+            });
+            assert_eq!(rec["id"], id.as_str(), "{why}: record of {id}");
+            if rec["removed"] != true {
+                on_disk.insert(id);
+            }
+        }
+        assert_eq!(
+            listed, on_disk,
+            "{why}: listed containers vs records on disk"
+        );
+    }
+
     /// The daemon's children that have exited and were not reaped.
     pub fn zombies(&self) -> Vec<i32> {
         let pid = std::fs::read_to_string(self.data_root.join("daemon.pid")).unwrap();
