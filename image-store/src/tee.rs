@@ -66,13 +66,16 @@ impl LayerIngest {
     pub(crate) fn run(store: &Store, reader: impl Read, opts: UnpackOptions) -> Result<Self> {
         let staged = store.layers.stage()?;
         let abort = std::sync::atomic::AtomicBool::new(false);
+        let writer_failed = std::sync::atomic::AtomicBool::new(false);
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
         std::thread::scope(|scope| {
             let writer = scope.spawn(|| -> Result<(Digest, u64)> {
                 let mut blob: BlobWriter<'_> = store.blobs.writer()?;
                 for chunk in rx {
-                    blob.write_all(&chunk)
-                        .map_err(|e| layer_err(UnpackError::Read(e)))?;
+                    if let Err(e) = blob.write_all(&chunk) {
+                        writer_failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                        return Err(layer_err(UnpackError::Read(e)));
+                    }
                 }
                 if abort.load(std::sync::atomic::Ordering::SeqCst) {
                     return Err(StoreError::InvalidArchive("layer ingest aborted".into()));
@@ -112,6 +115,12 @@ impl LayerIngest {
             let written = writer
                 .join()
                 .map_err(|_| StoreError::InvalidArchive("blob writer thread panicked".into()))?;
+            // A writer that stopped (a full disk) fails the unpacker too, with "blob writer
+            // stopped": report the cause.
+            let written = match written {
+                Err(e) if writer_failed.load(std::sync::atomic::Ordering::SeqCst) => return Err(e),
+                w => w,
+            };
             let (kind, stats, hashed) = unpacked?;
             let (blob, blob_size) = written?;
             let (diff_id, tar_size) = hashed.unwrap_or_else(|| (blob.clone(), blob_size));

@@ -325,9 +325,15 @@ pub async fn prune(d: &Arc<Daemon>, q: &Query) -> Result<Reply, ApiError> {
 /// `POST /images/load`: the archive streams in; "Loaded image" lines stream out.
 pub async fn load(d: Arc<Daemon>, _q: &Query, body: Incoming) -> Result<Reply, ApiError> {
     let (mut w, reply) = channel_body("application/json");
-    let reader = blocking_reader(body);
+    let mut reader = blocking_reader(body);
     tokio::task::spawn_blocking(move || {
-        let line = match d.store.load(reader) {
+        let loaded = d.store.load(&mut reader);
+        if loaded.is_err() {
+            // the client may still be sending (a full disk stops us early): read it all, so
+            // that it gets our error and not a broken connection, as `cp` does
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        }
+        let line = match loaded {
             Ok(images) => {
                 let mut text = String::new();
                 for img in images {
