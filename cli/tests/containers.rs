@@ -1338,7 +1338,7 @@ fn a_full_disk_is_a_clear_error_and_leaves_nothing_behind() {
         .unwrap_or_default();
     assert!(left.is_empty(), "cgroups left: {left:?}");
     let monitors = run(std::process::Command::new("pgrep")
-        .args(["-f", &format!("monitor.*{}", d.data_root.display())]));
+        .args(["-f", &format!("monitor.*{}", d.exec_root.display())]));
     assert_eq!(
         String::from_utf8_lossy(&monitors.stdout),
         "",
@@ -1357,6 +1357,8 @@ fn a_full_disk_is_a_clear_error_and_leaves_nothing_behind() {
     assert_eq!(ok(d.berth(&["wait", "later"])).trim(), "0");
     assert_eq!(ok(d.berth(&["logs", "later"])), "ran\n");
     ok(d.berth(&["system", "check"]));
-    drop(d);
+    // the disk first: the scratch directory under it can only go once it is unmounted (the
+    // daemon's namespace keeps its own copy of the mount until the daemon is gone)
     drop(disk);
+    drop(d);
 }

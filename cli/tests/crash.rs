@@ -115,11 +115,11 @@ fn check_consistent(d: &TestDaemon, must_run: &BTreeSet<String>, why: &str) {
 /// Leftovers in the daemon's namespaces and cgroups once every container is gone.
 fn check_nothing_left(d: &TestDaemon) {
     let pid = d.holder_pid().expect("a held daemon");
-    let data_root = d.data_root.to_string_lossy().into_owned();
+    let roots = [&d.data_root, &d.exec_root].map(|r| r.to_string_lossy().into_owned());
     let mounts: Vec<String> = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
         .unwrap()
         .lines()
-        .filter(|l| l.contains(&data_root) && !l.contains("berth.exe"))
+        .filter(|l| roots.iter().any(|r| l.contains(r.as_str())) && !l.contains("berth.exe"))
         .map(str::to_owned)
         .collect();
     assert!(mounts.is_empty(), "mounts left: {mounts:#?}");

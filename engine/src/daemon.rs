@@ -16,6 +16,9 @@ use tokio::signal::unix::{signal, SignalKind};
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
     pub data_root: PathBuf,
+    /// State that means nothing after a reboot (as dockerd's `--exec-root`): monitors' files,
+    /// the runtime's state, containers' root mounts. See [`exec_root_for`].
+    pub exec_root: PathBuf,
     /// Where to listen (`-H`, repeatable): unix sockets and TCP addresses.
     pub hosts: Vec<crate::listen::Endpoint>,
     /// Certificates for the TCP endpoints; clients must present one issued by the CA.
@@ -39,8 +42,10 @@ pub struct DaemonConfig {
 impl DaemonConfig {
     /// A daemon on `data_root` listening on `socket`, with the defaults for everything else.
     pub fn new(data_root: impl Into<PathBuf>, socket: impl Into<PathBuf>) -> Self {
+        let data_root = data_root.into();
         Self {
-            data_root: data_root.into(),
+            exec_root: exec_root_for(&data_root),
+            data_root,
             hosts: vec![crate::listen::Endpoint::Unix(socket.into())],
             tls: None,
             insecure_tcp: false,
@@ -52,6 +57,56 @@ impl DaemonConfig {
             bridge: true,
         }
     }
+}
+
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+/// The exec-root of a daemon on `data_root` when none is given: its own directory on a tmpfs,
+/// named after the data root so that daemons on different data roots never share one —
+/// `/run/berth/<hash>`, or `/dev/shm/berth/<hash>` where /run is no tmpfs (as on this
+/// project's test machines). On the data root's disk the dozen files each start writes and
+/// each removal deletes cost milliseconds: on an ext4 without a journal every new inode is
+/// found by skipping the ones deleted in the last minutes.
+pub fn exec_root_for(data_root: &Path) -> PathBuf {
+    use sha2::Digest;
+    let abs = std::path::absolute(data_root).unwrap_or_else(|_| data_root.to_path_buf());
+    let hash = sha2::Sha256::digest(abs.as_os_str().as_encoded_bytes());
+    let on_tmpfs = |p: &str| rustix::fs::statfs(p).is_ok_and(|s| s.f_type == TMPFS_MAGIC);
+    let base = if on_tmpfs("/run") || !on_tmpfs("/dev/shm") {
+        "/run/berth"
+    } else {
+        "/dev/shm/berth"
+    };
+    Path::new(base).join(hex::encode(&hash[..6]))
+}
+
+/// Create `exec_root` for our use only. Its parent may sit in a world-writable directory
+/// (/dev/shm): a parent somebody else made, or a symlink, is refused, and then the state
+/// goes to `<data-root>/run` (on disk) instead.
+fn prepare_exec_root(exec_root: &Path, data_root: &Path) -> PathBuf {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let ours = |p: &Path| {
+        std::fs::symlink_metadata(p).is_ok_and(|m| {
+            m.is_dir() && m.uid() == rustix::process::geteuid().as_raw() && m.mode() & 0o022 == 0
+        })
+    };
+    let made = exec_root.parent().is_none_or(|parent| {
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(parent);
+        ours(parent)
+    }) && {
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(exec_root);
+        ours(exec_root)
+    };
+    if made {
+        return exec_root.to_path_buf();
+    }
+    let fallback = data_root.join("run");
+    tracing::warn!(
+        "exec-root {} is not a directory of ours: using {} instead",
+        exec_root.display(),
+        fallback.display()
+    );
+    fallback
 }
 
 /// Errors that stop the daemon from starting.
@@ -135,7 +190,8 @@ impl Daemon {
                 id
             }
         };
-        let containers = crate::containers::Containers::open(&config.data_root)
+        let exec_root = prepare_exec_root(&config.exec_root, &config.data_root);
+        let containers = crate::containers::Containers::open(&config.data_root, &exec_root)
             .map_err(io_err("opening containers in", &config.data_root))?;
         let volumes = crate::volumes::Volumes::open(&config.data_root)
             .map_err(io_err("opening volumes in", &config.data_root))?;
@@ -260,6 +316,7 @@ impl Daemon {
         for s in &sockets {
             let _ = std::fs::remove_file(s);
         }
+        daemon.containers.release_exec_root();
         let _ = std::fs::remove_file(&pidfile);
         Ok(())
     }

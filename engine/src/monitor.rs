@@ -206,7 +206,6 @@ impl Spare {
         if sealed {
             cmd.env(runtime::exeseal::MARK, "1");
         }
-        runtime::sys::detach_on_spawn(&mut cmd);
         let mut child = cmd.spawn()?;
         // the pipes first: `wait` would close stdin
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
@@ -270,7 +269,10 @@ pub fn readonly_exe(dir: &Path) -> Option<PathBuf> {
 /// a container directory on stdin, then is that container's monitor, its stderr going to
 /// `DIR/monitor.log`. EOF on stdin (the daemon went away): it exits.
 pub fn spare() -> i32 {
-    let _ = rustix::process::setsid();
+    if let Err(e) = runtime::sys::detach_self() {
+        report(&format!("err detaching the monitor: {e}"));
+        return 1;
+    }
     report(&format!("pid {}", std::process::id()));
     let mut line = String::new();
     match io::stdin().read_line(&mut line) {
@@ -294,7 +296,10 @@ pub fn spare() -> i32 {
 
 /// Stage 2: the monitor proper.
 pub fn stage2(dir: &Path) -> i32 {
-    let _ = rustix::process::setsid();
+    if let Err(e) = runtime::sys::detach_self() {
+        report(&format!("err detaching the monitor: {e}"));
+        return 1;
+    }
     // first our pid, so the daemon can reap us however the start ends
     report(&format!("pid {}", std::process::id()));
     monitor(dir)

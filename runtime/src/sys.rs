@@ -225,24 +225,17 @@ pub fn seccomp_load(bpf: &[u8], flags: u32) -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
-/// Make `cmd` start detached: its child makes a session of its own and forks again; the
-/// intermediate exits at once (the caller reaps it), the grandchild execs the program and
-/// is re-parented to the nearest subreaper. One exec instead of a launcher's two.
-pub fn detach_on_spawn(cmd: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: between fork and exec only async-signal-safe calls (setsid, fork, _exit).
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            match libc::fork() {
-                -1 => Err(std::io::Error::last_os_error()),
-                0 => Ok(()),
-                _ => libc::_exit(0),
-            }
-        });
+/// Go on as a grandchild of our parent, in a session of our own: fork, and the parent
+/// exits at once (the double fork of a process that must outlive whoever started it). Done
+/// first thing in a process just started, where a fork copies almost nothing, rather than
+/// between fork and exec in the starter (the daemon), whose every page table it would copy,
+/// and whose spawn can then be a vfork.
+pub fn detach_self() -> Result<(), Errno> {
+    if fork()? != 0 {
+        exit_now(0);
     }
+    nix::unistd::setsid()?;
+    Ok(())
 }
 
 /// `union bpf_attr` for `BPF_PROG_LOAD`, up to `expected_attach_type`.

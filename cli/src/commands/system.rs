@@ -25,6 +25,10 @@ pub struct DaemonArgs {
     /// Root of persistent state (images, containers)
     #[arg(long, env = "BERTH_DATA_ROOT", default_value = crate::DEFAULT_DATA_ROOT)]
     data_root: PathBuf,
+    /// Root of state that a reboot voids (monitors, runtime state, root mounts)
+    /// [default: /run/berth/<hash of the data root>, on /dev/shm where /run is no tmpfs]
+    #[arg(long)]
+    exec_root: Option<PathBuf>,
     /// Parent cgroup for all containers
     #[arg(long, default_value = "berth")]
     cgroup_parent: String,
@@ -83,6 +87,9 @@ pub fn daemon(hosts: &[String], tls: &crate::connect::TlsArgs, a: DaemonArgs) ->
             tls: tls.tlsverify.then(|| tls.files()),
             insecure_tcp: a.insecure_tcp,
             socket_group: a.group,
+            exec_root: a
+                .exec_root
+                .unwrap_or_else(|| engine::daemon::exec_root_for(&a.data_root)),
             ..engine::DaemonConfig::new(a.data_root, crate::DEFAULT_SOCKET)
         })?;
         d.serve().await?;

@@ -30,6 +30,8 @@ pub struct TestDaemon {
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
     pub data_root: PathBuf,
+    /// Where the daemon keeps what a reboot voids (its default for `data_root`).
+    pub exec_root: PathBuf,
     /// Extra `berth daemon` flags.
     pub flags: Vec<String>,
     child: Option<Child>,
@@ -66,6 +68,7 @@ impl TestDaemon {
         Self {
             dir,
             socket,
+            exec_root: engine::daemon::exec_root_for(&data_root),
             data_root,
             flags,
             child: None,
@@ -348,6 +351,10 @@ impl Drop for TestDaemon {
         if let Some(mut h) = self.holder.take() {
             let _ = h.kill();
             let _ = h.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.exec_root);
+        if let Some(parent) = self.exec_root.parent() {
+            let _ = std::fs::remove_dir(parent); // when no other daemon uses it
         }
     }
 }

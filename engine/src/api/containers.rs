@@ -312,6 +312,7 @@ fn monitor_config(
     link_env: Vec<String>,
 ) -> Result<MonitorConfig, ApiError> {
     let dir = d.containers.dir_of(&c.id);
+    let run = d.containers.run_dir_of(&c.id);
     let overlay = rootfs_overlay(d, c)?;
     let hc = &c.host_config;
     let cfg = &c.config;
@@ -355,7 +356,7 @@ fn monitor_config(
         env,
         cwd: cfg["WorkingDir"].as_str().unwrap_or("").to_owned(),
         tty: c.tty(),
-        rootfs: monitor::rootfs(&dir).display().to_string(),
+        rootfs: monitor::rootfs(&run).display().to_string(),
         etc_files: ["hostname", "hosts", "resolv.conf"]
             .iter()
             .map(|f| (format!("/etc/{f}"), dir.join(f).display().to_string()))
@@ -412,7 +413,7 @@ fn monitor_config(
     }
     Ok(MonitorConfig {
         id: c.id.clone(),
-        dir: dir.clone(),
+        dir: run,
         lowerdirs: overlay
             .lowerdirs
             .iter()
@@ -830,7 +831,7 @@ pub fn adopt_if_running(d: &Daemon, e: &Entry) {
     if c.state.status.is_live() || c.state.status == Status::Restarting || c.removed {
         return;
     }
-    let Ok(sock) = crate::monitor::connect(&d.containers.dir_of(&c.id)) else {
+    let Ok(sock) = crate::monitor::connect(&d.containers.run_dir_of(&c.id)) else {
         return;
     };
     let monitor_pid = rustix::net::sockopt::socket_peercred(&sock)
@@ -1273,7 +1274,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> Result<Reply, ApiError> {
         "Name": format!("/{}", c.name), "RestartCount": c.restart_count, "Driver": "overlay2", "Platform": "linux",
         "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": null,
         "HostConfig": host_config_json(&d.containers, &c),
-        "GraphDriver": {"Name": "overlay2", "Data": {"MergedDir": monitor::rootfs(&dir), "UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}},
+        "GraphDriver": {"Name": "overlay2", "Data": {"MergedDir": monitor::rootfs(&d.containers.run_dir_of(&c.id)), "UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}},
         "Mounts": mounts_json(&c),
         "Config": c.config,
         "NetworkSettings": if c.network_settings.is_object() { c.network_settings.clone() } else { unstarted_network_settings(&c) },
@@ -1422,7 +1423,7 @@ pub async fn attach(
     };
     let upgrade = hyper::upgrade::on(req);
     d.events.container(&c, "attach", &[]);
-    let dir = d.containers.dir_of(&c.id);
+    let dir = d.containers.run_dir_of(&c.id);
     let log_path = d.containers.log_path(&c.id);
     let start_exits = c.state.exits;
     // As dockerd: a running container's past output only with `logs=1`; one attached to
@@ -1523,7 +1524,7 @@ pub async fn resize(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, Api
         // Docker accepts and ignores a resize of a container without a terminal.
         return Ok(crate::http::status(StatusCode::OK));
     }
-    let dir = d.containers.dir_of(&c.id);
+    let dir = d.containers.run_dir_of(&c.id);
     let answer = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
         use std::io::{BufRead, Write};
         let mut s = monitor::connect(&dir)?;

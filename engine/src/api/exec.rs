@@ -157,7 +157,7 @@ struct Spawned {
 fn spawn(d: &Daemon, x: &Exec) -> Result<Spawned, ApiError> {
     let e = d.containers.get(&x.container)?;
     let c = e.snapshot();
-    let dir = d.containers.dir_of(&c.id);
+    let dir = d.containers.run_dir_of(&c.id);
     let user = x.config["User"]
         .as_str()
         .filter(|u| !u.is_empty())

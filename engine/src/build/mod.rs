@@ -901,7 +901,7 @@ impl Build {
             s.status.is_live() || s.exits > start_exits || s.removed
         })
         .await;
-        let dir = self.d.containers.dir_of(&e.snapshot().id);
+        let dir = self.d.containers.run_dir_of(&e.snapshot().id);
         let req = AttachRequest {
             replay_from: Some(s.log_offset),
             stdin: false,

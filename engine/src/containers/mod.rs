@@ -41,6 +41,10 @@ impl Entry {
 #[derive(Debug)]
 pub struct Containers {
     dir: PathBuf,
+    /// Per container, what a run needs and a reboot voids (monitor's config and log, the
+    /// runtime's bundle, the root mount, the attach socket, the exit status): on the
+    /// exec-root's tmpfs.
+    run: PathBuf,
     pub runtime_root: PathBuf,
     map: Mutex<HashMap<String, Arc<Entry>>>,
     /// The binary monitors run from (see [`monitor::readonly_exe`]), made at the first start.
@@ -142,10 +146,12 @@ pub fn valid_name(n: &str) -> bool {
 }
 
 impl Containers {
-    pub fn open(data_root: &Path) -> Result<Self, std::io::Error> {
+    pub fn open(data_root: &Path, exec_root: &Path) -> Result<Self, std::io::Error> {
         let dir = data_root.join("containers");
         std::fs::create_dir_all(&dir)?;
-        let runtime_root = data_root.join("runtime");
+        let run = exec_root.join("containers");
+        std::fs::create_dir_all(&run)?;
+        let runtime_root = exec_root.join("runtime");
         std::fs::create_dir_all(&runtime_root)?;
         let mut map = HashMap::new();
         for e in std::fs::read_dir(&dir)?.flatten() {
@@ -193,8 +199,23 @@ impl Containers {
                 Err(err) => tracing::warn!("skipping {}: {err}", p.display()),
             }
         }
+        // run directories of containers that are gone (a removal a crash interrupted)
+        for e in std::fs::read_dir(&run)?.flatten() {
+            if !e
+                .file_name()
+                .to_str()
+                .is_some_and(|id| map.contains_key(id))
+            {
+                let _ = rustix::mount::unmount(
+                    monitor::rootfs(&e.path()),
+                    rustix::mount::UnmountFlags::DETACH,
+                );
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
         Ok(Self {
             dir,
+            run,
             monitor_exe: std::sync::OnceLock::new(),
             spare: Mutex::new(None),
             syncer: Syncer::start(),
@@ -203,8 +224,32 @@ impl Containers {
         })
     }
 
+    /// The container's lasting files: record, log, /etc files, upper and work directories.
     pub fn dir_of(&self, id: &str) -> PathBuf {
         self.dir.join(id)
+    }
+
+    /// The container's files of this run (see [`Containers::run`]): the monitor's directory.
+    pub fn run_dir_of(&self, id: &str) -> PathBuf {
+        self.run.join(id)
+    }
+
+    /// At a clean shutdown with no container running: the exec-root goes, so that a daemon on
+    /// a scratch data root leaves nothing behind (the next start makes it again).
+    pub fn release_exec_root(&self) {
+        let live = std::fs::read_dir(&self.run).map_or(true, |mut d| d.next().is_some());
+        if live {
+            return;
+        }
+        let exe = self.runtime_root.join("berth.exe");
+        while rustix::mount::unmount(&exe, rustix::mount::UnmountFlags::DETACH).is_ok() {}
+        if let Some(exec_root) = self.run.parent() {
+            let _ = std::fs::remove_dir_all(exec_root);
+            // the shared parent (`/run/berth`), when this was the last daemon in it
+            if let Some(parent) = exec_root.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
     }
 
     pub fn log_path(&self, id: &str) -> PathBuf {
@@ -430,7 +475,6 @@ impl Containers {
             // already unwritable: the monitor need not re-execute itself from a copy
             cmd.env(runtime::exeseal::MARK, "1");
         }
-        runtime::sys::detach_on_spawn(&mut cmd);
         let mut child = cmd
             .spawn()
             .map_err(io_err("starting the container monitor"))?;
@@ -464,7 +508,8 @@ impl Containers {
                 "container already started",
             ));
         }
-        let dir = self.dir_of(&c.id);
+        let dir = self.run_dir_of(&c.id);
+        std::fs::create_dir_all(&dir).map_err(io_err("creating the run directory"))?;
         let _ = std::fs::remove_file(monitor::exit_file(&dir));
         std::fs::write(
             dir.join("monitor.json"),
@@ -531,7 +576,7 @@ impl Containers {
         before_exit: &dyn Fn(&str),
     ) -> Result<Container, ApiError> {
         let c = e.snapshot();
-        let dir = self.dir_of(&c.id);
+        let dir = self.run_dir_of(&c.id);
         if let Ok(mut s) = monitor::connect(&dir) {
             let req = serde_json::to_string(&AttachRequest::default()).unwrap_or_default();
             let _ = writeln!(s, "{req}");
@@ -594,10 +639,11 @@ impl Containers {
         // crash before it leaves the container as it was.
         let _fs = e.fs_busy.lock().unwrap_or_else(|p| p.into_inner());
         let c = self.update(e, |c| c.removed = true)?;
-        let dir = self.dir_of(&c.id);
-        let _ = rustix::mount::unmount(monitor::rootfs(&dir), rustix::mount::UnmountFlags::DETACH);
+        let run = self.run_dir_of(&c.id);
+        let _ = rustix::mount::unmount(monitor::rootfs(&run), rustix::mount::UnmountFlags::DETACH);
         runtime::trace::mark("d rm unmounted");
-        let removed = self.discard_dir(&dir, &c.id);
+        let removed = self.discard_dir(&self.dir_of(&c.id), &c.id);
+        let _ = std::fs::remove_dir_all(&run);
         runtime::trace::mark("d rm discarded");
         if removed.is_ok() {
             self.forget(&c.id);
