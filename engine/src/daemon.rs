@@ -222,7 +222,13 @@ impl Daemon {
     /// Bind every endpoint (unix sockets 0660 root:group, TCP with TLS) and serve until
     /// SIGTERM or SIGINT; then remove the unix sockets.
     pub async fn serve(self) -> Result<(), DaemonError> {
-        let bound = self.bind().await?;
+        let bound = match self.bind().await {
+            Ok(b) => b,
+            Err(e) => {
+                self.containers.release_exec_root();
+                return Err(e);
+            }
+        };
         let sockets: Vec<PathBuf> = bound
             .iter()
             .filter_map(|b| match b {
