@@ -823,15 +823,34 @@ pub fn set_paused(d: &Daemon, e: &Entry, paused: bool) -> Result<(), ApiError> {
 }
 
 /// At daemon start: a container whose record says it is not running but whose monitor
-/// answers — the daemon died after the monitor started it and before it wrote so. It runs:
-/// record that (its pid from the runtime's state, the monitor's from the socket's peer) so
-/// that it is watched, stopped and removed like any other, never left behind unseen.
+/// answers — the daemon died after the monitor started it and before it wrote so (an
+/// auto-removed container's start is never written). It runs: record that (its pid from the
+/// runtime's state, the monitor's from the socket's peer) so that it is watched, stopped and
+/// removed like any other, never left behind unseen. One that is created by its record but
+/// whose monitor has written an exit status ran and exited while the daemon was away:
+/// recorded as exited (and then auto-removed if it was to be).
 pub fn adopt_if_running(d: &Daemon, e: &Entry) {
     let c = e.snapshot();
     if c.state.status.is_live() || c.state.status == Status::Restarting || c.removed {
         return;
     }
     let Ok(sock) = crate::monitor::connect(&d.containers.run_dir_of(&c.id)) else {
+        if c.state.status == Status::Created {
+            if let Some(x) = d.containers.exit_status(&c.id) {
+                tracing::info!(
+                    "container {} exited ({}) while the daemon was away",
+                    c.id,
+                    x.code
+                );
+                let _ = d.containers.update(e, |c| {
+                    c.state.status = Status::Exited;
+                    c.state.exit_code = x.code;
+                    c.state.finished_at = x.finished_at.clone();
+                    c.state.oom_killed = x.oom_killed;
+                    c.state.exits += 1;
+                });
+            }
+        }
         return;
     };
     let monitor_pid = rustix::net::sockopt::socket_peercred(&sock)

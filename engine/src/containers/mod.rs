@@ -528,7 +528,10 @@ impl Containers {
                 .split_whitespace()
                 .map(|p| p.parse::<i32>().unwrap_or(0));
             let (pid, monitor_pid) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
-            self.update(e, |c| {
+            // An auto-removed container's start is not written (its exit is not either): a
+            // daemon that dies meanwhile finds the monitor answering, or its exit status,
+            // at its next start (`adopt_if_running`).
+            self.update_with(e, !c.auto_remove(), |c| {
                 c.state.status = Status::Running;
                 c.state.pid = pid;
                 c.state.monitor_pid = monitor_pid;
@@ -584,9 +587,7 @@ impl Containers {
         }
         runtime::trace::mark("d watch eof");
         // The monitor writes exit.json before it closes its clients.
-        let exit: Option<ExitStatus> = std::fs::read(monitor::exit_file(&dir))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
+        let exit = self.exit_status(&c.id);
         before_exit(&c.id);
         // An auto-removed container's exit is not written: its removal follows at once (a
         // crash in between finds it running, its monitor gone: it is watched, then removed).
@@ -608,6 +609,13 @@ impl Containers {
                 }
             }
         })
+    }
+
+    /// What the container's monitor wrote when the container exited, if it did.
+    pub fn exit_status(&self, id: &str) -> Option<ExitStatus> {
+        std::fs::read(monitor::exit_file(&self.run_dir_of(id)))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
     }
 
     /// Remove the container's files and forget it.
