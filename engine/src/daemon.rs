@@ -276,7 +276,10 @@ impl Daemon {
             let done = tokio::task::spawn_blocking(move || {
                 let alive = |id: &str| running.contains(id);
                 let reconciled = nets.reconcile(&alive);
-                reconciled.and(nets.release_orphan_netns(&alive))
+                let released = nets.release_orphan_netns(&alive);
+                // containers' starts take namespaces made ahead of time from now on
+                nets.enable_netns_pool();
+                reconciled.and(released)
             })
             .await;
             if let Ok(Err(e)) = done {
@@ -323,6 +326,9 @@ impl Daemon {
             let _ = std::fs::remove_file(s);
         }
         daemon.containers.release_exec_root();
+        if let Some(nets) = &daemon.networks {
+            nets.release_netns_pool();
+        }
         let _ = std::fs::remove_file(&pidfile);
         Ok(())
     }

@@ -15,6 +15,7 @@ mod id;
 pub mod ipam;
 pub mod netlink;
 pub mod networks;
+pub mod pool;
 pub mod ports;
 pub mod state;
 pub mod subnet;

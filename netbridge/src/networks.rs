@@ -26,6 +26,7 @@ use crate::firewall::{self, Firewall, NetworkRules};
 use crate::id;
 use crate::ipam;
 use crate::netlink::{BridgeSpec, Netlink, VethSpec};
+use crate::pool::NetnsPool;
 use crate::ports::{self, PortMapping, PublishedPort, Reservation};
 use crate::state::{Durability, EndpointRecord, LinkRecord, NetworkRecord, Store};
 use crate::subnet::Subnet;
@@ -168,6 +169,8 @@ pub struct Networks {
     store: Store,
     shared: Arc<Shared>,
     worker: Option<JoinHandle<()>>,
+    /// Namespaces made ahead for [`Networks::create_netns`], once enabled.
+    pool: std::sync::OnceLock<Arc<NetnsPool>>,
 }
 
 impl std::fmt::Debug for Networks {
@@ -234,6 +237,7 @@ impl Networks {
             store,
             shared,
             worker: Some(worker),
+            pool: std::sync::OnceLock::new(),
         };
         {
             let mut inner = me.lock();
@@ -490,11 +494,31 @@ impl Networks {
     }
 
     /// Create the container's network namespace (loopback up) and return its path, to be
-    /// given to the OCI runtime as the network namespace.
+    /// given to the OCI runtime as the network namespace. With the pool enabled, one made
+    /// ahead of time is taken.
     pub fn create_netns(&self, container_id: &str) -> Result<PathBuf, NetError> {
         let path = self.netns_path(container_id);
-        self.netlink.create_netns(&path)?;
+        match self.pool.get() {
+            Some(pool) => pool.take(&path)?,
+            None => self.netlink.create_netns(&path)?,
+        }
         Ok(path)
+    }
+
+    /// From now on keep network namespaces made ahead of time (see [`crate::pool`]); what
+    /// an earlier daemon left in the pool is released.
+    pub fn enable_netns_pool(&self) {
+        let pool = self
+            .pool
+            .get_or_init(|| NetnsPool::new(&self.cfg.netns_dir, self.netlink.clone()));
+        pool.refill();
+    }
+
+    /// Release the namespaces waiting in the pool (at shutdown).
+    pub fn release_netns_pool(&self) {
+        if let Some(pool) = self.pool.get() {
+            pool.release_all();
+        }
     }
 
     /// Connect a container's netns to a network: address, veth, ports, DNS name.
@@ -692,6 +716,9 @@ impl Networks {
         for e in rd.flatten() {
             let path = e.path();
             let id = e.file_name().to_string_lossy().into_owned();
+            if id == crate::pool::POOL_DIR {
+                continue; // the pool's own, released by the pool
+            }
             if !recorded.contains(&path) && !alive(&id) {
                 errs.extend(self.netlink.release_netns(&path).err());
             }

@@ -54,6 +54,9 @@ impl Netlink for RecordingNetlink {
     fn release_netns(&self, path: &Path) -> Result<(), NetError> {
         self.record(format!("release_netns {}", short(path)))
     }
+    fn move_netns(&self, from: &Path, to: &Path) -> Result<(), NetError> {
+        self.record(format!("move_netns {} {}", short(from), short(to)))
+    }
     fn ensure_bridge(&self, b: &BridgeSpec) -> Result<(), NetError> {
         self.record(format!(
             "ensure_bridge {} {}/{} mtu {} mac {}",

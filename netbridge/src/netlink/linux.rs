@@ -34,13 +34,39 @@ use crate::subnet::Subnet;
 pub struct LinuxNetlink {
     /// Where sysctls live, normally `/proc/sys`.
     pub proc_sys: PathBuf,
+    inside: Inside,
 }
 
 impl Default for LinuxNetlink {
     fn default() -> Self {
         LinuxNetlink {
             proc_sys: PathBuf::from("/proc/sys"),
+            inside: Inside::default(),
         }
+    }
+}
+
+/// rtnetlink sockets opened inside the namespaces [`LinuxNetlink::create_netns`] made, by
+/// netns path: a netlink socket stays in the netns it was opened in, so configuring the
+/// container's side of its first veth needs no thread to join the netns. Taken by that use.
+#[derive(Clone, Default)]
+struct Inside(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<PathBuf, Rtnl>>>);
+
+impl std::fmt::Debug for Inside {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inside")
+    }
+}
+
+impl Inside {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<PathBuf, Rtnl>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn take(&self, netns: &Path) -> Option<Rtnl> {
+        self.lock().remove(netns)
+    }
+    fn keep(&self, netns: &Path, rt: Rtnl) {
+        self.lock().insert(netns.to_path_buf(), rt);
     }
 }
 
@@ -227,7 +253,7 @@ impl Netlink for LinuxNetlink {
         let _ = mount::umount2(path, MntFlags::MNT_DETACH);
         File::create(path).map_err(ns_err("create", path))?;
         let made = std::thread::scope(|s| {
-            s.spawn(|| -> Result<(), NetError> {
+            s.spawn(|| -> Result<Rtnl, NetError> {
                 nix::sched::unshare(CloneFlags::CLONE_NEWNET)
                     .map_err(|e| ns_err("unshare for", path)(e.into()))?;
                 mount::mount(
@@ -240,18 +266,44 @@ impl Netlink for LinuxNetlink {
                 .map_err(|e| ns_err("bind mount", path)(e.into()))?;
                 let mut rt = Rtnl::open().map_err(nl("open socket in", path.display()))?;
                 // lo is always index 1 in a new netns
-                rt.set_up(1).map_err(nl("set up", "lo"))
+                rt.set_up(1).map_err(nl("set up", "lo"))?;
+                Ok(rt)
             })
             .join()
             .unwrap_or_else(|_| Err(ns_err("create", path)(io::Error::other("thread panicked"))))
         });
-        if made.is_err() {
-            let _ = self.release_netns(path);
+        match made {
+            Ok(rt) => {
+                self.inside.keep(path, rt);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.release_netns(path);
+                Err(e)
+            }
         }
-        made
+    }
+
+    fn move_netns(&self, from: &Path, to: &Path) -> Result<(), NetError> {
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir).map_err(ns_err("create dir for", to))?;
+        }
+        let _ = mount::umount2(to, MntFlags::MNT_DETACH);
+        File::create(to).map_err(ns_err("create", to))?;
+        if let Err(e) = mount::mount(Some(from), to, None::<&str>, MsFlags::MS_BIND, None::<&str>) {
+            let _ = std::fs::remove_file(to);
+            return Err(ns_err("bind mount", to)(e.into()));
+        }
+        let rt = self.inside.take(from);
+        self.release_netns(from)?;
+        if let Some(rt) = rt {
+            self.inside.keep(to, rt);
+        }
+        Ok(())
     }
 
     fn release_netns(&self, path: &Path) -> Result<(), NetError> {
+        drop(self.inside.take(path));
         match mount::umount2(path, MntFlags::MNT_DETACH) {
             Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
             Err(e) => return Err(ns_err("unmount", path)(e.into())),
@@ -330,7 +382,7 @@ impl Netlink for LinuxNetlink {
         rt.request(RouteNetlinkMessage::NewLink(hairpin), 0)
             .map_err(nl("set hairpin on", &v.host_name))?;
 
-        in_netns(&v.netns, |rt| {
+        let inside = |rt: &mut Rtnl| {
             let index = rt.link_index(&v.ifname).map_err(nl("find", &v.ifname))?;
             rt.add_addr(index, v.ip, v.prefix)
                 .map_err(nl("add address to", &v.ifname))?;
@@ -340,7 +392,11 @@ impl Netlink for LinuxNetlink {
                     .map_err(nl("add default route via", v.gateway))?;
             }
             Ok(())
-        })
+        };
+        match self.inside.take(&v.netns) {
+            Some(mut rt) => inside(&mut rt),
+            None => in_netns(&v.netns, inside),
+        }
     }
 
     fn delete_container_link(&self, netns: &Path, ifname: &str) -> Result<(), NetError> {

@@ -1,0 +1,144 @@
+//! Network namespaces made ahead of time. Making one costs the kernel about a millisecond,
+//! and several when the CPUs are busy (it waits for RCU grace periods): a container's start
+//! takes a ready one instead (two mount calls) and a background thread makes the next.
+//! Like the spare monitor the engine keeps, this moves work off the start, not away.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::error::NetError;
+use crate::netlink::Netlink;
+
+/// How many namespaces wait: a burst of starts (compose's) takes them all, then the rest
+/// make their own.
+const READY: usize = 2;
+
+/// The directory under the netns directory where the waiting namespaces are pinned.
+pub const POOL_DIR: &str = ".pool";
+
+pub struct NetnsPool {
+    dir: PathBuf,
+    netlink: Arc<dyn Netlink>,
+    ready: Mutex<Vec<PathBuf>>,
+    filling: AtomicBool,
+}
+
+impl NetnsPool {
+    /// A pool pinning its namespaces under `netns_dir/.pool`; what an earlier daemon left
+    /// there is released first.
+    pub fn new(netns_dir: &Path, netlink: Arc<dyn Netlink>) -> Arc<NetnsPool> {
+        let pool = Arc::new(NetnsPool {
+            dir: netns_dir.join(POOL_DIR),
+            netlink,
+            ready: Mutex::default(),
+            filling: AtomicBool::new(false),
+        });
+        pool.release_all();
+        pool
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Make the namespace at `path`: a waiting one moved there, else a new one. Either way
+    /// the pool is refilled in the background.
+    pub fn take(self: &Arc<Self>, path: &Path) -> Result<(), NetError> {
+        let waiting = self.lock().pop();
+        let made = match waiting {
+            Some(p) => match self.netlink.move_netns(&p, path) {
+                Ok(()) => Ok(()),
+                Err(_) => {
+                    let _ = self.netlink.release_netns(&p);
+                    self.netlink.create_netns(path)
+                }
+            },
+            None => self.netlink.create_netns(path),
+        };
+        self.refill();
+        made
+    }
+
+    /// Start a thread that makes namespaces until `READY` wait (unless one runs already).
+    pub fn refill(self: &Arc<Self>) {
+        if self.lock().len() >= READY || self.filling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("netns-pool".into())
+            .spawn(move || {
+                while pool.lock().len() < READY {
+                    let p = pool.dir.join(crate::id::random_hex(16));
+                    if pool.netlink.create_netns(&p).is_err() {
+                        break; // the next take makes its own, and tries again
+                    }
+                    pool.lock().push(p);
+                }
+                pool.filling.store(false, Ordering::Release);
+            });
+        if spawned.is_err() {
+            self.filling.store(false, Ordering::Release);
+        }
+    }
+
+    /// Release every waiting namespace (and what an earlier daemon left pinned).
+    pub fn release_all(&self) {
+        self.lock().clear();
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                let _ = self.netlink.release_netns(&e.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::fake::RecordingNetlink;
+
+    fn waiting(pool: &NetnsPool) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while pool.filling.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        pool.lock().len()
+    }
+
+    #[test]
+    fn a_start_takes_a_namespace_made_ahead_and_the_pool_refills() {
+        let nl = Arc::new(RecordingNetlink::default());
+        let dir = tempfile::tempdir().unwrap();
+        let pool = NetnsPool::new(dir.path(), nl.clone());
+        // nothing made yet: the first start makes its own
+        pool.filling.store(true, Ordering::Release); // no refill for this step
+        pool.take(&dir.path().join("c1")).unwrap();
+        assert_eq!(nl.take(), "create_netns c1");
+        pool.filling.store(false, Ordering::Release);
+        pool.refill();
+        assert_eq!(waiting(&pool), READY);
+        assert_eq!(
+            nl.take()
+                .lines()
+                .filter(|l| l.starts_with("create_netns "))
+                .count(),
+            READY
+        );
+        // the next start moves one made ahead into place; the pool makes another
+        let next = pool.lock().last().cloned().unwrap();
+        pool.take(&dir.path().join("c2")).unwrap();
+        assert_eq!(waiting(&pool), READY);
+        let calls = nl.take();
+        let name = next.file_name().unwrap().to_string_lossy();
+        assert!(
+            calls.starts_with(&format!("move_netns {name} c2")),
+            "{calls}"
+        );
+        assert!(calls.contains("\ncreate_netns "), "{calls}");
+        // shutdown: the waiting ones are released
+        pool.release_all();
+        assert_eq!(pool.lock().len(), 0);
+    }
+}
