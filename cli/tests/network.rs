@@ -144,6 +144,46 @@ fn user_network_names_published_ports_and_cleanup() {
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
+fn network_none_is_loopback_only_and_leaves_nothing() {
+    let d = daemon_with_busybox();
+    // several in a row: the first ones take namespaces the pool made ahead, later ones
+    // whatever the pool has by then; each sees its loopback only, up
+    for i in 0..4 {
+        let out = ok(d.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "ip -o link; ip -o -4 addr; ping -c 1 -W 1 127.0.0.1 >/dev/null && echo lo-ok",
+        ]));
+        let links: Vec<&str> = out.lines().filter(|l| l.contains("mtu")).collect();
+        assert_eq!(links.len(), 1, "run {i}: {out}");
+        assert!(
+            links[0].contains(": lo:") && links[0].contains("UP"),
+            "run {i}: {out}"
+        );
+        assert!(out.contains("inet 127.0.0.1/8"), "run {i}: {out}");
+        assert!(out.ends_with("lo-ok\n"), "run {i}: {out}");
+    }
+    // two running at once have namespaces of their own
+    let a = ok(d.berth(&["run", "-d", "--network", "none", "busybox", "sleep", "60"]));
+    let b = ok(d.berth(&["run", "-d", "--network", "none", "busybox", "sleep", "60"]));
+    let ns = |c: &str| {
+        let out = ok(d.berth(&["exec", c.trim(), "ls", "-l", "/proc/1/ns/net"]));
+        out.split_once("net:[")
+            .map(|(_, n)| n.to_owned())
+            .unwrap_or_else(|| panic!("{out}"))
+    };
+    assert_ne!(ns(&a), ns(&b));
+    ok(d.berth(&["rm", "-f", a.trim(), b.trim()]));
+    assert_no_netns_left(&d);
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
 fn mac_address_of_a_container() {
     let d = daemon_with_busybox();
     // berth and the docker CLI: the interface has the address asked for, and inspect says so

@@ -567,6 +567,18 @@ async fn connect_network(
     link_hosts: &str,
 ) -> Result<Option<std::path::PathBuf>, ApiError> {
     let mode = crate::network::mode(&c.host_config);
+    if mode == "none" {
+        // an empty netns (loopback only): one the pool made ahead, when there is a pool;
+        // released with the container's network when it stops
+        let Some(nets) = d.networks.clone() else {
+            return Ok(None); // the runtime makes one
+        };
+        let id = c.id.clone();
+        let made = tokio::task::spawn_blocking(move || nets.create_netns(&id))
+            .await
+            .map_err(blocking_err)?;
+        return Ok(Some(made?));
+    }
     if !crate::network::is_bridged(&mode) {
         return Ok(None);
     }
