@@ -338,24 +338,22 @@ fn run_bench() -> Result<()> {
     configure_podman()?;
     let sock = dir.join("berth.sock");
     let dsock = dir.join("docker.sock");
+    // berth as it is installed (bridge networking on), in a network namespace of its own so
+    // that its bridge and rules stay off the host; its containers run `--network none`, as
+    // the peers' do
     let mut berthd = Command::new("unshare")
         .args([
             "--mount",
+            "--net",
             "--propagation",
             "private",
             "--fork",
-            "--kill-child=SIGKILL",
+            // a clean shutdown, which removes its exec-root
+            "--kill-child=SIGTERM",
             "--",
         ])
         .arg(&berth)
-        .args([
-            "daemon",
-            "--bridge",
-            "none",
-            "--cgroup-parent",
-            "berth-bench",
-            "--data-root",
-        ])
+        .args(["daemon", "--cgroup-parent", "berth-bench", "--data-root"])
         .arg(dir.join("berth-data"))
         .arg("-H")
         .arg(format!("unix://{}", sock.display()))
@@ -442,7 +440,16 @@ fn run_bench() -> Result<()> {
         let runs = 15;
         let berth_run = || {
             let mut c = Command::new(&berth);
-            c.args(["-H", &host, "run", "--rm", "bench/busybox", "true"]);
+            c.args([
+                "-H",
+                &host,
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "bench/busybox",
+                "true",
+            ]);
             c
         };
         for _ in 0..3 {
@@ -510,7 +517,17 @@ fn run_bench() -> Result<()> {
             many,
             || {
                 let mut c = Command::new(&berth);
-                c.args(["-H", &host, "run", "-d", "bench/busybox", "sleep", "600"]);
+                c.args([
+                    "-H",
+                    &host,
+                    "run",
+                    "-d",
+                    "--network",
+                    "none",
+                    "bench/busybox",
+                    "sleep",
+                    "600",
+                ]);
                 c
             },
             |ids: &[String]| {
@@ -604,6 +621,11 @@ fn run_bench() -> Result<()> {
     })();
     let _ = berthd.kill();
     let _ = berthd.wait();
+    // the daemon (SIGTERM) removes its socket last but one: wait for that
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while sock.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let _ = dockerd.kill();
     let _ = dockerd.wait();
     let _ = Command::new("podman")
