@@ -10,19 +10,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{fails, ok, TestDaemon};
-
-/// Pseudo-random bytes: a layer that does not compress.
-fn noise(len: usize, mut x: u64) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    for chunk in v.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    v
-}
+use support::{fails, noise, ok, TestDaemon};
 
 fn rss_kib(pid: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))

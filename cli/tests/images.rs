@@ -249,14 +249,7 @@ fn skopeo_reads_our_archives_and_we_read_skopeos() {
 fn kill9_during_load_leaves_the_store_consistent() {
     let mut d = TestDaemon::start();
     // A ~64 MB incompressible layer, so that the load takes a while.
-    let mut big = vec![0u8; 64 << 20];
-    let mut x: u64 = 0x9e3779b97f4a7c15;
-    for chunk in big.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
+    let big = support::noise(64 << 20, 0x9e37_79b9_7f4a_7c15);
     let tar = busybox_rootfs_tar(&[("big.bin", &big)]);
     std::fs::write(d.path("big-rootfs.tar"), &tar).unwrap();
     ok(d.berth(&["import", d.path("big-rootfs.tar").to_str().unwrap(), "big"]));

@@ -97,13 +97,8 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
 
 /// One client's loop: a seeded mix of operations on its own containers and on anyone's.
 fn client(sock: PathBuf, seed: u64, until: Instant, tally: Arc<Mutex<Tally>>) {
-    let mut x = seed | 1;
-    let mut rnd = move |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
+    let mut rng = support::Rng(seed | 1);
+    let mut rnd = move |n: u64| rng.below(n);
     let mut mine: Vec<String> = Vec::new();
     while Instant::now() < until {
         let pick = rnd(100);

@@ -11,6 +11,33 @@ use std::time::{Duration, Instant};
 
 pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
+/// xorshift64*: small, seeded, the same sequence everywhere (the harnesses' random choices,
+/// and filler that does not compress).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// `len` pseudo-random bytes from `seed` (not 0): a layer that does not compress.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed | 1);
+    let mut v = vec![0u8; len];
+    for chunk in v.chunks_mut(8) {
+        chunk.copy_from_slice(&rng.next().to_le_bytes()[..chunk.len()]);
+    }
+    v
+}
+
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
