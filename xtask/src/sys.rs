@@ -145,3 +145,88 @@ pub fn busybox_rootfs(dir: &Path) -> Result<PathBuf> {
         .arg("."))?;
     Ok(tarball)
 }
+
+/// The `--NAME N` flags of a task (every one a whole number), by name; anything else is an
+/// error that shows `usage`.
+pub fn number_flags(
+    args: &[String],
+    names: &[&str],
+    usage: &str,
+) -> Result<std::collections::BTreeMap<String, u64>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let Some(name) = names.iter().find(|n| a.as_str() == format!("--{n}")) else {
+            bail!("unknown argument {a:?} (usage: {usage})");
+        };
+        let v = it.next().with_context(|| format!("{a} needs a number"))?;
+        let n = v
+            .parse()
+            .with_context(|| format!("{a} {v:?}: not a whole number"))?;
+        out.insert((*name).to_owned(), n);
+    }
+    Ok(out)
+}
+
+/// Run the privileged end-to-end test file `cli/tests/<test>.rs` as a long harness, as root,
+/// its settings in `env`, its output shown as it comes.
+pub fn run_harness(test: &str, release: bool, env: &[(&str, String)]) -> Result<()> {
+    if !is_root() {
+        bail!("{test}: the harness runs daemons in namespaces: run it as root");
+    }
+    ensure_packages(crate::test::TEST_PACKAGES)?;
+    let mut c = cargo();
+    c.arg("test");
+    if release {
+        c.arg("--release");
+    }
+    c.args([
+        "-p",
+        "cli",
+        "--test",
+        test,
+        "--",
+        "--include-ignored",
+        "--nocapture",
+    ]);
+    c.envs(env.iter().map(|(k, v)| (k, v)));
+    eprintln!("$ {}", show(&c));
+    let st = c.status()?;
+    if !st.success() {
+        bail!("{test}: the harness failed ({st})");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod number_flag_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn known_flags_with_whole_numbers_only() {
+        let got = number_flags(
+            &args(&["--points", "7", "--seed", "0"]),
+            &["points", "seed"],
+            "u",
+        );
+        let got = got.unwrap();
+        assert_eq!(got["points"], 7);
+        assert_eq!(got["seed"], 0);
+        let err = |a: &[&str]| {
+            format!(
+                "{:#}",
+                number_flags(&args(a), &["points"], "crash [--points N]").unwrap_err()
+            )
+        };
+        assert!(err(&["--seeds", "1"])
+            .contains("unknown argument \"--seeds\" (usage: crash [--points N])"));
+        assert!(err(&["--points"]).contains("--points needs a number"));
+        assert!(err(&["--points", "x1"]).contains("--points \"x1\": not a whole number"));
+        assert!(err(&["--points", "-3"]).contains("not a whole number"));
+    }
+}
