@@ -8,7 +8,7 @@ use crate::api::containers::{
     console_size, decode_create_body, prepare_create, signal_number, ulimits,
 };
 use crate::api::{images, update};
-use crate::containers::{Container, RunState};
+use crate::containers::Container;
 use crate::detach;
 use crate::frames::{frame, FrameDecoder};
 use crate::http::{strings, Query};
@@ -64,26 +64,14 @@ fn create_body(bytes: &[u8]) {
         &strings(&req.host_config["CapAdd"]),
         &strings(&req.host_config["CapDrop"]),
     );
-    let c = Container {
-        id: "0".repeat(64),
-        name: "fuzz".into(),
-        created: String::new(),
+    let c = Container::new(
         image,
-        image_id: String::new(),
-        path: req.command[0].clone(),
-        args: req.command[1..].to_vec(),
-        config: req.config,
-        host_config: req.host_config,
-        state: RunState::default(),
-        restart_count: 0,
-        removed: false,
-        network_settings: Value::Null,
-        rootfs_layers: None,
-        mounts: Vec::new(),
-        extra_networks: Vec::new(),
-        off_primary: false,
-        links: Vec::new(),
-    };
+        String::new(),
+        &req.command,
+        req.config,
+        req.host_config,
+        Vec::new(),
+    );
     let _ = crate::network::port_mappings(&c);
 }
 

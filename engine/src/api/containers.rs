@@ -222,26 +222,14 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
     } else {
         Vec::new()
     };
-    let c = Container {
-        id: String::new(),
-        name: String::new(),
-        created: monitor::now(),
-        image: image.clone(),
-        image_id: rec.id.to_string(),
-        path: full[0].clone(),
-        args: full[1..].to_vec(),
-        config: body,
+    let c = Container::new(
+        image.clone(),
+        rec.id.to_string(),
+        &full,
+        body,
         host_config,
-        state: RunState::default(),
-        restart_count: 0,
-        removed: false,
-        network_settings: Value::Null,
-        rootfs_layers: None,
-        mounts: Vec::new(),
-        extra_networks: Vec::new(),
-        off_primary: false,
         links,
-    };
+    );
     let e = d
         .containers
         .insert(c, q.get("name").filter(|n| !n.is_empty()))?;

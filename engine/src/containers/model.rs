@@ -158,6 +158,38 @@ pub struct Link {
 }
 
 impl Container {
+    /// A new container's record, not yet registered (no id or name) nor started: `command`
+    /// (entrypoint and arguments, at least one word) of `image` with `config`/`host_config`.
+    pub fn new(
+        image: String,
+        image_id: String,
+        command: &[String],
+        config: Value,
+        host_config: Value,
+        links: Vec<Link>,
+    ) -> Container {
+        Container {
+            id: String::new(),
+            name: String::new(),
+            created: crate::monitor::now(),
+            image,
+            image_id,
+            path: command.first().cloned().unwrap_or_default(),
+            args: command.iter().skip(1).cloned().collect(),
+            config,
+            host_config,
+            state: RunState::default(),
+            restart_count: 0,
+            removed: false,
+            network_settings: Value::Null,
+            rootfs_layers: None,
+            mounts: Vec::new(),
+            extra_networks: Vec::new(),
+            off_primary: false,
+            links,
+        }
+    }
+
     pub fn tty(&self) -> bool {
         self.config["Tty"].as_bool().unwrap_or(false)
     }
