@@ -633,13 +633,17 @@ pub fn spawn_watch(d: Arc<Daemon>, e: Arc<Entry>) {
     tokio::task::spawn_blocking(move || {
         // The network goes back before the container shows as exited, so that a start
         // right after (restart) never races this release.
-        let watched = d.containers.watch_blocking(&e, &|id| {
-            if let Some(nets) = &d.networks {
-                if let Err(err) = nets.release(id) {
-                    tracing::warn!("releasing the network of {id}: {err}");
+        let watched = d.containers.watch_blocking(
+            &e,
+            &|id| {
+                if let Some(nets) = &d.networks {
+                    if let Err(err) = nets.release(id) {
+                        tracing::warn!("releasing the network of {id}: {err}");
+                    }
                 }
-            }
-        });
+            },
+            &|c| !c.auto_remove() && restart_delay(c).is_some(),
+        );
         runtime::trace::mark("d watched exit");
         if let Ok(c) = watched {
             if c.state.oom_killed {
@@ -654,17 +658,11 @@ pub fn spawn_watch(d: Arc<Daemon>, e: Arc<Entry>) {
                     tracing::warn!("auto-remove of {}: {}", c.id, err.message);
                 }
                 runtime::trace::mark("d removed");
-            } else if let Some(delay) = restart_delay(&c) {
-                // "restarting" until the policy's next start (unless stopped meanwhile)
-                let set = d.containers.update(&e, |c| {
-                    if c.state.status == Status::Exited && !c.state.manually_stopped && !c.removed {
-                        c.state.status = Status::Restarting;
-                    }
-                });
-                if set.is_ok_and(|c| c.state.status == Status::Restarting) {
-                    let handle = tokio::runtime::Handle::current();
-                    handle.spawn(restart_later(d, e, delay));
-                }
+            } else if let (Status::Restarting, Some(delay)) = (c.state.status, restart_delay(&c)) {
+                // "restarting" (since the exit was recorded) until the policy's next start,
+                // unless stopped meanwhile
+                let handle = tokio::runtime::Handle::current();
+                handle.spawn(restart_later(d, e, delay));
             }
         }
     });
@@ -1139,7 +1137,9 @@ pub async fn wait(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
             "next-exit" => wait_for(&e, |s| s.exits > exits).await,
             // until the record is gone (auto-remove or rm); its last state keeps the code
             "removed" => wait_for(&e, |s| s.removed).await,
-            _ => wait_for(&e, |s| !s.status.is_running()).await,
+            // as dockerd: an exit ends the wait also when the restart policy makes it
+            // "restarting" (which counts as running) at once
+            _ => wait_for(&e, |s| !s.status.is_running() || s.exits > exits).await,
         };
         // A container that never ran reports its start error through start, not here.
         let err = if s.error.is_empty() || s.exits == 0 {

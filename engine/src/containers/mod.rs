@@ -573,10 +573,13 @@ impl Containers {
     }
 
     /// Block until the monitor of `e` goes away; then record the exit. Returns the final state.
+    /// `restarts` says whether the restart policy starts it again: then it is recorded as
+    /// restarting in the same change, so that nobody (a removal) sees it exited in between.
     pub fn watch_blocking(
         &self,
         e: &Arc<Entry>,
         before_exit: &dyn Fn(&str),
+        restarts: &dyn Fn(&Container) -> bool,
     ) -> Result<Container, ApiError> {
         let c = e.snapshot();
         let dir = self.run_dir_of(&c.id);
@@ -607,6 +610,9 @@ impl Containers {
                     c.state.finished_at = monitor::now();
                     c.state.error = "the container's monitor died".into();
                 }
+            }
+            if !c.state.manually_stopped && !c.removed && restarts(c) {
+                c.state.status = Status::Restarting;
             }
         })
     }
