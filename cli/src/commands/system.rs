@@ -78,7 +78,7 @@ pub fn daemon(hosts: &[String], tls: &crate::connect::TlsArgs, a: DaemonArgs) ->
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let d = engine::Daemon::open(engine::DaemonConfig {
+        let mut config = engine::DaemonConfig {
             cgroup_parent: a.cgroup_parent,
             insecure_registries: a.insecure_registries,
             certs_dir: Some(a.certs_dir),
@@ -87,11 +87,13 @@ pub fn daemon(hosts: &[String], tls: &crate::connect::TlsArgs, a: DaemonArgs) ->
             tls: tls.tlsverify.then(|| tls.files()),
             insecure_tcp: a.insecure_tcp,
             socket_group: a.group,
-            exec_root: a
-                .exec_root
-                .unwrap_or_else(|| engine::daemon::exec_root_for(&a.data_root)),
+            // the exec-root defaults (from the data root) in DaemonConfig::new
             ..engine::DaemonConfig::new(a.data_root, crate::DEFAULT_SOCKET)
-        })?;
+        };
+        if let Some(r) = a.exec_root {
+            config.exec_root = r;
+        }
+        let d = engine::Daemon::open(config)?;
         d.serve().await?;
         Ok(())
     })
