@@ -110,9 +110,15 @@ pub fn connect(dir: &Path) -> io::Result<UnixStream> {
     UnixStream::connect(&p.path)
 }
 
-/// Connect to a container's monitor from async code and send the attach request.
+/// The byte a monitor sends first to an attach request it took on: from then on the client
+/// gets the replay and every later output of the run. A connection closed before it (one
+/// that came as the monitor was ending) got nothing: the output is in the log.
+const ACCEPTED: u8 = b'+';
+
+/// Connect to a container's monitor from async code and send the attach request. Fails
+/// unless the monitor took the request on (see [`ACCEPTED`]).
 pub async fn attach(dir: &Path, req: &AttachRequest) -> io::Result<tokio::net::UnixStream> {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = connect(dir)?;
     s.set_nonblocking(true)?;
     let mut mon = tokio::net::UnixStream::from_std(s)?;
@@ -121,6 +127,13 @@ pub async fn attach(dir: &Path, req: &AttachRequest) -> io::Result<tokio::net::U
         serde_json::to_string(req).map_err(io::Error::other)?
     );
     mon.write_all(line.as_bytes()).await?;
+    let mut ack = [0u8; 1];
+    mon.read_exact(&mut ack).await?;
+    if ack[0] != ACCEPTED {
+        return Err(io::Error::other(
+            "the monitor did not take the attach request",
+        ));
+    }
     Ok(mon)
 }
 pub fn exit_file(dir: &Path) -> PathBuf {
@@ -716,6 +729,9 @@ fn serve_client(
             Ok(s) => s,
             Err(_) => return,
         };
+        if sock.write_all(&[ACCEPTED]).is_err() {
+            return;
+        }
         if let Some(off) = req.replay_from {
             if replay(log_path, off, &req, sh.raw, &mut sock).is_err() {
                 return;
@@ -795,4 +811,56 @@ fn replay(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A monitor that accepts a connection as it ends and closes it unanswered: the attach
+    /// fails (its caller reads the log) instead of relaying an empty stream.
+    #[tokio::test]
+    async fn an_attach_the_monitor_never_took_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(attach_socket(dir.path())).unwrap();
+        let closer = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            drop(conn);
+        });
+        let req = AttachRequest {
+            replay_from: Some(0),
+            stdout: true,
+            ..Default::default()
+        };
+        assert!(attach(dir.path(), &req).await.is_err());
+        closer.join().unwrap();
+    }
+
+    /// One it took: the stream follows the acknowledgement.
+    #[tokio::test]
+    async fn an_attach_the_monitor_took_gets_the_stream() {
+        use tokio::io::AsyncReadExt;
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(attach_socket(dir.path())).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(conn.try_clone().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let req: AttachRequest = serde_json::from_str(line.trim()).unwrap();
+            assert!(req.stdout);
+            conn.write_all(&[ACCEPTED]).unwrap();
+            conn.write_all(&frame(1, b"amd64\n")).unwrap();
+        });
+        let req = AttachRequest {
+            stdout: true,
+            ..Default::default()
+        };
+        let mut mon = attach(dir.path(), &req).await.unwrap();
+        let mut got = Vec::new();
+        mon.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, frame(1, b"amd64\n"));
+        server.join().unwrap();
+    }
 }
