@@ -549,13 +549,13 @@ fn links_on_the_default_bridge_and_user_networks() {
 /// No container's netns file is left (the pool of namespaces made ahead, `.pool`, belongs to
 /// the running daemon).
 fn assert_no_netns_left(d: &TestDaemon) {
-    let left: Vec<_> = std::fs::read_dir(d.data_root.join("netns"))
-        .map(|r| {
-            r.flatten()
-                .map(|e| e.file_name())
-                .filter(|n| n != ".pool")
-                .collect()
-        })
-        .unwrap_or_default();
+    // under the exec-root, beside the endpoints (made at the daemon's start)
+    let dir = d.exec_root.join("net/netns");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != ".pool")
+        .collect();
     assert!(left.is_empty(), "netns files left: {left:?}");
 }

@@ -201,7 +201,7 @@ impl Daemon {
             ..Default::default()
         });
         let networks = if config.bridge {
-            crate::network::open(&config.data_root)
+            crate::network::open(&config.data_root, &exec_root.join("net"))
         } else {
             None
         };
@@ -325,10 +325,11 @@ impl Daemon {
         for s in &sockets {
             let _ = std::fs::remove_file(s);
         }
-        daemon.containers.release_exec_root();
+        // the pool's namespaces are pinned under the exec-root: unpinned first
         if let Some(nets) = &daemon.networks {
             nets.release_netns_pool();
         }
+        daemon.containers.release_exec_root();
         let _ = std::fs::remove_file(&pidfile);
         Ok(())
     }

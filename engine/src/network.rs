@@ -41,8 +41,9 @@ impl From<NetError> for ApiError {
     }
 }
 
-/// Open the daemon's networks (root only: bridges and nftables need it).
-pub fn open(data_root: &std::path::Path) -> Option<Arc<Networks>> {
+/// Open the daemon's networks (root only: bridges and nftables need it): definitions on the
+/// data root, endpoints and netns files under `run_dir` (in the exec-root).
+pub fn open(data_root: &std::path::Path, run_dir: &std::path::Path) -> Option<Arc<Networks>> {
     if !rustix::process::geteuid().is_root() {
         tracing::warn!("not root: bridge networking is off, containers get --network none");
         return None;
@@ -52,7 +53,7 @@ pub fn open(data_root: &std::path::Path) -> Option<Arc<Networks>> {
         .map(netbridge::DnsOptions::new);
     let cfg = netbridge::Config {
         dns,
-        ..netbridge::Config::under(data_root)
+        ..netbridge::Config::under(data_root, run_dir)
     };
     match Networks::open(
         cfg,

@@ -28,7 +28,7 @@ use crate::ipam;
 use crate::netlink::{BridgeSpec, Netlink, VethSpec};
 use crate::pool::NetnsPool;
 use crate::ports::{self, PortMapping, PublishedPort, Reservation};
-use crate::state::{Durability, EndpointRecord, LinkRecord, NetworkRecord, Store};
+use crate::state::{EndpointRecord, LinkRecord, NetworkRecord, Store};
 use crate::subnet::Subnet;
 
 /// The default network's name, as Docker's.
@@ -39,7 +39,10 @@ pub const DEFAULT_NETWORK: &str = "bridge";
 pub struct Config {
     /// Network files (`<name>.json`), e.g. `<data-root>/networks`.
     pub state_dir: PathBuf,
-    /// Netns files (`<container-id>`), e.g. `<data-root>/netns`.
+    /// What a reboot voids: the endpoints (`endpoints/<name>.json`), e.g. under the daemon's
+    /// exec-root (a tmpfs).
+    pub run_dir: PathBuf,
+    /// Netns files (`<container-id>`), by default `<run_dir>/netns`.
     pub netns_dir: PathBuf,
     /// The default network's bridge, `berth0`.
     pub default_bridge: String,
@@ -52,11 +55,13 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults under a data root: `networks/`, `netns/`, `berth0`, MTU 1500, no DNS.
-    pub fn under(data_root: &Path) -> Config {
+    /// Defaults: definitions in `<data_root>/networks/`, endpoints and netns files under
+    /// `run_dir`, `berth0`, MTU 1500, no DNS.
+    pub fn under(data_root: &Path, run_dir: &Path) -> Config {
         Config {
             state_dir: data_root.join("networks"),
-            netns_dir: data_root.join("netns"),
+            run_dir: run_dir.to_path_buf(),
+            netns_dir: run_dir.join("netns"),
             default_bridge: "berth0".into(),
             bip: None,
             mtu: 1500,
@@ -203,7 +208,7 @@ impl Networks {
         netlink: Arc<dyn Netlink>,
         firewall: Arc<dyn Firewall>,
     ) -> Result<Networks, NetError> {
-        let store = Store::open(&cfg.state_dir)?;
+        let store = Store::open(&cfg.state_dir, &cfg.run_dir)?;
         let nets: BTreeMap<String, NetworkRecord> = store
             .load_all()?
             .into_iter()
@@ -243,7 +248,7 @@ impl Networks {
             let mut inner = me.lock();
             if !inner.nets.contains_key(DEFAULT_NETWORK) {
                 let rec = me.default_record(&inner)?;
-                me.store.save(&rec, Durability::Sync)?;
+                me.store.save(&rec)?;
                 inner.nets.insert(rec.name.clone(), rec);
             }
         }
@@ -369,7 +374,7 @@ impl Networks {
             created: now(),
             endpoints: BTreeMap::new(),
         };
-        self.store.save(&rec, Durability::Sync)?;
+        self.store.save(&rec)?;
         inner.nets.insert(rec.name.clone(), rec.clone());
         let made = self.bring_up(&mut inner, &rec);
         if let Err(e) = made {
@@ -592,7 +597,7 @@ impl Networks {
         };
         let mut rec = net.clone();
         rec.endpoints.insert(req.container_id.clone(), ep.clone());
-        self.store.save(&rec, Durability::Atomic)?;
+        self.store.save_endpoints(&rec)?;
         inner.nets.insert(rec.name.clone(), rec.clone());
         let key = (rec.name.clone(), req.container_id.clone());
         let has_ports = !reservations.is_empty();
@@ -620,7 +625,7 @@ impl Networks {
             let mut errs = vec![e];
             inner.reserved.remove(&key);
             rec.endpoints.remove(&req.container_id);
-            errs.extend(self.store.save(&rec, Durability::Atomic).err());
+            errs.extend(self.store.save_endpoints(&rec).err());
             inner.nets.insert(rec.name.clone(), rec);
             if has_ports {
                 errs.extend(self.apply_firewall(&mut inner, false).err());
@@ -642,7 +647,7 @@ impl Networks {
                 container: container_id.to_string(),
             });
         };
-        self.store.save(&rec, Durability::Atomic)?;
+        self.store.save_endpoints(&rec)?;
         inner.nets.insert(rec.name.clone(), rec.clone());
         inner
             .reserved
@@ -682,7 +687,7 @@ impl Networks {
                 ports_changed |= !ep.ports.is_empty();
                 netns.insert(ep.netns);
             }
-            errs.extend(self.store.save(&rec, Durability::Atomic).err());
+            errs.extend(self.store.save_endpoints(&rec).err());
             inner.nets.insert(name.clone(), rec);
             inner
                 .reserved
@@ -764,7 +769,7 @@ impl Networks {
                     }
                     inner.reserved.remove(&(name.clone(), c.clone()));
                 }
-                errs.extend(self.store.save(&rec, Durability::Atomic).err());
+                errs.extend(self.store.save_endpoints(&rec).err());
                 inner.nets.insert(name.clone(), rec.clone());
             }
             for (c, ep) in &rec.endpoints {

@@ -103,7 +103,7 @@ fn fetch(addr: SocketAddr) -> std::io::Result<String> {
 }
 
 fn networks(root: &Path, dns: Option<DnsOptions>) -> Networks {
-    let mut cfg = Config::under(root);
+    let mut cfg = Config::under(root, &root.join("run"));
     cfg.dns = dns;
     let nets = Networks::open(
         cfg,
@@ -155,7 +155,7 @@ fn assert_clean(root: &Path) {
     }
     assert_eq!(links(), ["lo"]);
     assert!(!nft_tables().contains("berth"), "{}", nft_tables());
-    let netns_dir = root.join("netns");
+    let netns_dir = root.join("run/netns");
     let left: Vec<PathBuf> = std::fs::read_dir(&netns_dir)
         .map(|d| d.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();

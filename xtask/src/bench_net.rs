@@ -61,11 +61,23 @@ struct Series {
 
 fn inside(n: usize) -> Result<()> {
     let dir = tempfile_dir()?;
+    // What a reboot voids lives on a tmpfs, as under the daemon's exec-root: berth's
+    // endpoints, and every netns pin (as /run/netns on a usual host). This mount dies with
+    // the bench's mount namespace.
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run)?;
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "mode=0700", "bench-net-run"])
+        .arg(&run)
+        .status()?;
+    if !st.success() {
+        bail!("mounting a tmpfs on {}", run.display());
+    }
     let nl = Arc::new(LinuxNetlink::default());
 
     // berth
     let nets = Networks::open(
-        Config::under(&dir.join("berth")),
+        Config::under(&dir.join("berth"), &run.join("berth")),
         nl.clone(),
         Arc::new(Nft::default()),
     )?;
@@ -138,7 +150,7 @@ fn inside(n: usize) -> Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(20));
 
         // what the pool does in the background for each start: one netns made ahead
-        let ns = dir.join("ahead-ns").join(format!("{i}"));
+        let ns = run.join("ahead-ns").join(format!("{i}"));
         let t = Instant::now();
         nl.create_netns(&ns)?;
         ahead.setup.push(t.elapsed());
@@ -147,7 +159,7 @@ fn inside(n: usize) -> Result<()> {
         ahead.teardown.push(t.elapsed());
 
         // the floor
-        let ns = dir.join("floor-ns").join(format!("{i}"));
+        let ns = run.join("floor-ns").join(format!("{i}"));
         let t = Instant::now();
         nl.create_netns(&ns)?;
         nl.add_veth(&VethSpec {
@@ -168,7 +180,7 @@ fn inside(n: usize) -> Result<()> {
         floor.teardown.push(t.elapsed());
 
         // netavark, given a netns file like podman does
-        let ns = dir.join("nv-ns").join(format!("{i}"));
+        let ns = run.join("nv-ns").join(format!("{i}"));
         nl.create_netns(&ns)?;
         let opts = netavark_options(i);
         let t = Instant::now();
@@ -181,6 +193,7 @@ fn inside(n: usize) -> Result<()> {
     }
     nets.teardown()?;
     nl.delete_bridge(&floor_br.name)?;
+    let _ = Command::new("umount").arg(&run).status();
     let _ = std::fs::remove_dir_all(&dir);
 
     let rows = [

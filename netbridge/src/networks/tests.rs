@@ -30,7 +30,7 @@ impl Env {
     }
 
     fn open(&self) -> Networks {
-        let mut cfg = Config::under(self.dir.path());
+        let mut cfg = Config::under(self.dir.path(), &self.dir.path().join("run"));
         cfg.netns_dir = "/run/test/netns".into();
         Networks::open(cfg, self.nl.clone(), self.fw.clone()).unwrap()
     }
@@ -61,7 +61,7 @@ fn default_network_avoids_host_routes() {
     assert!(!b.dns);
 
     let env = Env::new(&[]);
-    let mut cfg = Config::under(env.dir.path());
+    let mut cfg = Config::under(env.dir.path(), &env.dir.path().join("run"));
     cfg.bip = Some(Subnet::parse_with_addr("10.20.0.1/24").unwrap());
     let nets = Networks::open(cfg, env.nl.clone(), env.fw.clone()).unwrap();
     assert_eq!(
