@@ -252,7 +252,7 @@ mod tests {
             serde_json::from_slice(&fs::read(data.path().join("front.json")).unwrap()).unwrap();
         assert!(def.endpoints.is_empty());
         assert!(run.path().join("endpoints/front.json").exists());
-        assert_eq!(store.load_all().unwrap(), [rec.clone()]);
+        assert_eq!(store.load_all().unwrap(), std::slice::from_ref(&rec));
         // a container's stop touches only the endpoints
         let mut stopped = rec.clone();
         stopped.endpoints.clear();
