@@ -529,7 +529,11 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
     runtime::trace::mark("d started");
     // the next start finds a monitor waiting
     let d2 = d.clone();
-    tokio::task::spawn_blocking(move || d2.containers.prepare_spare());
+    let delay = d.containers.spare_delay();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let _ = tokio::task::spawn_blocking(move || d2.containers.prepare_spare()).await;
+    });
     if let Err(err) = started {
         d.reaper.adopt(e.snapshot().state.monitor_pid);
         release_network(d, &c.id).await;
