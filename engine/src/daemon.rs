@@ -61,6 +61,15 @@ impl DaemonConfig {
 
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 
+/// One malloc arena for the whole daemon, to be called before it starts threads. glibc
+/// gives each thread that allocates an arena of its own; the daemon's threads (tokio's
+/// workers and blocking pool) mostly wait, and their arenas held ~0.7 MiB of its idle
+/// resident memory (measured after 18 `run --rm`: 15.3 -> 14.6 MiB). Small allocations
+/// still come from per-thread caches without a lock.
+pub fn one_malloc_arena() {
+    runtime::sys::malloc_arena_max(1);
+}
+
 /// The exec-root of a daemon on `data_root` when none is given: its own directory on a tmpfs,
 /// named after the data root so that daemons on different data roots never share one —
 /// `/run/berth/<hash>`, or `/dev/shm/berth/<hash>` where /run is no tmpfs (as on this

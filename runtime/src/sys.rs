@@ -225,6 +225,14 @@ pub fn seccomp_load(bpf: &[u8], flags: u32) -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
+/// Limit glibc's malloc to `n` arenas (`M_ARENA_MAX`); call before threads start.
+pub fn malloc_arena_max(n: i32) {
+    // SAFETY: mallopt only sets a parameter of the allocator.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, n);
+    }
+}
+
 /// Go on as a grandchild of our parent, in a session of our own: fork, and the parent
 /// exits at once (the double fork of a process that must outlive whoever started it). Done
 /// first thing in a process just started, where a fork copies almost nothing, rather than

@@ -455,8 +455,14 @@ fn run_bench() -> Result<()> {
         for _ in 0..3 {
             timed(&mut berth_run())?;
         }
+        // Each run starts on a settled machine: what the one before left running in the
+        // background (podman's cleanup process, dockerd's, berth's next spare monitor) would
+        // otherwise land on the next one's clock, whoever's it is.
+        let settle = || std::thread::sleep(Duration::from_millis(250));
         for i in 0..runs {
+            settle();
             b.push(timed(&mut berth_run())?);
+            settle();
             if podman_error.is_none() {
                 match timed(&mut podman_run()) {
                     Ok(t) => p.push(t),
@@ -471,6 +477,7 @@ fn run_bench() -> Result<()> {
                 "bench/busybox",
                 "true",
             ]);
+            settle();
             d.push(timed(&mut dr)?);
             eprintln!(
                 "run {}/{runs}: berth {:?}, podman {:?}, docker {:?}",

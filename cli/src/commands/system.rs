@@ -51,6 +51,7 @@ pub struct DaemonArgs {
 }
 
 pub fn daemon(hosts: &[String], tls: &crate::connect::TlsArgs, a: DaemonArgs) -> Result<()> {
+    engine::daemon::one_malloc_arena();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
