@@ -39,8 +39,7 @@ pub const DEFAULT_NETWORK: &str = "bridge";
 pub struct Config {
     /// Network files (`<name>.json`), e.g. `<data-root>/networks`.
     pub state_dir: PathBuf,
-    /// What a reboot voids: the endpoints (`endpoints/<name>.json`), e.g. under the daemon's
-    /// exec-root (a tmpfs).
+    /// What a reboot voids, e.g. under the daemon's exec-root (a tmpfs): the netns files.
     pub run_dir: PathBuf,
     /// Netns files (`<container-id>`), by default `<run_dir>/netns`.
     pub netns_dir: PathBuf,
@@ -55,7 +54,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults: definitions in `<data_root>/networks/`, endpoints and netns files under
+    /// Defaults: definitions and endpoints in `<data_root>/networks/`, netns files under
     /// `run_dir`, `berth0`, MTU 1500, no DNS.
     pub fn under(data_root: &Path, run_dir: &Path) -> Config {
         Config {
@@ -208,7 +207,7 @@ impl Networks {
         netlink: Arc<dyn Netlink>,
         firewall: Arc<dyn Firewall>,
     ) -> Result<Networks, NetError> {
-        let store = Store::open(&cfg.state_dir, &cfg.run_dir)?;
+        let store = Store::open(&cfg.state_dir)?;
         let nets: BTreeMap<String, NetworkRecord> = store
             .load_all()?
             .into_iter()

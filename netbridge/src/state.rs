@@ -1,22 +1,26 @@
-//! What is saved, in two places, each written atomically (temp file, rename) before the
-//! kernel is touched, so that an address is never handed out twice, even after the daemon
-//! crashes:
-//! - network definitions, `<state_dir>/<name>.json` on the data root, fsynced: they outlive
-//!   a reboot;
-//! - each network's endpoints, `<run_dir>/endpoints/<name>.json` beside the containers' run
-//!   state (a tmpfs, the daemon's exec-root), not fsynced: they die with the containers at a
-//!   reboot, and a daemon crash keeps them. A new file on this machine's data root costs
-//!   0.4–1 ms (ext4 without a journal looks past recently deleted inodes for a free one);
-//!   on a tmpfs a few microseconds, on every container start and stop.
+//! What is saved, under the data root, each file written whole (temp file, rename) before
+//! the kernel is touched, so that an address is never handed out twice, even after the
+//! daemon crashes:
+//! - network definitions, `<state_dir>/<name>.json`, fsynced: they outlive a power loss;
+//! - each network's endpoints (the addresses handed out), `<state_dir>/endpoints/<name>.<seq>.json`,
+//!   not fsynced: a daemon crash keeps them (the page cache survives it), and a machine crash
+//!   kills every container, whose endpoints `reconcile` drops at the next start anyway.
+//!
+//! Endpoints change at every container start and stop, so their save must be cheap: each
+//! one goes to a new file (the next `seq`), and the one before is removed after. Renaming
+//! over the old file instead makes ext4 write the new one out first (its `auto_da_alloc`),
+//! which cost 0.4–1 ms on this machine; a new name costs a few microseconds. A daemon that
+//! crashed between the two finds both: the higher `seq` wins.
 //!
 //! Definitions written by earlier versions hold their endpoints too: they are read when no
-//! endpoints file exists (and `reconcile` drops those of containers that are gone).
+//! endpoints file exists.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -81,25 +85,26 @@ pub struct LinkRecord {
     pub alias: String,
 }
 
-/// The directories of network definitions and of their endpoints.
-#[derive(Debug, Clone)]
+/// The directory of network definitions, and of their endpoints.
+#[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
     endpoints: PathBuf,
+    /// The `seq` of each network's current endpoints file.
+    seq: Mutex<HashMap<String, u64>>,
 }
 
 impl Store {
-    pub fn open(dir: &Path, run_dir: &Path) -> Result<Store, NetError> {
-        let endpoints = run_dir.join("endpoints");
-        for d in [dir, endpoints.as_path()] {
-            fs::create_dir_all(d).map_err(|source| NetError::State {
-                path: d.to_path_buf(),
-                source,
-            })?;
-        }
+    pub fn open(dir: &Path) -> Result<Store, NetError> {
+        let endpoints = dir.join("endpoints");
+        fs::create_dir_all(&endpoints).map_err(|source| NetError::State {
+            path: endpoints.clone(),
+            source,
+        })?;
         Ok(Store {
             dir: dir.to_path_buf(),
             endpoints,
+            seq: Mutex::default(),
         })
     }
 
@@ -107,8 +112,32 @@ impl Store {
         self.dir.join(format!("{name}.json"))
     }
 
-    fn endpoints_path(&self, name: &str) -> PathBuf {
-        self.endpoints.join(format!("{name}.json"))
+    fn endpoints_path(&self, name: &str, seq: u64) -> PathBuf {
+        self.endpoints.join(format!("{name}.{seq}.json"))
+    }
+
+    fn seqs(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.seq.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The endpoints files there are, by network name: every `seq` found.
+    fn endpoint_files(&self) -> Result<HashMap<String, Vec<u64>>, NetError> {
+        let mut found: HashMap<String, Vec<u64>> = HashMap::new();
+        let rd = fs::read_dir(&self.endpoints).map_err(|source| NetError::State {
+            path: self.endpoints.clone(),
+            source,
+        })?;
+        for e in rd.flatten() {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let parsed = file
+                .strip_suffix(".json")
+                .and_then(|f| f.rsplit_once('.'))
+                .and_then(|(name, seq)| Some((name.to_owned(), seq.parse::<u64>().ok()?)));
+            if let Some((name, seq)) = parsed {
+                found.entry(name).or_default().push(seq);
+            }
+        }
+        Ok(found)
     }
 
     pub fn load_all(&self) -> Result<Vec<NetworkRecord>, NetError> {
@@ -116,6 +145,7 @@ impl Store {
             let path = path.to_path_buf();
             move |source| NetError::State { path, source }
         };
+        let mut files = self.endpoint_files()?;
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.dir).map_err(err(&self.dir))? {
             let path = entry.map_err(err(&self.dir))?.path();
@@ -123,14 +153,18 @@ impl Store {
                 let data = fs::read(&path).map_err(err(&path))?;
                 let mut rec: NetworkRecord = serde_json::from_slice(&data)
                     .map_err(|source| NetError::StateParse { path, source })?;
-                let eps = self.endpoints_path(&rec.name);
-                match fs::read(&eps) {
-                    Ok(data) => {
-                        rec.endpoints = serde_json::from_slice(&data)
-                            .map_err(|source| NetError::StateParse { path: eps, source })?;
+                let mut seqs = files.remove(&rec.name).unwrap_or_default();
+                seqs.sort_unstable();
+                if let Some(&seq) = seqs.last() {
+                    let eps = self.endpoints_path(&rec.name, seq);
+                    let data = fs::read(&eps).map_err(err(&eps))?;
+                    rec.endpoints = serde_json::from_slice(&data)
+                        .map_err(|source| NetError::StateParse { path: eps, source })?;
+                    // an older one a crash left beside it
+                    for old in &seqs[..seqs.len() - 1] {
+                        let _ = fs::remove_file(self.endpoints_path(&rec.name, *old));
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(err(&eps)(e)),
+                    self.seqs().insert(rec.name.clone(), seq);
                 }
                 out.push(rec);
             }
@@ -149,18 +183,35 @@ impl Store {
         self.save_endpoints(rec)
     }
 
-    /// Save a network's endpoints only: the change of a container's start or stop.
+    /// Save a network's endpoints only (a container's start or stop): to the next file, then
+    /// the one before goes.
     pub fn save_endpoints(&self, rec: &NetworkRecord) -> Result<(), NetError> {
+        let mut seqs = self.seqs();
+        let before = seqs.get(&rec.name).copied();
+        let next = before.map_or(1, |s| s + 1);
         write_atomic(
             &self.endpoints,
-            &self.endpoints_path(&rec.name),
+            &self.endpoints_path(&rec.name, next),
             &rec.endpoints,
             false,
-        )
+        )?;
+        seqs.insert(rec.name.clone(), next);
+        if let Some(old) = before {
+            let _ = fs::remove_file(self.endpoints_path(&rec.name, old));
+        }
+        Ok(())
     }
 
     pub fn delete(&self, name: &str) -> Result<(), NetError> {
-        for path in [self.endpoints_path(name), self.path(name)] {
+        let mut paths: Vec<PathBuf> = self
+            .endpoint_files()?
+            .remove(name)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|seq| self.endpoints_path(name, seq))
+            .collect();
+        paths.push(self.path(name));
+        for path in paths {
             match fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(NetError::State { path, source: e });
@@ -168,6 +219,7 @@ impl Store {
                 _ => {}
             }
         }
+        self.seqs().remove(name);
         sync_dir(&self.dir)
     }
 }
@@ -242,56 +294,79 @@ mod tests {
         }
     }
 
+    fn endpoint_files(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir.join("endpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
-    fn definitions_on_the_data_root_endpoints_in_the_run_dir() {
-        let (data, run) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let store = Store::open(data.path(), run.path()).unwrap();
+    fn definitions_and_endpoints_apart_each_endpoints_save_a_new_file() {
+        let data = tempfile::tempdir().unwrap();
+        let store = Store::open(data.path()).unwrap();
         let rec = record();
         store.save(&rec).unwrap();
         let def: NetworkRecord =
             serde_json::from_slice(&fs::read(data.path().join("front.json")).unwrap()).unwrap();
         assert!(def.endpoints.is_empty());
-        assert!(run.path().join("endpoints/front.json").exists());
+        assert_eq!(endpoint_files(data.path()), ["front.1.json"]);
         assert_eq!(store.load_all().unwrap(), std::slice::from_ref(&rec));
-        // a container's stop touches only the endpoints
+        // a container's stop writes the next file and removes the one before
         let mut stopped = rec.clone();
         stopped.endpoints.clear();
         store.save_endpoints(&stopped).unwrap();
-        assert_eq!(store.load_all().unwrap(), [stopped]);
-        // a reboot empties the run dir: the network stays, without endpoints
+        assert_eq!(endpoint_files(data.path()), ["front.2.json"]);
+        assert_eq!(store.load_all().unwrap(), std::slice::from_ref(&stopped));
+        // a daemon that died between the write and the removal left two: the newer wins,
+        // the older goes, and the sequence goes on from it
+        fs::write(
+            data.path().join("endpoints/front.1.json"),
+            serde_json::to_vec(&rec.endpoints).unwrap(),
+        )
+        .unwrap();
+        let store = Store::open(data.path()).unwrap();
+        assert_eq!(store.load_all().unwrap(), std::slice::from_ref(&stopped));
+        assert_eq!(endpoint_files(data.path()), ["front.2.json"]);
         store.save_endpoints(&rec).unwrap();
-        fs::remove_dir_all(run.path().join("endpoints")).unwrap();
-        let loaded = store.load_all().unwrap();
-        assert_eq!(loaded.len(), 1);
-        assert!(loaded[0].endpoints.is_empty());
-        // removal takes both files
-        let store = Store::open(data.path(), run.path()).unwrap();
-        store.save(&rec).unwrap();
+        assert_eq!(endpoint_files(data.path()), ["front.3.json"]);
+        // a network whose name has dots keeps its own files
+        let dotted = NetworkRecord {
+            name: "front.2".into(),
+            ..rec.clone()
+        };
+        store.save(&dotted).unwrap();
+        let loaded = Store::open(data.path()).unwrap().load_all().unwrap();
+        assert_eq!(loaded, [rec.clone(), dotted]);
+        // removal takes definition and endpoints
         store.delete("front").unwrap();
+        store.delete("front.2").unwrap();
         assert!(store.load_all().unwrap().is_empty());
-        assert!(!run.path().join("endpoints/front.json").exists());
+        assert!(endpoint_files(data.path()).is_empty());
     }
 
     #[test]
     fn endpoints_inside_an_older_definition_are_read() {
-        let (data, run) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let data = tempfile::tempdir().unwrap();
         let rec = record();
         fs::write(
             data.path().join("front.json"),
             serde_json::to_vec(&rec).unwrap(),
         )
         .unwrap();
-        let store = Store::open(data.path(), run.path()).unwrap();
+        let store = Store::open(data.path()).unwrap();
         assert_eq!(store.load_all().unwrap(), [rec]);
     }
 
     #[test]
     fn a_damaged_endpoints_file_is_a_clear_error() {
-        let (data, run) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let store = Store::open(data.path(), run.path()).unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let store = Store::open(data.path()).unwrap();
         store.save(&record()).unwrap();
-        fs::write(run.path().join("endpoints/front.json"), b"{not json").unwrap();
+        fs::write(data.path().join("endpoints/front.1.json"), b"{not json").unwrap();
         let err = store.load_all().unwrap_err().to_string();
-        assert!(err.contains("endpoints/front.json"), "{err}");
+        assert!(err.contains("endpoints/front.1.json"), "{err}");
     }
 }

@@ -61,8 +61,8 @@ struct Series {
 
 fn inside(n: usize) -> Result<()> {
     let dir = tempfile_dir()?;
-    // What a reboot voids lives on a tmpfs, as under the daemon's exec-root: berth's
-    // endpoints, and every netns pin (as /run/netns on a usual host). This mount dies with
+    // The netns pins live on a tmpfs, as under the daemon's exec-root (and /run/netns on a
+    // usual host); berth's saved state on the disk, as on its data root. This mount dies with
     // the bench's mount namespace.
     let run = dir.join("run");
     std::fs::create_dir_all(&run)?;

@@ -259,12 +259,17 @@ fn user_networks_pools_fixed_ips_and_restart() {
         .take()
         .ends_with(&format!("delete_bridge {}", n.bridge)));
     assert!(!env.fw.last().contains(&n.bridge));
-    assert_eq!(
-        std::fs::read_dir(env.dir.path().join("networks"))
+    // only the default network's definition and endpoints are left
+    let files = |d: &str| -> Vec<String> {
+        std::fs::read_dir(env.dir.path().join(d))
             .unwrap()
-            .count(),
-        1
-    );
+            .filter_map(|e| e.unwrap().file_name().into_string().ok())
+            .filter(|n| n.ends_with(".json"))
+            .collect()
+    };
+    assert_eq!(files("networks"), ["bridge.json"]);
+    let eps = files("networks/endpoints");
+    assert!(eps.iter().all(|f| f.starts_with("bridge.")), "{eps:?}");
 }
 
 #[test]
