@@ -491,6 +491,20 @@ fn links_on_the_default_bridge_and_user_networks() {
     assert_eq!(links, r#"["/target:/linker/tgt"]"#);
     let docker_links = ok(d.docker(&["inspect", "-f", "{{json .HostConfig.Links}}", "linker"]));
     assert_eq!(docker_links.trim(), r#"["/target:/linker/tgt"]"#);
+    // the linked container is also named linker/tgt: in ps with --no-trunc, as Docker's
+    let names = |out: &str| -> String {
+        let line = out
+            .lines()
+            .find(|l| l.contains("tgthost") || l.contains(" target"))
+            .unwrap_or("");
+        line.split_whitespace().last().unwrap_or("").to_owned()
+    };
+    let out = ok(d.berth(&["ps", "--no-trunc"]));
+    assert_eq!(names(&out), "target,linker/tgt", "{out}");
+    let out = ok(d.berth(&["ps"]));
+    assert_eq!(names(&out), "target", "{out}");
+    let out = ok(d.docker(&["ps", "--no-trunc", "--format", "{{.Names}}"]));
+    assert!(out.lines().any(|l| l == "target,linker/tgt"), "{out}");
 
     // a link to a missing container: Docker's error, nothing left behind
     let before = ok(d.berth(&["ps", "-aq"]));

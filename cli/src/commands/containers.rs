@@ -816,12 +816,18 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<()> {
         if !a.no_trunc && cmd.chars().count() > 22 {
             cmd = format!("{}…\"", cmd.chars().take(20).collect::<String>());
         }
-        let names: Vec<String> = i["Names"]
+        let mut names: Vec<String> = i["Names"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|n| n.as_str().map(|s| s.trim_start_matches('/').to_owned()))
             .collect();
+        // as the docker CLI: names a link gave (`web/db`) only with --no-trunc
+        if !a.no_trunc {
+            if let Some(own) = names.iter().find(|n| !n.contains('/')).cloned() {
+                names = vec![own];
+            }
+        }
         rows.push(vec![
             id,
             i["Image"].as_str().unwrap_or("").to_owned(),

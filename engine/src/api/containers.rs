@@ -1216,23 +1216,36 @@ pub async fn list(d: &Arc<Daemon>, q: &Query) -> Result<Reply, ApiError> {
         .filter(|c| !c.removed)
         .collect();
     cs.sort_by(|a, b| b.created.cmp(&a.created));
+    // As dockerd: a container a legacy `--link` points at is also named
+    // `/<linking container>/<alias>`.
+    let mut linked: std::collections::HashMap<&str, Vec<String>> = Default::default();
+    for l in &cs {
+        for link in &l.links {
+            linked
+                .entry(link.container_id.as_str())
+                .or_default()
+                .push(format!("/{}/{}", l.name, link.alias));
+        }
+    }
     let mut out = Vec::new();
-    for c in cs {
+    for c in &cs {
         if !all && !c.state.status.is_running() && !filters.contains_key("status") {
             continue;
         }
-        if !matches_filters(d, &c, &filters)? {
+        if !matches_filters(d, c, &filters)? {
             continue;
         }
         let created = chrono::DateTime::parse_from_rfc3339(&c.created)
             .map(|t| t.timestamp())
             .unwrap_or(0);
+        let mut names = vec![format!("/{}", c.name)];
+        names.extend(linked.get(c.id.as_str()).into_iter().flatten().cloned());
         out.push(json!({
-            "Id": c.id, "Names": [format!("/{}", c.name)], "Image": c.image, "ImageID": c.image_id,
-            "Command": command_line(&c), "Created": created, "Ports": crate::network::ps_ports(&c.network_settings), "Labels": c.config["Labels"].as_object().cloned().unwrap_or_default(),
-            "State": c.state.status.as_str(), "Status": status_text(&c),
+            "Id": c.id, "Names": names, "Image": c.image, "ImageID": c.image_id,
+            "Command": command_line(c), "Created": created, "Ports": crate::network::ps_ports(&c.network_settings), "Labels": c.config["Labels"].as_object().cloned().unwrap_or_default(),
+            "State": c.state.status.as_str(), "Status": status_text(c),
             "HostConfig": {"NetworkMode": c.host_config["NetworkMode"].as_str().unwrap_or("default")},
-            "NetworkSettings": {"Networks": c.network_settings.get("Networks").cloned().unwrap_or(json!({}))}, "Mounts": mounts_json(&c),
+            "NetworkSettings": {"Networks": c.network_settings.get("Networks").cloned().unwrap_or(json!({}))}, "Mounts": mounts_json(c),
         }));
     }
     if let Some(n) = q
