@@ -848,6 +848,46 @@ fn logs_since_and_until() {
     assert!(e.contains("invalid time"), "{e}");
 }
 
+/// Output a running container sent before an attach came, whose line is not finished (so
+/// not yet in the log), still reaches that attach's replay (`logs=1`, as `docker run`'s
+/// attach gets, which may come after the program's first write).
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn an_unfinished_line_reaches_a_late_attach() {
+    use std::io::{Read, Write};
+    let d = daemon_with_busybox();
+    ok(d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "partial",
+        "busybox",
+        "sh",
+        "-c",
+        "printf abc; sleep 2; echo def",
+    ]));
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let sock = d.host().trim_start_matches("unix://").to_owned();
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        s,
+        "POST /v1.41/containers/partial/attach?stream=1&logs=1&stdout=1 HTTP/1.1\r\n\
+         Host: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 101"), "{got}");
+    let body = &got[got.find("\r\n\r\n").unwrap() + 4..];
+    // frames: an 8-byte header, then the bytes
+    assert!(body.contains("abc") && body.contains("def\n"), "{body:?}");
+    assert!(body.find("abc") < body.find("def"), "{body:?}");
+    ok(d.berth(&["rm", "-f", "partial"]));
+}
+
 fn status_field(status: &str, key: &str) -> String {
     status
         .lines()

@@ -196,6 +196,10 @@ struct Shared {
     /// The container has exited and its output is all out: a client that comes now gets
     /// its replay and the end of the stream at once (not when this process exits).
     ended: bool,
+    /// Output sent to the clients but not yet in the log: the start of a line (stdout,
+    /// stderr), logged when it ends. A client that comes meanwhile gets it after the log's
+    /// replay, or it would miss it (`cat` of a file without a final newline).
+    partial: [Vec<u8>; 2],
 }
 
 /// Entry point of `berth monitor DIR` (stage 1): start stage 2 detached, report its status
@@ -533,6 +537,7 @@ fn serve(
         clients: Vec::new(),
         raw,
         ended: false,
+        partial: Default::default(),
     }));
     let stdin = Arc::new(Mutex::new(stdin_ours.map(File::from)));
 
@@ -648,8 +653,8 @@ fn serve(
 /// Copy one output stream of the container into the log and to every attached client.
 fn pump(mut src: File, stream: u8, shared: &Mutex<Shared>, cutoff: &Cutoff) {
     let name = if stream == 1 { "stdout" } else { "stderr" };
+    let slot = usize::from(stream != 1);
     let mut buf = vec![0u8; 32 << 10];
-    let mut partial: Vec<u8> = Vec::new();
     loop {
         let n = match src.read(&mut buf) {
             Ok(0) | Err(_) => break,
@@ -657,7 +662,9 @@ fn pump(mut src: File, stream: u8, shared: &Mutex<Shared>, cutoff: &Cutoff) {
         };
         let chunk = &buf[..n];
         let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+        let sh = &mut *sh;
         // json-file: one entry per line (a long line is cut at 16 KiB, as Docker does)
+        let partial = &mut sh.partial[slot];
         partial.extend_from_slice(chunk);
         while let Some(i) = partial
             .iter()
@@ -682,9 +689,10 @@ fn pump(mut src: File, stream: u8, shared: &Mutex<Shared>, cutoff: &Cutoff) {
         });
     }
     runtime::trace::mark("m pump eof");
-    if !partial.is_empty() {
-        let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
-        sh.log.write_entry(&partial, name);
+    let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+    let rest = std::mem::take(&mut sh.partial[slot]);
+    if !rest.is_empty() {
+        sh.log.write_entry(&rest, name);
     }
 }
 
@@ -735,6 +743,23 @@ fn serve_client(
         if let Some(off) = req.replay_from {
             if replay(log_path, off, &req, sh.raw, &mut sock).is_err() {
                 return;
+            }
+            // what was sent before this client came and the log does not hold yet
+            for (stream, wanted, data) in [
+                (1u8, req.stdout, &sh.partial[0]),
+                (2, req.stderr, &sh.partial[1]),
+            ] {
+                if !wanted || data.is_empty() {
+                    continue;
+                }
+                let out = if sh.raw {
+                    data.clone()
+                } else {
+                    frame(stream, data)
+                };
+                if sock.write_all(&out).is_err() {
+                    return;
+                }
             }
         }
         if sh.ended {
