@@ -521,7 +521,7 @@ impl Networks {
     /// Release the namespaces waiting in the pool (at shutdown).
     pub fn release_netns_pool(&self) {
         if let Some(pool) = self.pool.get() {
-            pool.release_all();
+            pool.close();
         }
     }
 

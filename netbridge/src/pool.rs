@@ -29,6 +29,9 @@ pub struct NetnsPool {
     netlink: Arc<dyn Netlink>,
     ready: Mutex<Vec<PathBuf>>,
     filling: AtomicBool,
+    /// Shut down: no more are made (a refill waiting out its delay would otherwise pin one
+    /// after the daemon released them all, and leave it behind).
+    closed: AtomicBool,
 }
 
 impl NetnsPool {
@@ -40,6 +43,7 @@ impl NetnsPool {
             netlink,
             ready: Mutex::default(),
             filling: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         });
         pool.release_all();
         pool
@@ -74,7 +78,10 @@ impl NetnsPool {
 
     /// [`refill`](Self::refill), the first namespace after `delay`.
     fn refill_after(self: &Arc<Self>, delay: Duration) {
-        if self.lock().len() >= READY || self.filling.swap(true, Ordering::AcqRel) {
+        if self.closed.load(Ordering::Acquire)
+            || self.lock().len() >= READY
+            || self.filling.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         let pool = self.clone();
@@ -82,18 +89,34 @@ impl NetnsPool {
             .name("netns-pool".into())
             .spawn(move || {
                 std::thread::sleep(delay);
-                while pool.lock().len() < READY {
+                while !pool.closed.load(Ordering::Acquire) && pool.lock().len() < READY {
                     let p = pool.dir.join(crate::id::random_hex(16));
                     if pool.netlink.create_netns(&p).is_err() {
                         break; // the next take makes its own, and tries again
                     }
-                    pool.lock().push(p);
+                    let mut ready = pool.lock();
+                    if pool.closed.load(Ordering::Acquire) {
+                        // closed while it was being made: it goes too
+                        drop(ready);
+                        let _ = pool.netlink.release_netns(&p);
+                        break;
+                    }
+                    ready.push(p);
                 }
                 pool.filling.store(false, Ordering::Release);
             });
         if spawned.is_err() {
             self.filling.store(false, Ordering::Release);
         }
+    }
+
+    /// Shut down: release every waiting namespace, and make no more.
+    pub fn close(&self) {
+        {
+            let _ready = self.lock();
+            self.closed.store(true, Ordering::Release);
+        }
+        self.release_all();
     }
 
     /// Release every waiting namespace (and what an earlier daemon left pinned).
@@ -150,8 +173,16 @@ mod tests {
             "{calls}"
         );
         assert!(calls.contains("\ncreate_netns "), "{calls}");
-        // shutdown: the waiting ones are released
-        pool.release_all();
+        // shutdown: the waiting ones are released, and a refill that comes later (one
+        // waiting out its delay) makes none
+        pool.close();
         assert_eq!(pool.lock().len(), 0);
+        nl.take();
+        pool.refill();
+        assert_eq!(waiting(&pool), 0);
+        pool.take(&dir.path().join("c3")).unwrap();
+        std::thread::sleep(REFILL_DELAY * 2);
+        assert_eq!(waiting(&pool), 0);
+        assert_eq!(nl.take(), "create_netns c3");
     }
 }

@@ -88,10 +88,16 @@ pub fn run(extra: &[String]) -> Result<()> {
         eprintln!("xtask: not root: the privileged tests are SKIPPED (they show as ignored)");
     }
     c.args(extra);
+    let roots_before = exec_roots();
     let (passed, failed, ignored, ok) = run_counting(&mut c)?;
     println!("xtask test: {passed} passed, {failed} failed, {ignored} skipped");
     if !ok || failed > 0 {
         bail!("tests failed");
+    }
+    // every test daemon's exec-root (a tmpfs directory outside its scratch data root) is gone
+    let left: Vec<_> = exec_roots().difference(&roots_before).cloned().collect();
+    if !left.is_empty() {
+        bail!("the tests left daemons' exec-roots behind: {left:?}");
     }
     if is_root() && extra.is_empty() {
         // the kernel-dependent scenarios again, on Debian's kernel with cgroup v2 only, from
@@ -103,6 +109,15 @@ pub fn run(extra: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The exec-roots there are now, under both places a daemon puts them by default.
+fn exec_roots() -> std::collections::BTreeSet<std::path::PathBuf> {
+    ["/run/berth", "/dev/shm/berth"]
+        .iter()
+        .filter_map(|base| std::fs::read_dir(base).ok())
+        .flat_map(|rd| rd.flatten().map(|e| e.path()))
+        .collect()
 }
 
 /// Run cargo test, echoing its output, and add up its `test result:` lines.
