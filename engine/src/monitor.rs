@@ -741,25 +741,8 @@ fn serve_client(
             return;
         }
         if let Some(off) = req.replay_from {
-            if replay(log_path, off, &req, sh.raw, &mut sock).is_err() {
+            if replay(log_path, off, &req, &sh, &mut sock).is_err() {
                 return;
-            }
-            // what was sent before this client came and the log does not hold yet
-            for (stream, wanted, data) in [
-                (1u8, req.stdout, &sh.partial[0]),
-                (2, req.stderr, &sh.partial[1]),
-            ] {
-                if !wanted || data.is_empty() {
-                    continue;
-                }
-                let out = if sh.raw {
-                    data.clone()
-                } else {
-                    frame(stream, data)
-                };
-                if sock.write_all(&out).is_err() {
-                    return;
-                }
             }
         }
         if sh.ended {
@@ -806,15 +789,27 @@ fn serve_client(
     }
 }
 
-/// Send the log's entries from byte `off` as frames.
+/// Send what this client missed: the log's entries from byte `off`, then what was sent
+/// before it came and the log does not hold yet (each stream's unfinished line).
 fn replay(
     log_path: &Path,
     off: u64,
     req: &AttachRequest,
-    raw: bool,
+    sh: &Shared,
     sock: &mut UnixStream,
 ) -> io::Result<()> {
     use std::io::Seek;
+    let mut send = |stream: u8, data: &[u8]| -> io::Result<()> {
+        let wanted = if stream == 2 { req.stderr } else { req.stdout };
+        if !wanted || data.is_empty() {
+            return Ok(());
+        }
+        if sh.raw {
+            sock.write_all(data)
+        } else {
+            sock.write_all(&frame(stream, data))
+        }
+    };
     let mut f = File::open(log_path)?;
     // rotated since the run began: what is in the live file is all there is to send
     let off = if f.metadata()?.len() < off { 0 } else { off };
@@ -825,17 +820,10 @@ fn replay(
             continue;
         };
         let stream = if v["stream"] == "stderr" { 2 } else { 1 };
-        if (stream == 1 && !req.stdout) || (stream == 2 && !req.stderr) {
-            continue;
-        }
-        let data = v["log"].as_str().unwrap_or("").as_bytes();
-        if raw {
-            sock.write_all(data)?;
-        } else {
-            sock.write_all(&frame(stream, data))?;
-        }
+        send(stream, v["log"].as_str().unwrap_or("").as_bytes())?;
     }
-    Ok(())
+    send(1, &sh.partial[0])?;
+    send(2, &sh.partial[1])
 }
 
 #[cfg(test)]

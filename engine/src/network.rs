@@ -42,7 +42,8 @@ impl From<NetError> for ApiError {
 }
 
 /// Open the daemon's networks (root only: bridges and nftables need it): definitions on the
-/// data root, endpoints and netns files under `run_dir` (in the exec-root).
+/// data root with the addresses they handed out (endpoints), netns files under `run_dir`
+/// (in the exec-root: a reboot voids them).
 pub fn open(data_root: &std::path::Path, run_dir: &std::path::Path) -> Option<Arc<Networks>> {
     if !rustix::process::geteuid().is_root() {
         tracing::warn!("not root: bridge networking is off, containers get --network none");

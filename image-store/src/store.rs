@@ -508,6 +508,19 @@ impl Store {
         self.layers.overlay(&rec.chain_ids, container_dir)
     }
 
+    /// [`Self::overlay`] with the image's init layer holding `entries` (see
+    /// [`crate::layers::LayerStore::overlay_with_init`]).
+    pub fn overlay_with_init(
+        &self,
+        id: &Digest,
+        container_dir: &Path,
+        entries: &[crate::layers::InitEntry],
+    ) -> Result<OverlayMount> {
+        let rec = self.resolve(id.as_str())?;
+        self.layers
+            .overlay_with_init(&rec.chain_ids, container_dir, entries)
+    }
+
     /// Delete every blob and layer that no image references. Returns the unpacked layer bytes
     /// freed (what Docker reports as space reclaimed).
     pub fn gc(&self) -> Result<u64> {

@@ -39,9 +39,8 @@ pub const DEFAULT_NETWORK: &str = "bridge";
 pub struct Config {
     /// Network files (`<name>.json`), e.g. `<data-root>/networks`.
     pub state_dir: PathBuf,
-    /// What a reboot voids, e.g. under the daemon's exec-root (a tmpfs): the netns files.
-    pub run_dir: PathBuf,
-    /// Netns files (`<container-id>`), by default `<run_dir>/netns`.
+    /// Netns files (`<container-id>`): what a reboot voids, so under the daemon's exec-root
+    /// (a tmpfs), e.g. `<exec-root>/net/netns`.
     pub netns_dir: PathBuf,
     /// The default network's bridge, `berth0`.
     pub default_bridge: String,
@@ -54,12 +53,11 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults: definitions and endpoints in `<data_root>/networks/`, netns files under
-    /// `run_dir`, `berth0`, MTU 1500, no DNS.
+    /// Defaults: definitions and endpoints in `<data_root>/networks/`, netns files in
+    /// `<run_dir>/netns`, `berth0`, MTU 1500, no DNS.
     pub fn under(data_root: &Path, run_dir: &Path) -> Config {
         Config {
             state_dir: data_root.join("networks"),
-            run_dir: run_dir.to_path_buf(),
             netns_dir: run_dir.join("netns"),
             default_bridge: "berth0".into(),
             bip: None,

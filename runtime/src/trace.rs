@@ -1,5 +1,6 @@
 //! Timing marks along the start path, for profiling: with `BERTH_TRACE=FILE` in the
-//! environment, [`mark`] appends `<monotonic µs> <pid> <label>` to FILE; without it a mark
+//! environment, [`mark`] appends `<monotonic µs> <pid> <label> #<minor faults>` to FILE (the
+//! process's page faults so far: each costs microseconds in a VM); without it a mark
 //! costs one cached lookup. The clock is shared by every process, so the marks of the CLI,
 //! the daemon, a monitor and a container's init sort into one timeline. The file stays
 //! open (and is kept across the runtime's fd cleanup), so a container's init can mark
@@ -37,5 +38,8 @@ pub fn mark(label: &str) {
         return;
     };
     let us = t.tv_sec() * 1_000_000 + t.tv_nsec() / 1000;
-    let _ = f.write_all(format!("{us} {} {label}\n", std::process::id()).as_bytes());
+    let faults = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .map(|u| u.minor_page_faults())
+        .unwrap_or(0);
+    let _ = f.write_all(format!("{us} {} {label} #{faults}\n", std::process::id()).as_bytes());
 }

@@ -273,7 +273,22 @@ pub(crate) fn write_etc_files(d: &Daemon, c: &Container) -> Result<(), ApiError>
     Ok(())
 }
 
-/// The overlay that makes `c`'s root filesystem: its image's layers under its upper dir.
+/// What every container's runtime mounts over in its root: the mount points of /proc, /sys
+/// and /dev, and the targets of the files berth binds in (`write_etc_files`).
+const INIT_ENTRIES: &[image_store::layers::InitEntry] = {
+    use image_store::layers::InitEntry::{Dir, File};
+    &[
+        Dir("proc"),
+        Dir("sys"),
+        Dir("dev"),
+        File("etc/hosts"),
+        File("etc/hostname"),
+        File("etc/resolv.conf"),
+    ]
+};
+
+/// The overlay that makes `c`'s root filesystem: its image's layers (under their init
+/// layer) under its upper dir.
 pub(crate) fn rootfs_overlay(
     d: &Daemon,
     c: &Container,
@@ -285,11 +300,15 @@ pub(crate) fn rootfs_overlay(
                 .iter()
                 .map(|c| image_store::Digest::parse(c))
                 .collect::<Result<Vec<_>, _>>()?;
-            d.store.layers().overlay(&chains, &dir)?
+            d.store
+                .layers()
+                .overlay_with_init(&chains, &dir, INIT_ENTRIES)?
         }
-        None => d
-            .store
-            .overlay(&image_store::Digest::parse(&c.image_id)?, &dir)?,
+        None => d.store.overlay_with_init(
+            &image_store::Digest::parse(&c.image_id)?,
+            &dir,
+            INIT_ENTRIES,
+        )?,
     })
 }
 

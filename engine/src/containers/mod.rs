@@ -1,6 +1,7 @@
 //! Containers in the daemon: records persisted per container, lookup by ID, prefix or name,
 //! and the lifecycle (create, start through a monitor, watch for exit, stop, remove).
 
+mod fresh;
 pub mod hostdev;
 pub mod model;
 pub mod spec;
@@ -54,6 +55,8 @@ pub struct Containers {
     /// When the last start was: see [`Self::spare_delay`].
     last_start: Mutex<Option<std::time::Instant>>,
     syncer: Syncer,
+    /// Container directories made ahead (see [`fresh`]).
+    fresh: Arc<fresh::FreshDirs>,
 }
 
 /// Makes written state files durable off the request path. A state file is replaced by
@@ -156,6 +159,13 @@ impl Containers {
         let runtime_root = exec_root.join("runtime");
         std::fs::create_dir_all(&runtime_root)?;
         let mut map = HashMap::new();
+        // directories an earlier daemon made ahead: deleted with the trash, below
+        let pool = dir.join(fresh::FRESH);
+        if pool.exists() {
+            let trash = dir.join(TRASH);
+            std::fs::create_dir_all(&trash)?;
+            std::fs::rename(&pool, trash.join(format!("fresh.{}", std::process::id())))?;
+        }
         for e in std::fs::read_dir(&dir)?.flatten() {
             if e.file_name() == TRASH {
                 // what earlier removals left to delete
@@ -215,6 +225,7 @@ impl Containers {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
+        let fresh = fresh::FreshDirs::new(&dir);
         Ok(Self {
             dir,
             run,
@@ -222,6 +233,7 @@ impl Containers {
             spare: Mutex::new(None),
             last_start: Mutex::new(None),
             syncer: Syncer::start(),
+            fresh,
             runtime_root,
             map: Mutex::new(map),
         })
@@ -352,7 +364,9 @@ impl Containers {
         };
         c.name = name;
         let dir = self.dir_of(&c.id);
-        std::fs::create_dir_all(&dir).map_err(io_err("creating the container directory"))?;
+        self.fresh
+            .take_into(&dir)
+            .map_err(io_err("creating the container directory"))?;
         self.persist(&c)?;
         let (tx, _) = watch::channel(c.state.clone());
         let e = Arc::new(Entry {
