@@ -204,6 +204,63 @@ fn detached_lifecycle_ps_logs_stop_rm() {
     );
 }
 
+/// The image's init layer holds what the runtime mounts over and the image lacks (this
+/// busybox has /etc but no /etc/hosts, and no /proc, /sys or /dev): a container's start
+/// makes none of them in its upper dir, and it still sees its own /etc files.
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn mount_targets_come_from_the_init_layer() {
+    let d = daemon_with_busybox();
+    let id = ok(d.berth(&[
+        "run",
+        "-d",
+        "--hostname",
+        "box1",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hostname /etc/hosts && ls -d /proc/self /sys/kernel /dev/null",
+    ]))
+    .trim()
+    .to_owned();
+    assert_eq!(ok(d.berth(&["wait", &id])), "0\n");
+    let logs = ok(d.berth(&["logs", &id]));
+    assert!(logs.starts_with("box1\n"), "{logs}");
+    assert!(
+        logs.contains("localhost") && logs.contains("/dev/null"),
+        "{logs}"
+    );
+    let upper = d.data_root.join("containers").join(&id).join("upper");
+    let made: Vec<_> = std::fs::read_dir(&upper)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(made.is_empty(), "the start made {made:?} in its upper dir");
+    let inits: Vec<_> = std::fs::read_dir(d.data_root.join("layers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("init-v1"))
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(inits.len(), 1, "{inits:?}");
+    for p in [
+        "etc/hosts",
+        "etc/hostname",
+        "etc/resolv.conf",
+        "proc",
+        "sys",
+        "dev",
+    ] {
+        assert!(inits[0].join(p).exists(), "{p} not in the init layer");
+    }
+    assert!(
+        !inits[0].join("etc/passwd").exists(),
+        "the image's own files stay its own"
+    );
+    assert_eq!(ok(d.berth(&["diff", &id])), "");
+}
+
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn containers_outlive_a_killed_daemon() {
