@@ -107,6 +107,8 @@ impl Syncer {
 
 /// Where removed containers' directories wait to be deleted (under `containers/`).
 const TRASH: &str = ".trash";
+/// How long a removed container's directory waits there: see [`Containers::discard_dir`].
+const TRASH_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub fn no_such(name: &str) -> ApiError {
     ApiError::not_found(format!("No such container: {name}"))
@@ -666,6 +668,9 @@ impl Containers {
         match std::fs::rename(dir, &target) {
             Ok(()) => {
                 std::thread::spawn(move || {
+                    // not now: the removal's waiter (`run --rm`'s client) answers and exits
+                    // in the next moments, and deleting the files takes about as much CPU
+                    std::thread::sleep(TRASH_DELAY);
                     if let Err(e) = std::fs::remove_dir_all(&target) {
                         tracing::warn!("removing {}: {e}", target.display());
                     }
