@@ -61,6 +61,15 @@ struct Series {
 
 fn inside(n: usize) -> Result<()> {
     let dir = tempfile_dir()?;
+    let measured = measure(&dir, n);
+    // also when the bench failed half-way: nothing of it stays in /tmp (its mounts and
+    // namespaces go with the bench's own mount and network namespaces)
+    let _ = Command::new("umount").arg(dir.join("run")).status();
+    let _ = std::fs::remove_dir_all(&dir);
+    measured
+}
+
+fn measure(dir: &std::path::Path, n: usize) -> Result<()> {
     // The netns pins live on a tmpfs, as under the daemon's exec-root (and /run/netns on a
     // usual host); berth's saved state on the disk, as on its data root. This mount dies with
     // the bench's mount namespace.
@@ -193,8 +202,6 @@ fn inside(n: usize) -> Result<()> {
     }
     nets.teardown()?;
     nl.delete_bridge(&floor_br.name)?;
-    let _ = Command::new("umount").arg(&run).status();
-    let _ = std::fs::remove_dir_all(&dir);
 
     let rows = [
         ("netlink floor (netns+veth+addr+route)", &mut floor),
