@@ -9,7 +9,7 @@
 //! daemon left there is discarded when the next one opens the store.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,7 +25,9 @@ const REFILL_DELAY: Duration = Duration::from_millis(50);
 pub(super) struct FreshDirs {
     dir: PathBuf,
     ready: Mutex<Vec<PathBuf>>,
-    refilling: AtomicBool,
+    /// Wakes the refilling thread (started with the first take: a create does not pay for
+    /// a thread's start).
+    refill: Mutex<Option<std::sync::mpsc::Sender<()>>>,
     seq: AtomicU64,
 }
 
@@ -34,7 +36,7 @@ impl FreshDirs {
         Arc::new(Self {
             dir: containers_dir.join(FRESH),
             ready: Mutex::new(Vec::new()),
-            refilling: AtomicBool::new(false),
+            refill: Mutex::new(None),
             seq: AtomicU64::new(0),
         })
     }
@@ -56,27 +58,37 @@ impl FreshDirs {
     }
 
     fn refill(self: &Arc<Self>) {
-        if self.refilling.swap(true, Ordering::AcqRel) {
-            return;
+        let mut tx = self.refill.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = tx.as_ref() {
+            if t.send(()).is_ok() {
+                return;
+            }
         }
-        let me = self.clone();
+        let (t, rx) = std::sync::mpsc::channel::<()>();
+        // the thread holds the pool weakly: it ends with the daemon's last reference
+        let me = Arc::downgrade(self);
         let spawned = std::thread::Builder::new()
             .name("fresh-dirs".into())
             .spawn(move || {
-                std::thread::sleep(REFILL_DELAY);
-                while me.ready.lock().unwrap_or_else(|p| p.into_inner()).len() < READY {
-                    match me.make_one() {
-                        Ok(p) => me.ready.lock().unwrap_or_else(|p| p.into_inner()).push(p),
-                        Err(e) => {
-                            tracing::debug!("making a container directory ahead: {e}");
-                            break;
+                while rx.recv().is_ok() {
+                    std::thread::sleep(REFILL_DELAY);
+                    while rx.try_recv().is_ok() {}
+                    let Some(me) = me.upgrade() else {
+                        return;
+                    };
+                    while me.ready.lock().unwrap_or_else(|p| p.into_inner()).len() < READY {
+                        match me.make_one() {
+                            Ok(p) => me.ready.lock().unwrap_or_else(|p| p.into_inner()).push(p),
+                            Err(e) => {
+                                tracing::debug!("making a container directory ahead: {e}");
+                                break;
+                            }
                         }
                     }
                 }
-                me.refilling.store(false, Ordering::Release);
             });
-        if spawned.is_err() {
-            self.refilling.store(false, Ordering::Release);
+        if spawned.is_ok() && t.send(()).is_ok() {
+            *tx = Some(t);
         }
     }
 

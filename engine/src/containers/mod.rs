@@ -667,14 +667,7 @@ impl Containers {
         let target = trash.join(format!("{id}.{}", std::process::id()));
         match std::fs::rename(dir, &target) {
             Ok(()) => {
-                std::thread::spawn(move || {
-                    // not now: the removal's waiter (`run --rm`'s client) answers and exits
-                    // in the next moments, and deleting the files takes about as much CPU
-                    std::thread::sleep(TRASH_DELAY);
-                    if let Err(e) = std::fs::remove_dir_all(&target) {
-                        tracing::warn!("removing {}: {e}", target.display());
-                    }
-                });
+                trash_later(target);
                 Ok(())
             }
             Err(_) => {
@@ -718,6 +711,44 @@ fn spare_delay_after(since_last: Option<std::time::Duration>) -> std::time::Dura
     }
 }
 
+/// Delete `path` (a directory in `.trash`) [`TRASH_DELAY`] from now, on the one thread that
+/// empties the trash: not now, because the removal's waiter (`run --rm`'s client) answers
+/// and exits in the next moments and deleting the files takes about as much CPU; nor on a
+/// thread of its own, whose start would cost the removal itself.
+fn trash_later(path: PathBuf) {
+    type Queue = std::sync::mpsc::Sender<(std::time::Instant, PathBuf)>;
+    static QUEUE: Mutex<Option<Queue>> = Mutex::new(None);
+    let due = std::time::Instant::now() + TRASH_DELAY;
+    let mut q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+    let item = match q.as_ref() {
+        Some(tx) => match tx.send((due, path)) {
+            Ok(()) => return,
+            Err(std::sync::mpsc::SendError(item)) => item,
+        },
+        None => (due, path),
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<(std::time::Instant, PathBuf)>();
+    let spawned = std::thread::Builder::new()
+        .name("trash".into())
+        .spawn(move || {
+            for (due, p) in rx {
+                std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+                if let Err(e) = std::fs::remove_dir_all(&p) {
+                    tracing::warn!("removing {}: {e}", p.display());
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => {
+            let _ = tx.send(item);
+            *q = Some(tx);
+        }
+        Err(_) => {
+            let _ = std::fs::remove_dir_all(&item.1);
+        }
+    }
+}
+
 /// Docker's wording for a missing entrypoint.
 fn friendly_start_error(msg: &str, c: &Container) -> String {
     if msg.contains("No such file or directory")
@@ -736,6 +767,25 @@ fn friendly_start_error(msg: &str, c: &Container) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A discarded directory stays a moment (the removal's waiter answers first), then goes;
+    /// one thread empties the trash for every removal.
+    #[test]
+    fn the_trash_is_emptied_a_moment_later() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs: Vec<PathBuf> = (0..3).map(|i| root.path().join(format!("c{i}"))).collect();
+        for d in &dirs {
+            std::fs::create_dir_all(d.join("upper/etc")).unwrap();
+            std::fs::write(d.join("container.json"), "{}").unwrap();
+            trash_later(d.clone());
+        }
+        assert!(dirs.iter().all(|d| d.exists()), "deleted at once");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while dirs.iter().any(|d| d.exists()) {
+            assert!(std::time::Instant::now() < deadline, "never deleted");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
     use std::time::Duration;
 
     #[test]
