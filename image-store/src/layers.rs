@@ -356,15 +356,16 @@ fn build_init(layers: &[PathBuf], out: &Path, entries: &[InitEntry]) -> Result<b
         if top_entry(layers, rel).is_some() {
             continue;
         }
-        let parents: Vec<&Path> = rel
+        // top-most first, each with what the image has there
+        let parents: Vec<(&Path, Option<fs::Metadata>)> = rel
             .ancestors()
             .skip(1)
             .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| (p, top_entry(layers, p)))
             .collect();
-        let plain = parents.iter().all(|p| match top_entry(layers, p) {
-            Some(md) => md.file_type().is_dir(),
-            None => true,
-        });
+        let plain = parents
+            .iter()
+            .all(|(_, md)| md.as_ref().is_none_or(|md| md.file_type().is_dir()));
         if !plain {
             continue;
         }
@@ -372,12 +373,11 @@ fn build_init(layers: &[PathBuf], out: &Path, entries: &[InitEntry]) -> Result<b
             fs::create_dir(out).at("create", out)?;
             made = true;
         }
-        for p in parents.iter().rev() {
+        for (p, md) in parents.into_iter().rev() {
             let dir = out.join(p);
             if dir.exists() {
                 continue;
             }
-            let md = top_entry(layers, p);
             fs::DirBuilder::new()
                 .mode(0o755)
                 .create(&dir)

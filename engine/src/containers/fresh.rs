@@ -25,25 +25,44 @@ const REFILL_DELAY: Duration = Duration::from_millis(50);
 pub(super) struct FreshDirs {
     dir: PathBuf,
     ready: Mutex<Vec<PathBuf>>,
-    /// Wakes the refilling thread (started with the first take: a create does not pay for
-    /// a thread's start).
-    refill: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    /// Wakes the refilling thread (none when it could not start: creates make their own).
+    refill: Option<std::sync::mpsc::Sender<()>>,
     seq: AtomicU64,
 }
 
 impl FreshDirs {
     pub(super) fn new(containers_dir: &Path) -> Arc<Self> {
-        Arc::new(Self {
-            dir: containers_dir.join(FRESH),
-            ready: Mutex::new(Vec::new()),
-            refill: Mutex::new(None),
-            seq: AtomicU64::new(0),
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        Arc::new_cyclic(|me: &std::sync::Weak<Self>| {
+            // the thread holds the pool weakly: it ends with the pool (its sender goes)
+            let me = me.clone();
+            let spawned = std::thread::Builder::new()
+                .name("fresh-dirs".into())
+                .spawn(move || {
+                    while rx.recv().is_ok() {
+                        std::thread::sleep(REFILL_DELAY);
+                        while rx.try_recv().is_ok() {}
+                        let Some(me) = me.upgrade() else {
+                            return;
+                        };
+                        me.fill();
+                    }
+                });
+            if let Err(e) = &spawned {
+                tracing::warn!("starting the container directory pool: {e}");
+            }
+            Self {
+                dir: containers_dir.join(FRESH),
+                ready: Mutex::new(Vec::new()),
+                refill: spawned.ok().map(|_| tx),
+                seq: AtomicU64::new(0),
+            }
         })
     }
 
     /// Make `dst` (not there yet) a container directory: one made ahead when there is one.
     /// Either way, make the next one a moment later.
-    pub(super) fn take_into(self: &Arc<Self>, dst: &Path) -> std::io::Result<()> {
+    pub(super) fn take_into(&self, dst: &Path) -> std::io::Result<()> {
         let taken = self.ready.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let done = match taken {
             Some(p) => std::fs::rename(&p, dst).or_else(|_| {
@@ -53,42 +72,22 @@ impl FreshDirs {
             }),
             None => make(dst),
         };
-        self.refill();
+        if let Some(tx) = &self.refill {
+            let _ = tx.send(());
+        }
         done
     }
 
-    fn refill(self: &Arc<Self>) {
-        let mut tx = self.refill.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = tx.as_ref() {
-            if t.send(()).is_ok() {
-                return;
-            }
-        }
-        let (t, rx) = std::sync::mpsc::channel::<()>();
-        // the thread holds the pool weakly: it ends with the daemon's last reference
-        let me = Arc::downgrade(self);
-        let spawned = std::thread::Builder::new()
-            .name("fresh-dirs".into())
-            .spawn(move || {
-                while rx.recv().is_ok() {
-                    std::thread::sleep(REFILL_DELAY);
-                    while rx.try_recv().is_ok() {}
-                    let Some(me) = me.upgrade() else {
-                        return;
-                    };
-                    while me.ready.lock().unwrap_or_else(|p| p.into_inner()).len() < READY {
-                        match me.make_one() {
-                            Ok(p) => me.ready.lock().unwrap_or_else(|p| p.into_inner()).push(p),
-                            Err(e) => {
-                                tracing::debug!("making a container directory ahead: {e}");
-                                break;
-                            }
-                        }
-                    }
+    /// Make directories until [`READY`] wait.
+    fn fill(&self) {
+        while self.ready.lock().unwrap_or_else(|p| p.into_inner()).len() < READY {
+            match self.make_one() {
+                Ok(p) => self.ready.lock().unwrap_or_else(|p| p.into_inner()).push(p),
+                Err(e) => {
+                    tracing::debug!("making a container directory ahead: {e}");
+                    break;
                 }
-            });
-        if spawned.is_ok() && t.send(()).is_ok() {
-            *tx = Some(t);
+            }
         }
     }
 

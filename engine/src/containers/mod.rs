@@ -55,6 +55,7 @@ pub struct Containers {
     /// When the last start was: see [`Self::spare_delay`].
     last_start: Mutex<Option<std::time::Instant>>,
     syncer: Syncer,
+    trash: Trash,
     /// Container directories made ahead (see [`fresh`]).
     fresh: Arc<fresh::FreshDirs>,
 }
@@ -105,9 +106,58 @@ impl Syncer {
     }
 }
 
+/// Deletes removed containers' directories (in `.trash`), on one thread, each when it is
+/// due: not at once, because a removal's waiter (`run --rm`'s client) answers and exits in
+/// the next moments and deleting the files takes about as much CPU; nor on a thread of the
+/// removal's own, whose start would cost the removal itself.
+#[derive(Debug)]
+struct Trash(Option<std::sync::mpsc::Sender<(std::time::Instant, PathBuf)>>);
+
+impl Trash {
+    fn start() -> Trash {
+        let (tx, rx) = std::sync::mpsc::channel::<(std::time::Instant, PathBuf)>();
+        let spawned = std::thread::Builder::new()
+            .name("trash".into())
+            .spawn(move || {
+                for (due, p) in rx {
+                    std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+                    remove_trashed(&p);
+                }
+            });
+        match spawned {
+            Ok(_) => Trash(Some(tx)),
+            Err(e) => {
+                tracing::warn!("starting the trash emptier: {e}");
+                Trash(None)
+            }
+        }
+    }
+
+    /// Delete `path` `delay` from now (at once, on this thread, if the emptier is gone).
+    fn delete_after(&self, path: PathBuf, delay: std::time::Duration) {
+        let due = std::time::Instant::now() + delay;
+        let unsent = match &self.0 {
+            Some(tx) => tx.send((due, path)).err().map(|e| e.0 .1),
+            None => Some(path),
+        };
+        if let Some(p) = unsent {
+            remove_trashed(&p);
+        }
+    }
+}
+
+fn remove_trashed(p: &Path) {
+    match std::fs::remove_dir_all(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!("removing {}: {e}", p.display());
+        }
+        _ => {}
+    }
+}
+
 /// Where removed containers' directories wait to be deleted (under `containers/`).
 const TRASH: &str = ".trash";
-/// How long a removed container's directory waits there: see [`Containers::discard_dir`].
+/// How long a removed container's directory waits there: see [`Trash`].
 const TRASH_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub fn no_such(name: &str) -> ApiError {
@@ -161,6 +211,7 @@ impl Containers {
         let runtime_root = exec_root.join("runtime");
         std::fs::create_dir_all(&runtime_root)?;
         let mut map = HashMap::new();
+        let trash = Trash::start();
         // directories an earlier daemon made ahead: deleted with the trash, below
         let pool = dir.join(fresh::FRESH);
         if pool.exists() {
@@ -171,8 +222,7 @@ impl Containers {
         for e in std::fs::read_dir(&dir)?.flatten() {
             if e.file_name() == TRASH {
                 // what earlier removals left to delete
-                let p = e.path();
-                std::thread::spawn(move || std::fs::remove_dir_all(p));
+                trash.delete_after(e.path(), std::time::Duration::ZERO);
                 continue;
             }
             let p = e.path().join("container.json");
@@ -235,6 +285,7 @@ impl Containers {
             spare: Mutex::new(None),
             last_start: Mutex::new(None),
             syncer: Syncer::start(),
+            trash,
             fresh,
             runtime_root,
             map: Mutex::new(map),
@@ -667,7 +718,7 @@ impl Containers {
         let target = trash.join(format!("{id}.{}", std::process::id()));
         match std::fs::rename(dir, &target) {
             Ok(()) => {
-                trash_later(target);
+                self.trash.delete_after(target, TRASH_DELAY);
                 Ok(())
             }
             Err(_) => {
@@ -711,44 +762,6 @@ fn spare_delay_after(since_last: Option<std::time::Duration>) -> std::time::Dura
     }
 }
 
-/// Delete `path` (a directory in `.trash`) [`TRASH_DELAY`] from now, on the one thread that
-/// empties the trash: not now, because the removal's waiter (`run --rm`'s client) answers
-/// and exits in the next moments and deleting the files takes about as much CPU; nor on a
-/// thread of its own, whose start would cost the removal itself.
-fn trash_later(path: PathBuf) {
-    type Queue = std::sync::mpsc::Sender<(std::time::Instant, PathBuf)>;
-    static QUEUE: Mutex<Option<Queue>> = Mutex::new(None);
-    let due = std::time::Instant::now() + TRASH_DELAY;
-    let mut q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
-    let item = match q.as_ref() {
-        Some(tx) => match tx.send((due, path)) {
-            Ok(()) => return,
-            Err(std::sync::mpsc::SendError(item)) => item,
-        },
-        None => (due, path),
-    };
-    let (tx, rx) = std::sync::mpsc::channel::<(std::time::Instant, PathBuf)>();
-    let spawned = std::thread::Builder::new()
-        .name("trash".into())
-        .spawn(move || {
-            for (due, p) in rx {
-                std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
-                if let Err(e) = std::fs::remove_dir_all(&p) {
-                    tracing::warn!("removing {}: {e}", p.display());
-                }
-            }
-        });
-    match spawned {
-        Ok(_) => {
-            let _ = tx.send(item);
-            *q = Some(tx);
-        }
-        Err(_) => {
-            let _ = std::fs::remove_dir_all(&item.1);
-        }
-    }
-}
-
 /// Docker's wording for a missing entrypoint.
 fn friendly_start_error(msg: &str, c: &Container) -> String {
     if msg.contains("No such file or directory")
@@ -772,12 +785,13 @@ mod tests {
     /// one thread empties the trash for every removal.
     #[test]
     fn the_trash_is_emptied_a_moment_later() {
+        let trash = Trash::start();
         let root = tempfile::tempdir().unwrap();
         let dirs: Vec<PathBuf> = (0..3).map(|i| root.path().join(format!("c{i}"))).collect();
         for d in &dirs {
             std::fs::create_dir_all(d.join("upper/etc")).unwrap();
             std::fs::write(d.join("container.json"), "{}").unwrap();
-            trash_later(d.clone());
+            trash.delete_after(d.clone(), TRASH_DELAY);
         }
         assert!(dirs.iter().all(|d| d.exists()), "deleted at once");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
