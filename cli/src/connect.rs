@@ -119,7 +119,7 @@ async fn start_daemon(sock: &Path, data_root: &Path) -> Result<()> {
         .append(true)
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
-    let exe = std::env::current_exe().context("finding the berth binary")?;
+    let exe = crate::daemon_binary()?;
     eprintln!(
         "berth: no daemon at unix://{}; starting one (log: {})",
         sock.display(),

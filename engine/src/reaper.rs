@@ -41,7 +41,7 @@ impl Reaper {
     }
 
     /// Monitors that exited without telling us their pid (a start that failed) are zombie
-    /// children named `berth`: adopt them. Other programs' children are left to their waiters.
+    /// children named `berthd` (or `berth.exe`, the sealed copy): adopt them. Other programs' children are left to their waiters.
     fn adopt_exited_monitors(&self) {
         let me = std::process::id().to_string();
         let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -63,7 +63,7 @@ impl Reaper {
             let (state, ppid) = (f.next(), f.next());
             if state == Some("Z")
                 && ppid == Some(me.as_str())
-                && (head.ends_with("(berth") || head.ends_with("(berth.exe"))
+                && (head.ends_with("(berthd") || head.ends_with("(berth.exe"))
             {
                 self.adopt(pid);
             }

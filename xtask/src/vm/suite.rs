@@ -41,7 +41,7 @@ pub const SUITES: &[Suite] = &[
         name: "kernel",
         package: "cli",
         src: "cli/tests/kernel.rs",
-        bins: &["berth"],
+        bins: &["berth", "berthd"],
         threads: 1,
         skip: &[],
     },
