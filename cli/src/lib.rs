@@ -339,7 +339,9 @@ pub fn daemon_binary() -> anyhow::Result<PathBuf> {
             "berthd, the daemon, is neither beside {} nor on PATH: install the two together",
             e.display()
         ),
-        Err(err) => anyhow::anyhow!("berthd, the daemon, is not on PATH ({err} finding this binary)"),
+        Err(err) => {
+            anyhow::anyhow!("berthd, the daemon, is not on PATH ({err} finding this binary)")
+        }
     })
 }
 

@@ -302,18 +302,24 @@ impl Daemon {
         }
         let mut chld = signal(SignalKind::child())
             .map_err(io_err("install a handler for", Path::new("signals")))?;
-        // Reap through the one reaper (it keeps the statuses exec waiters need), on SIGCHLD
-        // and once a second in case a signal was coalesced away.
+        // Reap through the one reaper (it keeps the statuses exec waiters need), on SIGCHLD,
+        // and sweep for exited monitors nobody adopted once a second after one came (not
+        // when no child exited: the sweep reads every process's stat, CPU an idle daemon
+        // need not spend, nor one whose next container is starting).
         let reaping = daemon.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            let mut exited = true;
             loop {
                 tokio::select! {
                     got = chld.recv() => {
                         if got.is_none() { return }
                         reaping.reaper.reap();
+                        exited = true;
                     }
-                    _ = tick.tick() => reaping.reaper.sweep(),
+                    _ = tick.tick() => if std::mem::take(&mut exited) {
+                        reaping.reaper.sweep()
+                    },
                 }
             }
         });

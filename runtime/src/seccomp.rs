@@ -1,7 +1,8 @@
-//! Seccomp: `linux.seccomp` compiled to classic BPF with libseccomp in the runtime's main
-//! process, cached by the sha256 of the profile (in memory and on disk), and loaded by the
-//! init with `seccomp(2)` just before exec. Compiling a large profile costs ~20 ms of CPU;
-//! the cache makes that a one-time cost per profile.
+//! Seccomp: `linux.seccomp` compiled to classic BPF in the runtime's main process (by
+//! [`bpf`]'s search over ranges when it covers the profile, else by libseccomp), cached by
+//! the sha256 of the profile (in memory and on disk), and loaded by the init with
+//! `seccomp(2)` just before exec. Compiling a large profile costs ~20 ms of CPU; the cache
+//! makes that a one-time cost per profile.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::plan::SpecError;
 
+mod bpf;
 pub mod moby;
 
 #[derive(Debug, thiserror::Error)]
@@ -116,8 +118,9 @@ pub fn check(seccomp: Option<&LinuxSeccomp>) -> Result<(), SpecError> {
 pub fn digest(s: &LinuxSeccomp) -> String {
     let json = serde_json::to_vec(s).unwrap_or_default();
     let mut h = Sha256::new();
-    // how we compile is part of the cached program's name (2: libseccomp's binary tree)
-    h.update(b"berth-seccomp-2\n");
+    // how we compile is part of the cached program's name (3: ranges, else libseccomp's
+    // binary tree)
+    h.update(b"berth-seccomp-3\n");
     h.update(&json);
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -182,9 +185,23 @@ fn filter_flags(s: &LinuxSeccomp) -> u32 {
     flags
 }
 
-/// Compile with libseccomp. Syscall names this libseccomp does not know are skipped, as
-/// runc does, so newer profiles work on older hosts.
+/// Compile `s`: with [`bpf`] when it covers the profile, else with libseccomp. Syscall
+/// names libseccomp does not know are skipped, as runc does, so newer profiles work on
+/// older hosts.
 pub fn compile(s: &LinuxSeccomp) -> Result<Program, SeccompError> {
+    check(Some(s)).map_err(|e| SeccompError::Compile(e.to_string()))?;
+    match bpf::compile(s) {
+        Some(prog) => Ok(Program {
+            bpf: bpf::to_bytes(&prog),
+            flags: filter_flags(s),
+            digest: digest(s),
+        }),
+        None => compile_libseccomp(s),
+    }
+}
+
+/// Compile with libseccomp.
+pub(crate) fn compile_libseccomp(s: &LinuxSeccomp) -> Result<Program, SeccompError> {
     let err = |e: libseccomp::error::SeccompError| SeccompError::Compile(e.to_string());
     let spec_err = |e: SpecError| SeccompError::Compile(e.to_string());
     let default = action(

@@ -676,6 +676,7 @@ async fn run_inner(c: &Client, a: RunArgs) -> Result<i32> {
             detach_query(a.detach_keys.as_deref())
         ))
         .await?;
+    runtime::trace::mark("cli attached");
     let cond = if a.create.rm { "removed" } else { "next-exit" };
     let wait_client = c.clone();
     let wait_path = format!("/containers/{id}/wait?condition={cond}");

@@ -193,6 +193,7 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
     })?;
     let image_cfg: Value =
         serde_json::from_slice(&d.store.config_bytes(&rec.id)?).unwrap_or(Value::Null);
+    runtime::trace::mark("d image read");
     let CreateRequest {
         config: body,
         host_config,
@@ -233,8 +234,10 @@ pub async fn create(d: &Arc<Daemon>, q: &Query, body: Incoming) -> Result<Reply,
     let e = d
         .containers
         .insert(c, q.get("name").filter(|n| !n.is_empty()))?;
+    runtime::trace::mark("d inserted");
     let c = e.snapshot();
     let made = write_etc_files(d, &c).and_then(|()| {
+        runtime::trace::mark("d etc written");
         let mounts = super::volumes::prepare_mounts(d, &c, mount_reqs)?;
         d.containers.update(&e, |c| c.mounts = mounts)
     });
@@ -534,6 +537,7 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
         (String::new(), Vec::new())
     };
     let netns = connect_network(d, e, &c, &link_hosts).await?;
+    runtime::trace::mark("d network");
     let cfg = match monitor_config(d, &c, netns, link_env) {
         Ok(cfg) => cfg,
         Err(err) => {
@@ -541,6 +545,7 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
             return Err(err);
         }
     };
+    runtime::trace::mark("d monitor config");
     let (d2, e2) = (d.clone(), e.clone());
     let started = tokio::task::spawn_blocking(move || d2.containers.start(&e2, cfg))
         .await
