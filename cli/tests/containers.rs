@@ -6,6 +6,7 @@
 mod support;
 
 use std::io::Write;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -1118,6 +1119,58 @@ fn stats_from_cgroups() {
     assert_eq!(v["Name"], "busy");
     assert!(v["MemUsage"].as_str().unwrap().ends_with("64MiB"), "{v}");
     ok(d.berth(&["rm", "-f", "busy"]));
+}
+
+/// On cgroup v1, the daemon makes a container's cgroup ahead (`<parent>/.ahead-*` in every
+/// hierarchy), the next start takes it over with its limits applied, and a clean stop
+/// removes what waits.
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn cgroups_are_made_ahead_and_removed_at_shutdown() {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return; // cgroup v2: a cgroup directory cannot be renamed, none are made ahead
+    }
+    let mut d = daemon_with_busybox();
+    let memory = Path::new("/sys/fs/cgroup/memory").join(d.cgroup_parent());
+    let ahead = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(".ahead-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    ok(d.berth(&["run", "--rm", "busybox", "true"]));
+    wait_until(|| !ahead(&memory).is_empty(), "a cgroup made ahead");
+    let waiting = ahead(&memory);
+    let id = ok(d.berth(&["run", "-d", "-m", "32m", "busybox", "sleep", "60"]))
+        .trim()
+        .to_owned();
+    // the start took one of those: it is the container's now, with its limit
+    let after = ahead(&memory);
+    assert!(
+        waiting.iter().any(|w| !after.contains(w)),
+        "none taken: {waiting:?} then {after:?}"
+    );
+    let limit = std::fs::read_to_string(memory.join(&id).join("memory.limit_in_bytes")).unwrap();
+    assert_eq!(limit.trim(), (32u64 << 20).to_string());
+    for h in ["cpu", "cpuset", "pids", "devices", "freezer", "blkio"] {
+        let dir = Path::new("/sys/fs/cgroup").join(h).join(d.cgroup_parent());
+        if dir.exists() {
+            assert!(dir.join(&id).is_dir(), "{h}");
+        }
+    }
+    let procs = std::fs::read_to_string(memory.join(&id).join("cgroup.procs")).unwrap();
+    assert!(!procs.trim().is_empty(), "the container runs in it");
+    ok(d.berth(&["rm", "-f", &id]));
+    wait_until(|| !ahead(&memory).is_empty(), "the next made ahead");
+    d.terminate();
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let left = ahead(&h.path().join(d.cgroup_parent()));
+        assert!(left.is_empty(), "{}: {left:?}", h.path().display());
+    }
 }
 
 /// Zombie processes in container `c`, from its /proc.

@@ -200,8 +200,12 @@ impl Daemon {
             }
         };
         let exec_root = prepare_exec_root(&config.exec_root, &config.data_root);
-        let containers = crate::containers::Containers::open(&config.data_root, &exec_root)
-            .map_err(io_err("opening containers in", &config.data_root))?;
+        let containers = crate::containers::Containers::open(
+            &config.data_root,
+            &exec_root,
+            &config.cgroup_parent,
+        )
+        .map_err(io_err("opening containers in", &config.data_root))?;
         let volumes = crate::volumes::Volumes::open(&config.data_root)
             .map_err(io_err("opening volumes in", &config.data_root))?;
         let registry = registry_client::Client::new(registry_client::ClientConfig {
@@ -344,6 +348,7 @@ impl Daemon {
         if let Some(nets) = &daemon.networks {
             nets.release_netns_pool();
         }
+        daemon.containers.close_pools();
         daemon.containers.release_exec_root();
         let _ = std::fs::remove_file(&pidfile);
         Ok(())

@@ -51,6 +51,10 @@ pub struct MonitorConfig {
     /// for containers removed when they exit (`--rm`), whose writes are thrown away.
     #[serde(default)]
     pub volatile_rootfs: bool,
+    /// A cgroup made ahead for this container's (relative to the cgroup root), which its
+    /// runtime takes over; removed if the start fails before.
+    #[serde(default)]
+    pub cgroup_ahead: Option<PathBuf>,
 }
 
 /// The first line an attach client sends.
@@ -397,10 +401,16 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 
 fn run(cfg: &MonitorConfig) -> Result<(), String> {
     runtime::trace::mark("m config read");
-    let root = mount_rootfs(cfg)?;
-    runtime::trace::mark("m mounted");
-    let result = run_mounted(cfg, &root);
-    unmount(&root);
+    let result = mount_rootfs(cfg).and_then(|root| {
+        runtime::trace::mark("m mounted");
+        let result = run_mounted(cfg, &root);
+        unmount(&root);
+        result
+    });
+    if let (Err(_), Some(a)) = (&result, &cfg.cgroup_ahead) {
+        // (gone already when the runtime took it)
+        crate::containers::discard_cgroup_ahead(a);
+    }
     result
 }
 
@@ -422,6 +432,7 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
     .map_err(|e| format!("write config.json: {e}"))?;
 
     let mut opts = runtime::CreateOpts::new(&cfg.runtime_root);
+    opts.cgroup_ahead = cfg.cgroup_ahead.clone();
     let null = || crate::tty::dev_null().map_err(|e| format!("open /dev/null: {e}"));
     let console = if cfg.tty {
         let (sock, stdio) = crate::tty::ConsoleSocket::bind_for_runtime()

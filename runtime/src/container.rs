@@ -106,6 +106,9 @@ pub struct CreateOpts {
     pub stdio: Stdio,
     /// Pass the caller's fds 3 .. 3+N to the container process (runc `--preserve-fds`).
     pub preserve_fds: u32,
+    /// A cgroup made ahead (relative to the cgroup root, beside the container's) that the
+    /// container's takes over (see `Cgroup::adopt`); whatever happens, it is gone after.
+    pub cgroup_ahead: Option<PathBuf>,
 }
 
 impl CreateOpts {
@@ -117,6 +120,7 @@ impl CreateOpts {
             pid_file: None,
             stdio: Stdio::default(),
             preserve_fds: 0,
+            cgroup_ahead: None,
         }
     }
 }
@@ -357,7 +361,7 @@ impl Container {
         let self_join = cg.self_join_files(&fs);
         let mut join = |pid: i32| {
             let pid = self_join.is_empty().then_some(pid);
-            cg.create(&fs, writes, pid)
+            cg.create(&fs, writes, pid, opts.cgroup_ahead.as_deref())
                 .and_then(|()| match device_rules {
                     Some(rules) => cg.attach_devices(rules),
                     None => Ok(()),

@@ -209,6 +209,24 @@ impl TestDaemon {
         }
     }
 
+    /// SIGTERM the daemon (its pid file names it) and wait until it is gone: a clean stop.
+    pub fn terminate(&mut self) {
+        let pid = std::fs::read_to_string(self.data_root.join("daemon.pid")).unwrap();
+        let pid = rustix::process::Pid::from_raw(pid.trim().parse().unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rustix::process::test_kill_process(pid).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
     /// SIGKILL the daemon (and, as root, its namespaces with it).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

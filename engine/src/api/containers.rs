@@ -443,6 +443,8 @@ fn monitor_config(
         log_opts: crate::logfile::LogOpts::from_host_config(hc).map_err(ApiError::bad_request)?,
         group_add: strings(&hc["GroupAdd"]),
         volatile_rootfs: c.auto_remove(),
+        // the store takes one at the start
+        cgroup_ahead: None,
     })
 }
 

@@ -85,4 +85,21 @@ impl CgroupFs for FakeCgroupFs {
         self.dirs.borrow_mut().remove(path);
         Ok(())
     }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        if !self.dirs.borrow().contains(from) || self.exists(to) {
+            return Err(std::io::ErrorKind::NotFound.into());
+        }
+        self.log
+            .borrow_mut()
+            .push(format!("rename {} {}", from.display(), to.display()));
+        let moved = |p: &Path| p.strip_prefix(from).ok().map(|rest| to.join(rest));
+        let dirs: BTreeSet<PathBuf> = std::mem::take(&mut *self.dirs.borrow_mut());
+        *self.dirs.borrow_mut() = dirs.into_iter().map(|d| moved(&d).unwrap_or(d)).collect();
+        let files = std::mem::take(&mut *self.files.borrow_mut());
+        *self.files.borrow_mut() = files
+            .into_iter()
+            .map(|(p, v)| (moved(&p).unwrap_or(p), v))
+            .collect();
+        Ok(())
+    }
 }

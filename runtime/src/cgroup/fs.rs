@@ -1,6 +1,7 @@
 //! The real [`CgroupFs`]: plain file operations on the cgroup filesystem.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::CgroupFs;
 
@@ -25,5 +26,23 @@ impl CgroupFs for RealCgroupFs {
     }
     fn remove_dir(&self, path: &Path) -> std::io::Result<()> {
         std::fs::remove_dir(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn hierarchy(&self, root: &Path, controller: &'static str) -> bool {
+        // asked three or four times a container start (a stat each): the hierarchies
+        // mounted are remembered, for the life of this process
+        static SEEN: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+        let path = root.join(controller);
+        let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(&path) {
+            return true;
+        }
+        let there = path.exists();
+        if there {
+            seen.push(path);
+        }
+        there
     }
 }

@@ -19,6 +19,11 @@ pub trait CgroupFs {
     fn write(&self, path: &Path, value: &str) -> std::io::Result<()>;
     fn create_dir_all(&self, path: &Path) -> std::io::Result<()>;
     fn remove_dir(&self, path: &Path) -> std::io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()>;
+    /// Whether the v1 hierarchy of `controller` is mounted under `root`.
+    fn hierarchy(&self, root: &Path, controller: &'static str) -> bool {
+        self.exists(&root.join(controller))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -322,7 +327,7 @@ impl Cgroup {
             Version::V2 => vec![(None, self.root.join(&self.path))],
             Version::V1 => V1_CONTROLLERS
                 .iter()
-                .filter(|c| fs.exists(&self.root.join(c)))
+                .filter(|c| fs.hierarchy(&self.root, c))
                 .map(|c| (Some(*c), self.root.join(c).join(&self.path)))
                 .collect(),
         }
@@ -335,15 +340,19 @@ impl Cgroup {
         }
     }
 
-    /// Create the cgroup, apply the writes, and move `pid` into it (when given; on v1 the
+    /// Create the cgroup (by taking over the one made `ahead` when given, see
+    /// [`Cgroup::adopt`]), apply the writes, and move `pid` into it (when given; on v1 the
     /// process joins itself instead, see [`Cgroup::self_join_files`]).
     pub fn create(
         &self,
         fs: &dyn CgroupFs,
         writes: &[Write],
         pid: Option<i32>,
+        ahead: Option<&Path>,
     ) -> Result<(), CgroupError> {
+        let adopted = ahead.is_some_and(|a| self.adopt(fs, a));
         match self.version {
+            Version::V1 if adopted => {}
             Version::V1 => self.create_v1(fs)?,
             Version::V2 => self.create_v2(fs)?,
         }
@@ -386,6 +395,45 @@ impl Cgroup {
                 .collect(),
             Version::V2 => Vec::new(),
         }
+    }
+
+    /// Make this cgroup before its container, to be taken over by another's [`Cgroup::adopt`]
+    /// at the container's start: v1 only, where making one costs a mkdir per hierarchy
+    /// (~0.04 ms each here, 8 of them) plus cpuset's inherited values, and a rename takes it.
+    /// A cgroup v2 directory cannot be renamed.
+    pub fn create_ahead(&self, fs: &dyn CgroupFs) -> Result<(), CgroupError> {
+        if self.version != Version::V1 {
+            return Err(CgroupError::Spec {
+                field: "cgroup".into(),
+                reason: "only cgroup v1 directories can be made ahead".into(),
+            });
+        }
+        self.create_v1(fs)
+    }
+
+    /// Take over the cgroup made ahead at `ahead` (relative, in the same parent): renamed
+    /// to this one in every hierarchy. False, and nothing left of `ahead`, when that is not
+    /// possible: not v1, another parent, or not all there to take (this cgroup is then made
+    /// as any other, and what was taken stays in use).
+    pub fn adopt(&self, fs: &dyn CgroupFs, ahead: &Path) -> bool {
+        let dirs = self.dirs(fs);
+        let from = |c: Option<&'static str>| match c {
+            Some(c) => self.root.join(c).join(ahead),
+            None => self.root.join(ahead),
+        };
+        let usable = self.version == Version::V1
+            && ahead.parent().is_some()
+            && ahead.parent() == self.path.parent()
+            && ahead != self.path;
+        let mut all = usable;
+        for (c, d) in &dirs {
+            if all && fs.rename(&from(*c), d).is_ok() {
+                continue;
+            }
+            all = false;
+            let _ = fs.remove_dir(&from(*c));
+        }
+        all && !dirs.is_empty()
     }
 
     fn create_v1(&self, fs: &dyn CgroupFs) -> Result<(), CgroupError> {

@@ -82,7 +82,7 @@ fn v2_create_enables_controllers_and_joins() {
         "cpuset cpu memory pids".into(),
     );
     let ws = writes(&resources(RES), Version::V2, &[]).unwrap();
-    cg.create(&fs, &ws, Some(4242)).unwrap();
+    cg.create(&fs, &ws, Some(4242), None).unwrap();
     expect_test::expect![[r#"
         write /sys/fs/cgroup/cgroup.subtree_control "+cpu +cpuset +memory +pids"
         mkdir /sys/fs/cgroup/machine
@@ -116,7 +116,7 @@ fn v1_create_inherits_cpuset_and_joins_every_hierarchy() {
         &[],
     )
     .unwrap();
-    cg.create(&fs, &ws, Some(7)).unwrap();
+    cg.create(&fs, &ws, Some(7), None).unwrap();
     expect_test::expect![[r#"
         mkdir /sys/fs/cgroup/memory/berth/c1
         mkdir /sys/fs/cgroup/cpuset/berth/c1
@@ -135,12 +135,61 @@ fn v1_create_inherits_cpuset_and_joins_every_hierarchy() {
 }
 
 #[test]
+fn v1_a_cgroup_made_ahead_is_taken_by_renames() {
+    let root = Path::new("/sys/fs/cgroup");
+    let fs = FakeCgroupFs::v1(root, &["memory", "cpuset"]);
+    let ahead = Cgroup::new(&fs, root, Some(Path::new("berth/.ahead-1")), "x").unwrap();
+    ahead.create_ahead(&fs).unwrap();
+    let cg = Cgroup::new(&fs, root, None, "c1").unwrap();
+    let ws = writes(
+        &resources(r#"{"memory": {"limit": 1048576}}"#),
+        Version::V1,
+        &[],
+    )
+    .unwrap();
+    let before = fs.log().len();
+    cg.create(&fs, &ws, None, Some(Path::new("berth/.ahead-1")))
+        .unwrap();
+    expect_test::expect![[r#"
+        rename /sys/fs/cgroup/memory/berth/.ahead-1 /sys/fs/cgroup/memory/berth/c1
+        rename /sys/fs/cgroup/cpuset/berth/.ahead-1 /sys/fs/cgroup/cpuset/berth/c1
+        write /sys/fs/cgroup/memory/berth/c1/memory.limit_in_bytes "1048576"
+    "#]]
+    .assert_eq(&fs.log()[before..]);
+    // what cpuset inherited came along
+    assert_eq!(
+        fs.read(&root.join("cpuset/berth/c1/cpuset.mems")).unwrap(),
+        "0"
+    );
+    assert!(!fs.exists(&root.join("memory/berth/.ahead-1")));
+
+    // one made under another parent is not taken, and goes; the cgroup is made as usual
+    let other = Cgroup::new(&fs, root, Some(Path::new("elsewhere/.ahead-2")), "x").unwrap();
+    other.create_ahead(&fs).unwrap();
+    let cg2 = Cgroup::new(&fs, root, None, "c2").unwrap();
+    let before = fs.log().len();
+    cg2.create(&fs, &[], None, Some(Path::new("elsewhere/.ahead-2")))
+        .unwrap();
+    let log = &fs.log()[before..];
+    assert!(log.starts_with("rmdir /sys/fs/cgroup/memory/elsewhere/.ahead-2\nrmdir /sys/fs/cgroup/cpuset/elsewhere/.ahead-2\nmkdir /sys/fs/cgroup/memory/berth/c2\n"), "{log}");
+    // none there to take: made as usual
+    let cg3 = Cgroup::new(&fs, root, None, "c3").unwrap();
+    cg3.create(&fs, &[], None, Some(Path::new("berth/.ahead-9")))
+        .unwrap();
+    assert!(fs.exists(&root.join("cpuset/berth/c3")));
+    // and v2 makes none ahead
+    let v2 = FakeCgroupFs::v2(root, "memory pids");
+    let a2 = Cgroup::new(&v2, root, Some(Path::new("berth/.ahead-1")), "x").unwrap();
+    assert!(a2.create_ahead(&v2).is_err());
+}
+
+#[test]
 fn v1_missing_controller_is_an_error() {
     let root = Path::new("/sys/fs/cgroup");
     let fs = FakeCgroupFs::v1(root, &["memory"]);
     let cg = Cgroup::new(&fs, root, None, "c1").unwrap();
     let ws = writes(&resources(r#"{"pids": {"limit": 10}}"#), Version::V1, &[]).unwrap();
-    let e = cg.create(&fs, &ws, Some(7)).unwrap_err().to_string();
+    let e = cg.create(&fs, &ws, Some(7), None).unwrap_err().to_string();
     assert_eq!(e, "linux.resources: the host has no pids cgroup controller");
 }
 
