@@ -319,30 +319,19 @@ enum ContainerCmd {
     },
 }
 
-/// `berthd`, the daemon's binary: beside this one (both are installed together), else the
-/// first on PATH.
+/// `berthd`, the daemon's binary: the one beside this one (the two are installed together,
+/// so that a client never starts a daemon of another version).
 pub fn daemon_binary() -> anyhow::Result<PathBuf> {
-    const NAME: &str = "berthd";
-    let exe = std::env::current_exe();
-    if let Ok(beside) = exe.as_ref().map(|e| e.with_file_name(NAME)) {
-        if beside.is_file() {
-            return Ok(beside);
-        }
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("finding the berth binary (berthd is beside it): {e}"))?;
+    let beside = exe.with_file_name("berthd");
+    if !beside.is_file() {
+        anyhow::bail!(
+            "berthd, the daemon, is not beside {}: install the two binaries together",
+            exe.display()
+        );
     }
-    let on_path = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join(NAME))
-        .find(|p| p.is_file());
-    on_path.ok_or_else(|| match exe {
-        Ok(e) => anyhow::anyhow!(
-            "berthd, the daemon, is neither beside {} nor on PATH: install the two together",
-            e.display()
-        ),
-        Err(err) => {
-            anyhow::anyhow!("berthd, the daemon, is not on PATH ({err} finding this binary)")
-        }
-    })
+    Ok(beside)
 }
 
 /// What runs `berth daemon`: the daemon itself in `berthd`, a hand-over to `berthd` in the

@@ -73,7 +73,7 @@ impl Reaper {
     /// Reap every adopted child that has exited and keep its code.
     /// `reap`, after looking through /proc for exited monitors nobody adopted (a start
     /// that broke before its monitor said its pid). Reading every process's stat costs
-    /// milliseconds: this runs once a second, not at every SIGCHLD.
+    /// milliseconds: the daemon runs this at most once a second, and only after a SIGCHLD.
     pub fn sweep(&self) {
         {
             let _one = self.reaping.lock().unwrap_or_else(|p| p.into_inner());

@@ -21,7 +21,7 @@ pub mod moby;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
-    #[error("linux.seccomp: compiling with libseccomp: {0}")]
+    #[error("linux.seccomp: compiling: {0}")]
     Compile(String),
     #[error("loading the seccomp filter: {0}")]
     Load(nix::errno::Errno),

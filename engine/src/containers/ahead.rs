@@ -20,6 +20,8 @@ pub(super) struct Ahead<T> {
     refill: Option<Sender<()>>,
     make: Box<dyn Fn() -> std::io::Result<T> + Send + Sync>,
     discard: Box<dyn Fn(T) + Send + Sync>,
+    /// Held while making: a close waits for what is being made (and discards it).
+    making: Mutex<()>,
     what: &'static str,
 }
 
@@ -62,6 +64,7 @@ impl<T: Send + 'static> Ahead<T> {
                 refill: spawned.ok().map(|_| tx),
                 make: Box::new(make),
                 discard: Box::new(discard),
+                making: Mutex::new(()),
                 what,
             }
         })
@@ -90,6 +93,7 @@ impl<T: Send + 'static> Ahead<T> {
 
     /// Discard what waits, and what is made from now on (at shutdown).
     pub(super) fn close(&self) {
+        let _making = self.making.lock().unwrap_or_else(|p| p.into_inner());
         let left = self.lock().take().unwrap_or_default();
         for t in left {
             (self.discard)(t);
@@ -108,6 +112,7 @@ impl<T: Send + 'static> Ahead<T> {
 
     /// Make until [`READY`] wait.
     fn fill(&self) {
+        let _making = self.making.lock().unwrap_or_else(|p| p.into_inner());
         while self.lock().as_ref().is_some_and(|v| v.len() < READY) {
             match (self.make)() {
                 Ok(t) => self.put_back(t),

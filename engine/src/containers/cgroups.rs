@@ -66,6 +66,19 @@ impl CgroupsAhead {
     }
 }
 
+/// A cgroup taken from the pool for a start: removed when this goes, unless cleared (the
+/// monitor said the container started: its runtime made it the container's).
+#[derive(Debug)]
+pub(super) struct Taken(pub(super) Option<PathBuf>);
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if let Some(rel) = self.0.take() {
+            discard(Path::new(super::CGROUP_ROOT), &rel);
+        }
+    }
+}
+
 /// Remove the cgroup made ahead at `rel` (one not taken: a start that failed before its
 /// runtime took it, a pool closing).
 pub fn discard(root: &Path, rel: &Path) {
@@ -90,8 +103,11 @@ fn sweep(parent: &Cgroup) {
             else {
                 continue;
             };
-            let gone = rustix::process::Pid::from_raw(pid)
-                .is_none_or(|p| rustix::process::test_kill_process(p).is_err());
+            // (ours: a daemon before us had our pid; none made yet. EPERM: alive)
+            let gone = pid == std::process::id() as i32
+                || rustix::process::Pid::from_raw(pid).is_none_or(|p| {
+                    rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH)
+                });
             if gone {
                 let _ = std::fs::remove_dir(e.path());
             }

@@ -329,8 +329,6 @@ impl Containers {
         self.run.join(id)
     }
 
-    /// At a clean shutdown with no container running: the exec-root goes, so that a daemon on
-    /// a scratch data root leaves nothing behind (the next start makes it again).
     /// At shutdown: remove the cgroups made ahead.
     pub fn close_pools(&self) {
         if let Some(c) = &self.cgroups {
@@ -338,6 +336,8 @@ impl Containers {
         }
     }
 
+    /// At a clean shutdown with no container running: the exec-root goes, so that a daemon on
+    /// a scratch data root leaves nothing behind (the next start makes it again).
     pub fn release_exec_root(&self) {
         let live = std::fs::read_dir(&self.run).map_or(true, |mut d| d.next().is_some());
         if live {
@@ -634,6 +634,8 @@ impl Containers {
             .cgroups
             .as_ref()
             .and_then(|c| c.take_for(cfg.spec["linux"]["cgroupsPath"].as_str().unwrap_or("")));
+        // removed unless the monitor says the container started (its runtime took it)
+        let mut taken = cgroups::Taken(cfg.cgroup_ahead.clone());
         std::fs::write(
             dir.join("monitor.json"),
             serde_json::to_vec(&cfg).map_err(|e| ApiError::internal(e.to_string()))?,
@@ -643,15 +645,11 @@ impl Containers {
             .map(|m| m.len())
             .unwrap_or(0);
         runtime::trace::mark("d launch monitor");
-        let (status, monitor_pid) = self.launch_monitor(&dir).inspect_err(|_| {
-            // no monitor took it
-            if let Some(a) = &cfg.cgroup_ahead {
-                cgroups::discard(Path::new(CGROUP_ROOT), a);
-            }
-        })?;
+        let (status, monitor_pid) = self.launch_monitor(&dir)?;
         runtime::trace::mark("d monitor said");
         let status = status.trim();
         if let Some(pids) = status.strip_prefix("ok ") {
+            taken.0 = None;
             let mut it = pids
                 .split_whitespace()
                 .map(|p| p.parse::<i32>().unwrap_or(0));

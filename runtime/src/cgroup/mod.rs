@@ -427,8 +427,15 @@ impl Cgroup {
             && ahead != self.path;
         let mut all = usable;
         for (c, d) in &dirs {
-            if all && fs.rename(&from(*c), d).is_ok() {
-                continue;
+            if all {
+                if fs.rename(&from(*c), d).is_ok() {
+                    continue;
+                }
+                // one hierarchy under two names (cpu and cpuacct, links to cpu,cpuacct on
+                // systemd hosts): moved already
+                if !fs.exists(&from(*c)) && fs.exists(d) {
+                    continue;
+                }
             }
             all = false;
             let _ = fs.remove_dir(&from(*c));

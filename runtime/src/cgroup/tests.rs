@@ -163,6 +163,23 @@ fn v1_a_cgroup_made_ahead_is_taken_by_renames() {
     );
     assert!(!fs.exists(&root.join("memory/berth/.ahead-1")));
 
+    // a hierarchy mounted under two names (cpu and cpuacct on systemd hosts): the second
+    // rename finds it moved already
+    let fs2 = FakeCgroupFs::v1(root, &["cpu", "cpuacct", "memory"]);
+    Cgroup::new(&fs2, root, Some(Path::new("berth/.ahead-1")), "x")
+        .unwrap()
+        .create_ahead(&fs2)
+        .unwrap();
+    // (as the kernel would: the cpu rename moved cpuacct's too)
+    let alias = Cgroup::new(&fs2, root, None, "c1").unwrap();
+    fs2.rename(
+        &root.join("cpuacct/berth/.ahead-1"),
+        &root.join("cpuacct/berth/c1"),
+    )
+    .unwrap();
+    assert!(alias.adopt(&fs2, Path::new("berth/.ahead-1")));
+    assert!(fs2.exists(&root.join("memory/berth/c1")));
+
     // one made under another parent is not taken, and goes; the cgroup is made as usual
     let other = Cgroup::new(&fs, root, Some(Path::new("elsewhere/.ahead-2")), "x").unwrap();
     other.create_ahead(&fs).unwrap();

@@ -274,6 +274,23 @@ fn the_three_x86_abis_and_none_named_as_libseccomp() {
       ]
     }"#,
     ));
+    // naming i386 alone still filters the host's own ABI (libseccomp always has it)
+    agree(&profile(
+        r#"{
+      "defaultAction": "SCMP_ACT_ALLOW",
+      "architectures": ["SCMP_ARCH_X86"],
+      "syscalls": [
+        {"names": ["chmod", "fchmod", "fchmodat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+      ]
+    }"#,
+    ));
+    agree(&profile(
+        r#"{
+      "defaultAction": "SCMP_ACT_ERRNO",
+      "architectures": ["SCMP_ARCH_X32"],
+      "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]
+    }"#,
+    ));
 }
 
 #[test]
