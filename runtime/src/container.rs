@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
-use oci_spec::runtime::Spec;
 
 use crate::cgroup::{self, Cgroup, CgroupError, CgroupFs, RealCgroupFs};
 use crate::plan::{self, HostLimits, SpecError};
@@ -201,7 +200,7 @@ impl Container {
             source,
         })?;
         let config = bundle.join("config.json");
-        let spec = Spec::load(&config).map_err(|source| SpecError::Load {
+        let spec = crate::spec::load(&config).map_err(|source| SpecError::Load {
             path: config.clone(),
             source,
         })?;
@@ -647,7 +646,7 @@ impl Container {
 
     /// The bundle's hooks, if its config still parses.
     fn hooks(&self) -> Option<oci_spec::runtime::Hooks> {
-        Spec::load(self.state.bundle.join("config.json"))
+        crate::spec::load(&self.state.bundle.join("config.json"))
             .ok()
             .and_then(|s| s.hooks().clone())
     }

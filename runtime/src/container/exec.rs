@@ -3,7 +3,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::Process;
 
 use super::{io_err, Container, RuntimeError};
 use crate::cgroup::RealCgroupFs;
@@ -27,7 +27,7 @@ impl Container {
     pub fn exec(&mut self, process: &Process, opts: ExecOpts) -> Result<i32, RuntimeError> {
         self.guard(|s| s == Status::Running, "exec")?;
         let config = self.state.bundle.join("config.json");
-        let spec = Spec::load(&config).map_err(|source| SpecError::Load {
+        let spec = crate::spec::load(&config).map_err(|source| SpecError::Load {
             path: config.clone(),
             source,
         })?;
