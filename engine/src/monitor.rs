@@ -52,7 +52,7 @@ pub struct MonitorConfig {
     #[serde(default)]
     pub volatile_rootfs: bool,
     /// A cgroup made ahead for this container's (relative to the cgroup root), which its
-    /// runtime takes over; removed if the start fails before.
+    /// runtime takes over (the daemon removes it when the start does not say ok).
     #[serde(default)]
     pub cgroup_ahead: Option<PathBuf>,
 }
@@ -401,16 +401,10 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 
 fn run(cfg: &MonitorConfig) -> Result<(), String> {
     runtime::trace::mark("m config read");
-    let result = mount_rootfs(cfg).and_then(|root| {
-        runtime::trace::mark("m mounted");
-        let result = run_mounted(cfg, &root);
-        unmount(&root);
-        result
-    });
-    if let (Err(_), Some(a)) = (&result, &cfg.cgroup_ahead) {
-        // (gone already when the runtime took it)
-        crate::containers::discard_cgroup_ahead(a);
-    }
+    let root = mount_rootfs(cfg)?;
+    runtime::trace::mark("m mounted");
+    let result = run_mounted(cfg, &root);
+    unmount(&root);
     result
 }
 

@@ -41,7 +41,8 @@ impl Reaper {
     }
 
     /// Monitors that exited without telling us their pid (a start that failed) are zombie
-    /// children named `berthd` (or `berth.exe`, the sealed copy): adopt them. Other programs' children are left to their waiters.
+    /// children named `berthd` (or `berth.exe`, the sealed copy): adopt them. Other
+    /// programs' children are left to their waiters.
     fn adopt_exited_monitors(&self) {
         let me = std::process::id().to_string();
         let Ok(dir) = std::fs::read_dir("/proc") else {

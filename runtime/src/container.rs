@@ -106,7 +106,8 @@ pub struct CreateOpts {
     /// Pass the caller's fds 3 .. 3+N to the container process (runc `--preserve-fds`).
     pub preserve_fds: u32,
     /// A cgroup made ahead (relative to the cgroup root, beside the container's) that the
-    /// container's takes over (see `Cgroup::adopt`); whatever happens, it is gone after.
+    /// container's takes over, or removes when it cannot (see `Cgroup::adopt`); a create
+    /// that fails before its cgroup is made leaves it to the caller.
     pub cgroup_ahead: Option<PathBuf>,
 }
 

@@ -81,7 +81,7 @@ impl Drop for Taken {
 
 /// Remove the cgroup made ahead at `rel` (one not taken: a start that failed before its
 /// runtime took it, a pool closing).
-pub fn discard(root: &Path, rel: &Path) {
+fn discard(root: &Path, rel: &Path) {
     if let Ok(cg) = Cgroup::new(&RealCgroupFs, root, Some(rel), "") {
         let _ = cg.remove(&RealCgroupFs);
     }

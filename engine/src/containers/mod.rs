@@ -75,11 +75,6 @@ pub struct Containers {
 #[derive(Debug)]
 struct Syncer(std::sync::mpsc::Sender<PathBuf>);
 
-/// Remove a cgroup made ahead that no runtime took (see [`cgroups`]).
-pub fn discard_cgroup_ahead(rel: &Path) {
-    cgroups::discard(Path::new(CGROUP_ROOT), rel);
-}
-
 /// Where the runtime finds the cgroup hierarchies (its default).
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 

@@ -164,61 +164,55 @@ fn compile_with(s: &LinuxSeccomp, share: bool) -> Option<Vec<Insn>> {
     for abi in &arches {
         tables.push((abi.arch, decisions(s, *abi, default)?));
     }
-    let table = |a: ScmpArch| tables.iter().find(|(x, _)| *x == a).map(|(_, t)| t.clone());
+    let mut table = |a: ScmpArch| {
+        let i = tables.iter().position(|(x, _)| *x == a)?;
+        Some(tables.swap_remove(i).1)
+    };
     // libseccomp's answer for an ABI the filter does not name: kill the thread
     let bad_arch = 0;
-    let mut x64 = Vec::new();
-    if let Some(mut t) = table(ScmpArch::X8664) {
-        let mut code = vec![sym(stmt(LD_W_ABS, OFF_NR))];
-        match table(ScmpArch::X32) {
-            // x32's numbers (with their bit) and x86-64's in one search, as libseccomp
-            Some(t32) => {
-                t.extend(t32);
-                code.extend(search(&t, default, 0, 1 << 32, share)?.into_block());
-            }
-            // x32's numbers are another ABI's, except -1 (a syscall a tracer skipped)
-            None => {
-                let native = search(&t, default, 0, u64::from(X32_BIT), share)?;
-                let upper = Code::Block(vec![
-                    sym(jump(JMP_JEQ_K, u32::MAX, 0, 1)?),
-                    sym(stmt(RET_K, default)),
-                    sym(stmt(RET_K, bad_arch)),
-                ]);
-                code.extend(branch(X32_BIT, upper, native, share));
-            }
+    let mut t = table(ScmpArch::X8664)?;
+    let mut x64 = vec![sym(stmt(LD_W_ABS, OFF_NR))];
+    match table(ScmpArch::X32) {
+        // x32's numbers (with their bit) and x86-64's in one search, as libseccomp
+        Some(t32) => {
+            t.extend(t32);
+            x64.extend(search(&t, default, 0, 1 << 32, share)?.into_block());
         }
-        x64 = finish(&code)?;
+        // x32's numbers are another ABI's, except -1 (a syscall a tracer skipped)
+        None => {
+            let native = search(&t, default, 0, u64::from(X32_BIT), share)?;
+            let upper = Code::Block(vec![
+                sym(jump(JMP_JEQ_K, u32::MAX, 0, 1)?),
+                sym(stmt(RET_K, default)),
+                sym(stmt(RET_K, bad_arch)),
+            ]);
+            x64.extend(branch(JMP_JGE_K, X32_BIT, upper, native, share));
+        }
     }
-    let mut x86 = Vec::new();
+    // dispatch on the ABI: x86-64's code, i386's, else the bad-ABI answer
+    let mut rest = vec![sym(stmt(RET_K, bad_arch))];
     if let Some(t) = table(ScmpArch::X86) {
-        let mut code = vec![sym(stmt(LD_W_ABS, OFF_NR))];
-        code.extend(search(&t, default, 0, 1 << 32, share)?.into_block());
-        x86 = finish(&code)?;
+        let mut x86 = vec![sym(stmt(LD_W_ABS, OFF_NR))];
+        x86.extend(search(&t, default, 0, 1 << 32, share)?.into_block());
+        let x86 = finish(&x86)?.into_iter().map(sym).collect();
+        rest = branch(
+            JMP_JEQ_K,
+            AUDIT_ARCH_I386,
+            Code::Block(x86),
+            Code::Block(rest),
+            false,
+        );
     }
-    // dispatch on the ABI
+    let x64 = finish(&x64)?.into_iter().map(sym).collect();
+    rest = branch(
+        JMP_JEQ_K,
+        AUDIT_ARCH_X86_64,
+        Code::Block(x64),
+        Code::Block(rest),
+        false,
+    );
     let mut prog = vec![stmt(LD_W_ABS, OFF_ARCH)];
-    let mut blocks: Vec<(u32, Vec<Insn>)> = Vec::new();
-    if !x64.is_empty() {
-        blocks.push((AUDIT_ARCH_X86_64, x64));
-    }
-    if !x86.is_empty() {
-        blocks.push((AUDIT_ARCH_I386, x86));
-    }
-    let mut rest = vec![stmt(RET_K, bad_arch)];
-    for (audit, code) in blocks.into_iter().rev() {
-        // jeq audit -> code, else the dispatch that follows
-        let mut b = Vec::new();
-        if rest.len() <= 255 {
-            b.push(jump(JMP_JEQ_K, audit, rest.len(), 0)?);
-        } else {
-            b.push(jump(JMP_JEQ_K, audit, 0, 1)?);
-            b.push(stmt(JMP_JA, u32::try_from(rest.len()).ok()?));
-        }
-        b.extend(rest);
-        b.extend(code);
-        rest = b;
-    }
-    prog.extend(rest);
+    prog.extend(finish(&rest)?);
     (prog.len() <= 4096).then_some(prog)
 }
 
@@ -419,20 +413,15 @@ impl Code {
     }
 }
 
-/// `jge k` to `hi` (taken), else `lo`: a return is jumped to, not laid out, when `share`;
-/// a long `lo` is jumped over.
-fn branch(k: u32, hi: Code, lo: Code, share: bool) -> Vec<Sym> {
+/// The jump `code` with `k` (`jge`, `jeq`) to `hi` when taken, else `lo`: a return is
+/// jumped to, not laid out, when `share`; a long `lo` is jumped over.
+fn branch(code: u16, k: u32, hi: Code, lo: Code, share: bool) -> Vec<Sym> {
     let (hi, lo) = if share {
         (hi, lo)
     } else {
         (Code::Block(hi.into_block()), Code::Block(lo.into_block()))
     };
-    let ins = |jt, jf| Sym {
-        code: JMP_JGE_K,
-        k,
-        jt,
-        jf,
-    };
+    let ins = |jt, jf| Sym { code, k, jt, jf };
     let mut out = Vec::new();
     let hi_at = |skip: usize| match &hi {
         Code::Ret(a) => To::Ret(*a),
@@ -445,7 +434,7 @@ fn branch(k: u32, hi: Code, lo: Code, share: bool) -> Vec<Sym> {
             out.extend(l);
         }
         Code::Block(l) => {
-            // jge k: next (the jump to hi), else skip it
+            // taken: next (the jump to hi), else skip it
             out.push(ins(To::Skip(0), To::Skip(1)));
             out.push(sym(stmt(JMP_JA, l.len() as u32)));
             out.extend(l);
@@ -556,7 +545,7 @@ fn tree(ranges: &[(u64, u64, Leaf)], default: u32, share: bool) -> Option<Code> 
             let k = u32::try_from(ranges[mid].0).ok()?;
             let hi = tree(&ranges[mid..], default, share)?;
             let lo = tree(&ranges[..mid], default, share)?;
-            Some(Code::Block(branch(k, hi, lo, share)))
+            Some(Code::Block(branch(JMP_JGE_K, k, hi, lo, share)))
         }
     }
 }
