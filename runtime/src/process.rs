@@ -251,7 +251,47 @@ fn write_id_maps(pid: i32, uid: &[IdMap], gid: &[IdMap]) -> Result<(), SpawnErro
     w("gid_map", map_text(gid))
 }
 
-/// The intermediate process: joins the cgroup (or main did), namespaces, then clone init.
+/// When the intermediate takes each namespace step: before the cgroup is joined (while the
+/// caller still moves the cgroup into place, so the two overlap) or after.
+#[derive(Debug, PartialEq)]
+struct NsOrder {
+    /// Indexes into `plan.namespaces` of the namespaces joined early.
+    early_joins: Vec<usize>,
+    early_unshare: nix::sched::CloneFlags,
+    /// The rest, in the plan's order, after the cgroup is joined.
+    late_joins: Vec<usize>,
+    late_unshare: nix::sched::CloneFlags,
+}
+
+/// Early go only the steps that cannot change how the cgroup is joined: net, ipc, uts
+/// and pid (created, or joined). A mount namespace joined could hide the cgroup files; a
+/// cgroup namespace is rooted where it is made, so it waits for the join; a user namespace
+/// needs the caller's id maps, so with one everything keeps the plain order.
+fn ns_order(plan: &Plan) -> NsOrder {
+    let mut o = NsOrder {
+        early_joins: Vec::new(),
+        early_unshare: nix::sched::CloneFlags::empty(),
+        late_joins: Vec::new(),
+        late_unshare: nix::sched::CloneFlags::empty(),
+    };
+    let with_user = plan.has_ns(NsKind::User);
+    let early = |k: NsKind| {
+        !with_user && matches!(k, NsKind::Net | NsKind::Ipc | NsKind::Uts | NsKind::Pid)
+    };
+    for (i, step) in plan.namespaces.iter().enumerate() {
+        match step {
+            NsStep::Join(k, _) if early(*k) => o.early_joins.push(i),
+            NsStep::Join(..) => o.late_joins.push(i),
+            NsStep::Create(NsKind::User) => {}
+            NsStep::Create(k) if early(*k) => o.early_unshare |= k.clone_flag(),
+            NsStep::Create(k) => o.late_unshare |= k.clone_flag(),
+        }
+    }
+    o
+}
+
+/// The intermediate process: namespaces it can make before the cgroup exists, the cgroup
+/// (it joins, or main did), the other namespaces, then clone init.
 fn intermediate(
     ch: &mut Channel,
     opts: SpawnOpts<'_>,
@@ -262,6 +302,33 @@ fn intermediate(
     // Until exec, nothing in the container may ptrace us or read our /proc entries (which
     // hold host fds and the runtime binary); execve resets this.
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl PR_SET_DUMPABLE: {e}"))?;
+    let sys = LinuxSyscall;
+    let plan = opts.plan;
+    let order = ns_order(plan);
+    // Open every namespace before entering any: after the mount namespace, /proc is
+    // theirs. Joins come first, while we still have the privileges of the caller's
+    // namespaces.
+    let mut fds = std::collections::HashMap::new();
+    for &i in order.early_joins.iter().chain(&order.late_joins) {
+        if let NsStep::Join(_, path) = &plan.namespaces[i] {
+            let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                .map_err(|e| format!("open namespace {}: {e}", path.display()))?;
+            fds.insert(i, fd);
+        }
+    }
+    let join = |which: &[usize], fds: &mut std::collections::HashMap<usize, OwnedFd>| {
+        for i in which {
+            if let (Some(fd), NsStep::Join(kind, path)) = (fds.remove(i), &plan.namespaces[*i]) {
+                nix::sched::setns(fd, kind.clone_flag())
+                    .map_err(|e| format!("setns {}: {e}", path.display()))?;
+            }
+        }
+        Ok::<(), String>(())
+    };
+    join(&order.early_joins, &mut fds)?;
+    if !order.early_unshare.is_empty() {
+        sys.unshare(order.early_unshare).map_err(|e| s(&e))?;
+    }
     match ch.recv().map_err(|e| s(&e))? {
         Msg::Proceed => {}
         other => return Err(format!("unexpected message {other:?}")),
@@ -269,22 +336,7 @@ fn intermediate(
     for f in opts.self_join {
         std::fs::write(f, "0").map_err(|e| format!("joining the cgroup: {}: {e}", f.display()))?;
     }
-    let sys = LinuxSyscall;
-    let plan = opts.plan;
-    // Join first, while we still have the privileges of the caller's namespaces. Open
-    // every namespace before entering any: after the mount namespace, /proc is theirs.
-    let mut joins = Vec::new();
-    for step in &plan.namespaces {
-        if let NsStep::Join(kind, path) = step {
-            let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-                .map_err(|e| format!("open namespace {}: {e}", path.display()))?;
-            joins.push((fd, *kind, path));
-        }
-    }
-    for (fd, kind, path) in joins {
-        nix::sched::setns(fd, kind.clone_flag())
-            .map_err(|e| format!("setns {}: {e}", path.display()))?;
-    }
+    join(&order.late_joins, &mut fds)?;
     if plan.creates(NsKind::User) {
         sys.unshare(NsKind::User.clone_flag()).map_err(|e| s(&e))?;
         ch.send(&Msg::MapIds(nix::unistd::getpid().as_raw()))
@@ -300,17 +352,9 @@ fn intermediate(
         nix::unistd::setresuid(root_u, root_u, root_u)
             .map_err(|e| format!("setresuid 0 in the user namespace: {e}"))?;
     }
-    let mut flags = nix::sched::CloneFlags::empty();
-    for step in &plan.namespaces {
-        if let NsStep::Create(kind) = step {
-            if *kind != NsKind::User {
-                flags |= kind.clone_flag();
-            }
-        }
-    }
     crate::trace::mark("r unshare");
-    if !flags.is_empty() {
-        sys.unshare(flags).map_err(|e| s(&e))?;
+    if !order.late_unshare.is_empty() {
+        sys.unshare(order.late_unshare).map_err(|e| s(&e))?;
     }
     crate::trace::mark("r clone init");
     let pid = crate::sys::clone_parent().map_err(|e| format!("clone init: {e}"))?;
@@ -398,4 +442,95 @@ fn init(
     };
     eprintln!("berth-runtime: {err}");
     crate::sys::exit_now(127);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sched::CloneFlags as F;
+
+    fn plan_with(namespaces: serde_json::Value, user: bool) -> Plan {
+        let mut v: serde_json::Value = serde_json::from_str(crate::plan::tests::SAMPLE).unwrap();
+        v["linux"]["namespaces"] = namespaces;
+        v.as_object_mut().unwrap().remove("hostname");
+        v["linux"].as_object_mut().unwrap().remove("sysctl");
+        if user {
+            let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            v["linux"]["uidMappings"] = map.clone();
+            v["linux"]["gidMappings"] = map;
+        }
+        let spec = serde_json::from_value(v).unwrap();
+        crate::plan::plan(
+            &spec,
+            Path::new("/b"),
+            &crate::plan::HostLimits::unlimited(),
+        )
+        .unwrap()
+    }
+
+    /// The sample's namespaces: pid, a joined network, ipc, uts, mount, cgroup.
+    #[test]
+    fn net_ipc_uts_pid_go_before_the_cgroup_join_mount_and_cgroup_after() {
+        let p = plan_with(
+            serde_json::json!([
+                {"type": "pid"}, {"type": "network", "path": "/run/netns/n1"}, {"type": "ipc"},
+                {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
+            ]),
+            false,
+        );
+        let o = ns_order(&p);
+        let net = p
+            .namespaces
+            .iter()
+            .position(|s| s.kind() == NsKind::Net)
+            .unwrap();
+        assert_eq!(o.early_joins, vec![net]);
+        assert_eq!(
+            o.early_unshare,
+            F::CLONE_NEWPID | F::CLONE_NEWIPC | F::CLONE_NEWUTS
+        );
+        assert!(o.late_joins.is_empty());
+        assert_eq!(o.late_unshare, F::CLONE_NEWNS | F::CLONE_NEWCGROUP);
+    }
+
+    /// `exec`-like joins: a mount or cgroup namespace joined could change the cgroup files
+    /// the intermediate writes, so they wait; the others do not.
+    #[test]
+    fn joined_mount_and_cgroup_namespaces_wait_for_the_cgroup() {
+        let p = plan_with(
+            serde_json::json!([
+                {"type": "mount", "path": "/proc/1/ns/mnt"},
+                {"type": "pid", "path": "/proc/1/ns/pid"},
+                {"type": "cgroup", "path": "/proc/1/ns/cgroup"},
+                {"type": "ipc", "path": "/proc/1/ns/ipc"}
+            ]),
+            false,
+        );
+        let o = ns_order(&p);
+        let kinds = |ix: &[usize]| {
+            ix.iter()
+                .map(|&i| p.namespaces[i].kind())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(&o.early_joins), vec![NsKind::Ipc, NsKind::Pid]);
+        assert_eq!(kinds(&o.late_joins), vec![NsKind::Mount, NsKind::Cgroup]);
+        assert!(o.early_unshare.is_empty() && o.late_unshare.is_empty());
+    }
+
+    /// With a user namespace the id maps come from the caller: nothing goes early.
+    #[test]
+    fn with_a_user_namespace_everything_waits() {
+        let p = plan_with(
+            serde_json::json!([
+                {"type": "user"}, {"type": "pid"}, {"type": "network", "path": "/run/netns/n1"},
+                {"type": "mount"}
+            ]),
+            true,
+        );
+        let o = ns_order(&p);
+        assert!(o.early_joins.is_empty());
+        assert!(o.early_unshare.is_empty());
+        assert_eq!(o.late_joins.len(), 1);
+        assert_eq!(o.late_unshare, F::CLONE_NEWPID | F::CLONE_NEWNS);
+    }
 }
