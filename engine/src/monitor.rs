@@ -295,6 +295,8 @@ pub fn spare() -> i32 {
         return 1;
     }
     report(&format!("pid {}", std::process::id()));
+    // While we wait: the code, heap and stack the start will touch (~0.3 ms of its faults).
+    runtime::sys::prefault(1 << 20, 128 << 10);
     let mut line = String::new();
     match io::stdin().read_line(&mut line) {
         Ok(n) if n > 0 && line.ends_with('\n') => {}
