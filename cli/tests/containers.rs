@@ -1143,7 +1143,20 @@ fn cgroups_are_made_ahead_and_removed_at_shutdown() {
             .unwrap_or_default()
     };
     ok(d.berth(&["run", "--rm", "busybox", "true"]));
-    wait_until(|| !ahead(&memory).is_empty(), "a cgroup made ahead");
+    // made, and ready: the devices rules are applied last (a default container's: deny
+    // all but the default nodes), then it waits for a start
+    let devices = Path::new("/sys/fs/cgroup/devices").join(d.cgroup_parent());
+    let ready = || {
+        let made = ahead(&memory);
+        !made.is_empty()
+            && (!devices.exists()
+                || made.iter().any(|a| {
+                    std::fs::read_to_string(devices.join(a).join("devices.list"))
+                        .is_ok_and(|l| l.contains("c 1:3 rwm") && !l.contains("a *:* rwm"))
+                }))
+    };
+    wait_until(ready, "a cgroup made ahead");
+    std::thread::sleep(std::time::Duration::from_millis(100));
     let waiting = ahead(&memory);
     let id = ok(d.berth(&["run", "-d", "-m", "32m", "busybox", "sleep", "60"]))
         .trim()
@@ -1161,6 +1174,14 @@ fn cgroups_are_made_ahead_and_removed_at_shutdown() {
         if dir.exists() {
             assert!(dir.join(&id).is_dir(), "{h}");
         }
+    }
+    // with the default device rules in force (applied ahead, not written again)
+    if devices.exists() {
+        let list = std::fs::read_to_string(devices.join(&id).join("devices.list")).unwrap();
+        assert!(
+            list.contains("c 1:3 rwm") && list.contains("c 136:* rwm") && !list.contains("a *:*"),
+            "{list}"
+        );
     }
     let procs = std::fs::read_to_string(memory.join(&id).join("cgroup.procs")).unwrap();
     assert!(!procs.trim().is_empty(), "the container runs in it");

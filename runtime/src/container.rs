@@ -221,19 +221,7 @@ impl Container {
             .collect();
         let v2_dir = (cg.version == cgroup::Version::V2).then(|| cg.root.join(&cg.path));
         plan::expand_cgroup_mounts(&mut plan, v2_dir.as_deref(), &v1_dirs);
-        let default_rules: Vec<String> = plan
-            .devices
-            .iter()
-            .map(|d| {
-                let t = match d.kind {
-                    plan::DeviceKind::Char => 'c',
-                    plan::DeviceKind::Block => 'b',
-                    plan::DeviceKind::Fifo => 'p',
-                };
-                format!("{t} {}:{} rwm", d.major, d.minor)
-            })
-            .chain(["c 136:* rwm".to_string(), "c 5:2 rwm".to_string()])
-            .collect();
+        let default_rules = cgroup::node_rules(&plan.devices);
         let writes = match linux.and_then(|l| l.resources().as_ref()) {
             Some(r) => cgroup::writes(r, cg.version, &default_rules)?,
             None => Vec::new(),

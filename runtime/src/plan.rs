@@ -535,7 +535,8 @@ fn plan_namespaces(linux: &oci_spec::runtime::Linux) -> Result<Vec<NsStep>, Spec
     Ok(steps)
 }
 
-fn default_devices() -> Vec<DeviceNode> {
+/// The device nodes every container gets (runc's list).
+pub(crate) fn default_devices() -> Vec<DeviceNode> {
     [
         ("/dev/null", 1, 3),
         ("/dev/zero", 1, 5),

@@ -105,6 +105,36 @@ fn max_or(v: i64) -> String {
     }
 }
 
+/// The v1 device rules that let a container use its device nodes (the plan's `devices`)
+/// and make ptys (`c 136:*`, `/dev/ptmx`): what [`writes`] appends to a devices list.
+pub fn node_rules(devices: &[crate::plan::DeviceNode]) -> Vec<String> {
+    devices
+        .iter()
+        .map(|d| {
+            let t = match d.kind {
+                crate::plan::DeviceKind::Char => 'c',
+                crate::plan::DeviceKind::Block => 'b',
+                crate::plan::DeviceKind::Fifo => 'p',
+            };
+            format!("{t} {}:{} rwm", d.major, d.minor)
+        })
+        .chain(["c 136:* rwm".to_string(), "c 5:2 rwm".to_string()])
+        .collect()
+}
+
+/// The v1 device writes of a container that names no device of its own (Docker's: deny
+/// all, then the default nodes and ptys). A cgroup made ahead has them applied already.
+fn preset_device_writes() -> Vec<Write> {
+    let deny_all = w("devices", "devices.deny", "a *:* rwm", Version::V1);
+    std::iter::once(deny_all)
+        .chain(
+            node_rules(&crate::plan::default_devices())
+                .into_iter()
+                .map(|r| w("devices", "devices.allow", r, Version::V1)),
+        )
+        .collect()
+}
+
 /// The writes that apply `res`, in order. Extra default device rules are appended to
 /// the v1 devices list so the init can create the default nodes.
 pub fn writes(
@@ -350,13 +380,37 @@ impl Cgroup {
         pid: Option<i32>,
         ahead: Option<&Path>,
     ) -> Result<(), CgroupError> {
-        let adopted = ahead.is_some_and(|a| self.adopt(fs, a));
+        // The one made ahead has the preset device rules: fine when the container wants
+        // them (not written again) or resets the list itself (its first rule is "a");
+        // otherwise (no rules: the parent's, say) a new cgroup is made.
+        let preset = self.preset_devices(fs);
+        let devices: Vec<&Write> = writes
+            .iter()
+            .filter(|w| w.controller == Some("devices"))
+            .collect();
+        let wants_preset =
+            devices.len() == preset.len() && devices.iter().zip(&preset).all(|(a, b)| *a == b);
+        let resets = devices.first().is_some_and(|w| w.value.starts_with("a "));
+        let adopted = match ahead {
+            Some(a) if wants_preset || resets => self.adopt(fs, a),
+            Some(a) => {
+                self.discard_ahead(fs, a);
+                false
+            }
+            None => false,
+        };
         match self.version {
             Version::V1 if adopted => {}
             Version::V1 => self.create_v1(fs)?,
             Version::V2 => self.create_v2(fs)?,
         }
-        self.apply(fs, writes)?;
+        let skip_devices = adopted && wants_preset;
+        self.apply_each(
+            fs,
+            writes
+                .iter()
+                .filter(|w| !(skip_devices && w.controller == Some("devices"))),
+        )?;
         if let Some(pid) = pid {
             self.join(fs, pid)?;
         }
@@ -365,6 +419,14 @@ impl Cgroup {
 
     /// Apply `writes` to the cgroup (at create, and for `update` of a live container).
     pub fn apply(&self, fs: &dyn CgroupFs, writes: &[Write]) -> Result<(), CgroupError> {
+        self.apply_each(fs, writes.iter())
+    }
+
+    fn apply_each<'w>(
+        &self,
+        fs: &dyn CgroupFs,
+        writes: impl Iterator<Item = &'w Write>,
+    ) -> Result<(), CgroupError> {
         let dirs = self.dirs(fs);
         for wr in writes {
             if self.version == Version::V1 && !dirs.iter().any(|(c, _)| *c == wr.controller) {
@@ -408,7 +470,27 @@ impl Cgroup {
                 reason: "only cgroup v1 directories can be made ahead".into(),
             });
         }
-        self.create_v1(fs)
+        self.create_v1(fs)?;
+        self.apply(fs, &self.preset_devices(fs))
+    }
+
+    /// The device writes a cgroup made ahead has applied (none without a devices hierarchy).
+    fn preset_devices(&self, fs: &dyn CgroupFs) -> Vec<Write> {
+        if self.version == Version::V1 && fs.hierarchy(&self.root, "devices") {
+            preset_device_writes()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Remove the cgroup made ahead at `ahead` (relative), unused.
+    fn discard_ahead(&self, fs: &dyn CgroupFs, ahead: &Path) {
+        for (c, _) in self.dirs(fs) {
+            let _ = fs.remove_dir(&match c {
+                Some(c) => self.root.join(c).join(ahead),
+                None => self.root.join(ahead),
+            });
+        }
     }
 
     /// Take over the cgroup made ahead at `ahead` (relative, in the same parent): renamed

@@ -200,6 +200,118 @@ fn v1_a_cgroup_made_ahead_is_taken_by_renames() {
     assert!(a2.create_ahead(&v2).is_err());
 }
 
+/// What a default container's spec (Docker's: deny all) asks for is what a cgroup made
+/// ahead has: those writes are made ahead and not again; a list that starts over ("a")
+/// is written; one that does not (none at all) gets a new cgroup.
+#[test]
+fn v1_a_cgroup_made_ahead_has_the_default_device_rules() {
+    let root = Path::new("/sys/fs/cgroup");
+    let default_writes = |res: &str| {
+        writes(
+            &resources(res),
+            Version::V1,
+            &node_rules(&crate::plan::default_devices()),
+        )
+        .unwrap()
+    };
+    let docker = default_writes(r#"{"devices": [{"allow": false, "access": "rwm"}]}"#);
+    assert_eq!(docker, preset_device_writes());
+    let fs = FakeCgroupFs::v1(root, &["memory", "devices"]);
+    let ahead = |n: &str| {
+        let a = Path::new("berth").join(n);
+        Cgroup::new(&fs, root, Some(&a), "x")
+            .unwrap()
+            .create_ahead(&fs)
+            .unwrap();
+        a
+    };
+    let a1 = ahead(".ahead-1");
+    expect_test::expect![[r#"
+        mkdir /sys/fs/cgroup/memory/berth/.ahead-1
+        mkdir /sys/fs/cgroup/devices/berth/.ahead-1
+        write /sys/fs/cgroup/devices/berth/.ahead-1/devices.deny "a *:* rwm"
+        write /sys/fs/cgroup/devices/berth/.ahead-1/devices.allow "c 1:3 rwm"
+        write /sys/fs/cgroup/devices/berth/.ahead-1/devices.allow "c 1:5 rwm"
+        write /sys/fs/cgroup/devices/berth/.ahead-1/devices.allow "c 1:7 rwm"
+        write /sys/fs/cgroup/devices/berth/.ahead-1/devices.allow "c 1:8 rwm"
+        write /sys/fs/cgroup/devices/berth/.ahead-1/devices.allow "c 1:9 rwm"
+        write /sys/fs/cgroup/devices/berth/.ahead-1/devices.allow "c 5:0 rwm"
+        write /sys/fs/cgroup/devices/berth/.ahead-1/devices.allow "c 136:* rwm"
+        write /sys/fs/cgroup/devices/berth/.ahead-1/devices.allow "c 5:2 rwm"
+    "#]]
+    .assert_eq(&fs.log());
+    let mut ws = default_writes(
+        r#"{"memory": {"limit": 1048576}, "devices": [{"allow": false, "access": "rwm"}]}"#,
+    );
+    let before = fs.log().len();
+    Cgroup::new(&fs, root, None, "c1")
+        .unwrap()
+        .create(&fs, &ws, None, Some(&a1))
+        .unwrap();
+    expect_test::expect![[r#"
+        rename /sys/fs/cgroup/memory/berth/.ahead-1 /sys/fs/cgroup/memory/berth/c1
+        rename /sys/fs/cgroup/devices/berth/.ahead-1 /sys/fs/cgroup/devices/berth/c1
+        write /sys/fs/cgroup/memory/berth/c1/memory.limit_in_bytes "1048576"
+    "#]]
+    .assert_eq(&fs.log()[before..]);
+
+    // privileged: allow all, written over the preset
+    let a2 = ahead(".ahead-2");
+    let privileged = default_writes(r#"{"devices": [{"allow": true, "access": "rwm"}]}"#);
+    let before = fs.log().len();
+    Cgroup::new(&fs, root, None, "c2")
+        .unwrap()
+        .create(&fs, &privileged, None, Some(&a2))
+        .unwrap();
+    let log = &fs.log()[before..];
+    assert!(
+        log.starts_with(
+            "rename /sys/fs/cgroup/memory/berth/.ahead-2 /sys/fs/cgroup/memory/berth/c2
+rename /sys/fs/cgroup/devices/berth/.ahead-2 /sys/fs/cgroup/devices/berth/c2
+write /sys/fs/cgroup/devices/berth/c2/devices.allow \"a *:* rwm\"\n"
+        ),
+        "{log}"
+    );
+    assert_eq!(log.matches("devices.allow").count(), 9, "{log}");
+
+    // an extra device: the whole list, after its deny all
+    let a3 = ahead(".ahead-3");
+    ws.push(w("devices", "devices.allow", "c 10:229 rwm", Version::V1));
+    let before = fs.log().len();
+    Cgroup::new(&fs, root, None, "c3")
+        .unwrap()
+        .create(&fs, &ws, None, Some(&a3))
+        .unwrap();
+    let log = &fs.log()[before..];
+    assert!(
+        log.contains(
+            "rename /sys/fs/cgroup/devices/berth/.ahead-3 /sys/fs/cgroup/devices/berth/c3
+"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("devices.deny \"a *:* rwm\"")
+            && log.ends_with("devices.allow \"c 10:229 rwm\"\n"),
+        "{log}"
+    );
+
+    // no device rules (the parent's apply): not the preset one, a new cgroup
+    let a4 = ahead(".ahead-4");
+    let before = fs.log().len();
+    Cgroup::new(&fs, root, None, "c4")
+        .unwrap()
+        .create(&fs, &[], None, Some(&a4))
+        .unwrap();
+    expect_test::expect![[r#"
+        rmdir /sys/fs/cgroup/memory/berth/.ahead-4
+        rmdir /sys/fs/cgroup/devices/berth/.ahead-4
+        mkdir /sys/fs/cgroup/memory/berth/c4
+        mkdir /sys/fs/cgroup/devices/berth/c4
+    "#]]
+    .assert_eq(&fs.log()[before..]);
+}
+
 #[test]
 fn v1_missing_controller_is_an_error() {
     let root = Path::new("/sys/fs/cgroup");
