@@ -1,6 +1,8 @@
 //! Network namespaces made ahead of time. Making one costs the kernel about a millisecond,
 //! and several when the CPUs are busy (it waits for RCU grace periods): a container's start
-//! takes a ready one instead (two mount calls) and a background thread makes the next.
+//! takes a ready one instead (one bind mount) and a background thread makes the next, and
+//! unpins the taken one's old place (an unmount waits for an RCU grace period, which waits
+//! for the other CPU: ~0.5 ms here when the start mounts its root filesystem meanwhile).
 //! Like the spare monitor the engine keeps, this moves work off the start, not away.
 
 use std::path::{Path, PathBuf};
@@ -28,6 +30,8 @@ pub struct NetnsPool {
     dir: PathBuf,
     netlink: Arc<dyn Netlink>,
     ready: Mutex<Vec<PathBuf>>,
+    /// Where taken namespaces were pinned in the pool: released by the refilling thread.
+    taken: Mutex<Vec<PathBuf>>,
     filling: AtomicBool,
     /// Shut down: no more are made (a refill waiting out its delay would otherwise pin one
     /// after the daemon released them all, and leave it behind).
@@ -62,6 +66,7 @@ impl NetnsPool {
                 dir: netns_dir.join(POOL_DIR),
                 netlink,
                 ready: Mutex::default(),
+                taken: Mutex::default(),
                 filling: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 wake: spawned.ok().map(|_| tx),
@@ -75,22 +80,35 @@ impl NetnsPool {
         self.ready.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Make the namespace at `path`: a waiting one moved there, else a new one. Either way
-    /// the pool is refilled in the background.
+    /// Make the namespace at `path`: a waiting one pinned there too, else a new one. Either
+    /// way the pool is refilled (and the taken one unpinned from it) in the background.
     pub fn take(self: &Arc<Self>, path: &Path) -> Result<(), NetError> {
         let waiting = self.lock().pop();
         let made = match waiting {
-            Some(p) => match self.netlink.move_netns(&p, path) {
-                Ok(()) => Ok(()),
-                Err(_) => {
+            Some(p) => {
+                let pinned = self.netlink.pin_netns(&p, path);
+                if self.wake.is_some() && !self.closed.load(Ordering::Acquire) {
+                    self.taken.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+                } else {
                     let _ = self.netlink.release_netns(&p);
-                    self.netlink.create_netns(path)
                 }
-            },
+                match pinned {
+                    Ok(()) => Ok(()),
+                    Err(_) => self.netlink.create_netns(path),
+                }
+            }
             None => self.netlink.create_netns(path),
         };
         self.refill_after(REFILL_DELAY);
         made
+    }
+
+    /// Unpin what starts took from the pool.
+    fn release_taken(&self) {
+        let taken = std::mem::take(&mut *self.taken.lock().unwrap_or_else(|e| e.into_inner()));
+        for p in taken {
+            let _ = self.netlink.release_netns(&p);
+        }
     }
 
     /// Have the refilling thread make namespaces until `READY` wait (unless it is at it).
@@ -114,6 +132,7 @@ impl NetnsPool {
 
     /// Make namespaces until `READY` wait (on the refilling thread).
     fn fill(&self) {
+        self.release_taken();
         while !self.closed.load(Ordering::Acquire) && self.lock().len() < READY {
             let p = self.dir.join(crate::id::random_hex(16));
             if self.netlink.create_netns(&p).is_err() {
@@ -128,6 +147,7 @@ impl NetnsPool {
             }
             ready.push(p);
         }
+        self.release_taken(); // what a start took meanwhile
     }
 
     /// Shut down: release every waiting namespace, and make no more.
@@ -142,6 +162,7 @@ impl NetnsPool {
     /// Release every waiting namespace (and what an earlier daemon left pinned).
     pub fn release_all(&self) {
         self.lock().clear();
+        self.release_taken();
         if let Ok(rd) = std::fs::read_dir(&self.dir) {
             for e in rd.flatten() {
                 let _ = self.netlink.release_netns(&e.path());
@@ -189,10 +210,14 @@ mod tests {
         let calls = nl.take();
         let name = next.file_name().unwrap().to_string_lossy();
         assert!(
-            calls.starts_with(&format!("move_netns {name} c2")),
+            calls.starts_with(&format!("pin_netns {name} c2\n")),
             "{calls}"
         );
-        assert!(calls.contains("\ncreate_netns "), "{calls}");
+        // its place in the pool is released by the refill, before it makes another
+        assert!(
+            calls.contains(&format!("\nrelease_netns {name}\ncreate_netns ")),
+            "{calls}"
+        );
         // shutdown: the waiting ones are released, and a refill that comes later (one
         // waiting out its delay) makes none
         pool.close();

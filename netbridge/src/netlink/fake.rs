@@ -54,8 +54,8 @@ impl Netlink for RecordingNetlink {
     fn release_netns(&self, path: &Path) -> Result<(), NetError> {
         self.record(format!("release_netns {}", short(path)))
     }
-    fn move_netns(&self, from: &Path, to: &Path) -> Result<(), NetError> {
-        self.record(format!("move_netns {} {}", short(from), short(to)))
+    fn pin_netns(&self, from: &Path, to: &Path) -> Result<(), NetError> {
+        self.record(format!("pin_netns {} {}", short(from), short(to)))
     }
     fn ensure_bridge(&self, b: &BridgeSpec) -> Result<(), NetError> {
         self.record(format!(

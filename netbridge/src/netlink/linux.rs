@@ -284,7 +284,7 @@ impl Netlink for LinuxNetlink {
         }
     }
 
-    fn move_netns(&self, from: &Path, to: &Path) -> Result<(), NetError> {
+    fn pin_netns(&self, from: &Path, to: &Path) -> Result<(), NetError> {
         if let Some(dir) = to.parent() {
             std::fs::create_dir_all(dir).map_err(ns_err("create dir for", to))?;
         }
@@ -294,9 +294,7 @@ impl Netlink for LinuxNetlink {
             let _ = std::fs::remove_file(to);
             return Err(ns_err("bind mount", to)(e.into()));
         }
-        let rt = self.inside.take(from);
-        self.release_netns(from)?;
-        if let Some(rt) = rt {
+        if let Some(rt) = self.inside.take(from) {
             self.inside.keep(to, rt);
         }
         Ok(())

@@ -46,8 +46,9 @@ pub trait Netlink: Send + Sync {
     /// Unmount and remove a netns file; the kernel reaps its veths in the background.
     /// A missing or already unmounted file is not an error.
     fn release_netns(&self, path: &Path) -> Result<(), NetError>;
-    /// Pin the netns pinned at `from` at `to` instead (`from` is released).
-    fn move_netns(&self, from: &Path, to: &Path) -> Result<(), NetError>;
+    /// Pin the netns pinned at `from` at `to` too (`from` stays pinned: releasing it is an
+    /// unmount, whose wait for an RCU grace period the caller may do later).
+    fn pin_netns(&self, from: &Path, to: &Path) -> Result<(), NetError>;
     /// Create the bridge if it does not exist, give it its address, bring it up.
     fn ensure_bridge(&self, bridge: &BridgeSpec) -> Result<(), NetError>;
     /// Delete a bridge; a missing one is not an error.
