@@ -573,3 +573,34 @@ fn assert_no_netns_left(d: &TestDaemon) {
         .collect();
     assert!(left.is_empty(), "netns files left: {left:?}");
 }
+
+/// The start mounts the root filesystem while it connects the network (see
+/// `Containers::premount`): a start whose network is gone fails with that reason and leaves
+/// no mount behind; once the network is back, it starts.
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn a_start_whose_network_is_gone_fails_and_leaves_no_mount() {
+    let d = daemon_with_busybox();
+    ok(d.berth(&["network", "create", "gone"]));
+    ok(d.berth(&[
+        "create",
+        "--name",
+        "c",
+        "--network",
+        "gone",
+        "busybox",
+        "echo",
+        "ran",
+    ]));
+    ok(d.berth(&["network", "rm", "gone"]));
+    let err = fails(d.berth(&["start", "c"]));
+    assert!(err.contains("gone"), "{err}");
+    let pid = std::fs::read_to_string(d.data_root.join("daemon.pid")).unwrap();
+    let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", pid.trim())).unwrap();
+    assert!(
+        !mounts.lines().any(|l| l.contains("/containers/")),
+        "a container mount was left: {mounts}"
+    );
+    ok(d.berth(&["network", "create", "gone"]));
+    assert_eq!(ok(d.berth(&["start", "-a", "c"])).trim(), "ran");
+}

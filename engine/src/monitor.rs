@@ -357,40 +357,84 @@ fn report(line: &str) {
 
 fn mount_rootfs(cfg: &MonitorConfig) -> Result<PathBuf, String> {
     let target = rootfs(&cfg.dir);
-    std::fs::create_dir_all(&target).map_err(|e| format!("create {}: {e}", target.display()))?;
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        cfg.lowerdirs.join(":"),
-        cfg.upperdir,
-        cfg.workdir
-    );
-    if let Some(d) = &cfg.mount_chdir {
-        std::env::set_current_dir(d).map_err(|e| format!("chdir {d}: {e}"))?;
-    }
-    let mount = |opts: String| {
-        let data = std::ffi::CString::new(opts).map_err(|e| e.to_string())?;
-        rustix::mount::mount(
-            "overlay",
-            &target,
-            "overlay",
-            rustix::mount::MountFlags::empty(),
-            data.as_c_str(),
-        )
-        .map_err(|e| format!("mounting the container's root filesystem: {e}"))
+    let lowerdirs: Vec<&str> = cfg.lowerdirs.iter().map(String::as_str).collect();
+    let overlay = RootOverlay {
+        lowerdirs: &lowerdirs,
+        upperdir: &cfg.upperdir,
+        workdir: &cfg.workdir,
+        chdir: cfg.mount_chdir.as_deref(),
+        volatile: cfg.volatile_rootfs,
     };
-    if cfg.volatile_rootfs {
-        // A volatile mount leaves this mark, and overlayfs refuses to mount the upper dir
-        // again while it is there (a started again --rm container): its writes are ours
-        // to throw away, so the mark goes.
-        let _ = std::fs::remove_dir_all(Path::new(&cfg.workdir).join("work/incompat"));
-    }
-    // a kernel before 5.10 knows no `volatile`: then as any other container
-    let volatile = cfg.volatile_rootfs && mount(format!("{opts},volatile")).is_ok();
-    if !volatile {
-        mount(opts)?;
-    }
+    overlay.mount(&target)?;
     let _ = std::env::set_current_dir("/");
     Ok(target)
+}
+
+/// The overlay that is a container's root filesystem.
+pub struct RootOverlay<'a> {
+    pub lowerdirs: &'a [&'a str],
+    pub upperdir: &'a str,
+    pub workdir: &'a str,
+    /// The directory the lower dirs are relative to: the mount is made from there (this
+    /// process's working directory changes meanwhile: not for a multi-threaded caller).
+    pub chdir: Option<&'a str>,
+    /// See [`MonitorConfig::volatile_rootfs`].
+    pub volatile: bool,
+}
+
+impl RootOverlay<'_> {
+    /// Mount it at `target`, unless it is there already: the daemon may mount it at the
+    /// start while it makes the network and the monitor's config (see
+    /// `Containers::premount`); the monitor then finds it mounted.
+    pub fn mount(&self, target: &Path) -> Result<(), String> {
+        if is_mounted(target) {
+            return Ok(());
+        }
+        std::fs::create_dir_all(target).map_err(|e| format!("create {}: {e}", target.display()))?;
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            self.lowerdirs.join(":"),
+            self.upperdir,
+            self.workdir
+        );
+        if let Some(d) = self.chdir {
+            std::env::set_current_dir(d).map_err(|e| format!("chdir {d}: {e}"))?;
+        }
+        let mount = |opts: String| {
+            let data = std::ffi::CString::new(opts).map_err(|e| e.to_string())?;
+            rustix::mount::mount(
+                "overlay",
+                target,
+                "overlay",
+                rustix::mount::MountFlags::empty(),
+                data.as_c_str(),
+            )
+            .map_err(|e| format!("mounting the container's root filesystem: {e}"))
+        };
+        if self.volatile {
+            // A volatile mount leaves this mark, and overlayfs refuses to mount the upper
+            // dir again while it is there (a started again --rm container): its writes are
+            // ours to throw away, so the mark goes.
+            let _ = std::fs::remove_dir_all(Path::new(self.workdir).join("work/incompat"));
+        }
+        // a kernel before 5.10 knows no `volatile`: then as any other container
+        let volatile = self.volatile && mount(format!("{opts},volatile")).is_ok();
+        let mounted = if volatile { Ok(()) } else { mount(opts) };
+        if self.chdir.is_some() {
+            let _ = std::env::set_current_dir("/");
+        }
+        mounted
+    }
+}
+
+/// Whether something is mounted at `path` (its device is not its parent's).
+pub fn is_mounted(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    match (std::fs::metadata(path), std::fs::metadata(parent)) {
+        (Ok(m), Ok(p)) => m.dev() != p.dev(),
+        _ => false,
+    }
 }
 
 fn unmount(target: &Path) {

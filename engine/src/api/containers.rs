@@ -320,10 +320,10 @@ fn monitor_config(
     c: &Container,
     netns: Option<std::path::PathBuf>,
     link_env: Vec<String>,
+    overlay: image_store::layers::OverlayMount,
 ) -> Result<MonitorConfig, ApiError> {
     let dir = d.containers.dir_of(&c.id);
     let run = d.containers.run_dir_of(&c.id);
-    let overlay = rootfs_overlay(d, c)?;
     let hc = &c.host_config;
     let cfg = &c.config;
     let net = hc["NetworkMode"].as_str().unwrap_or("default");
@@ -538,16 +538,36 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
     } else {
         (String::new(), Vec::new())
     };
-    let netns = connect_network(d, e, &c, &link_hosts).await?;
+    let overlay = rootfs_overlay(d, &c)?;
+    // the root filesystem is mounted meanwhile (see `Containers::premount`)
+    let premount = {
+        let (d2, e2, overlay) = (d.clone(), e.clone(), overlay.clone());
+        tokio::task::spawn_blocking(move || d2.containers.premount(&e2, &overlay))
+    };
+    let undo_premount = |mounted: Result<bool, tokio::task::JoinError>| {
+        if mounted.unwrap_or(false) {
+            d.containers.unmount_premounted(e);
+        }
+    };
+    let netns = match connect_network(d, e, &c, &link_hosts).await {
+        Ok(n) => n,
+        Err(err) => {
+            undo_premount(premount.await);
+            return Err(err);
+        }
+    };
     runtime::trace::mark("d network");
-    let cfg = match monitor_config(d, &c, netns, link_env) {
+    let cfg = match monitor_config(d, &c, netns, link_env, overlay) {
         Ok(cfg) => cfg,
         Err(err) => {
+            undo_premount(premount.await);
             release_network(d, &c.id).await;
             return Err(err);
         }
     };
     runtime::trace::mark("d monitor config");
+    let premounted = premount.await.unwrap_or(false);
+    runtime::trace::mark("d premounted");
     let (d2, e2) = (d.clone(), e.clone());
     let started = tokio::task::spawn_blocking(move || d2.containers.start(&e2, cfg))
         .await
@@ -561,6 +581,11 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
         let _ = tokio::task::spawn_blocking(move || d2.containers.prepare_spare()).await;
     });
     if let Err(err) = started {
+        if premounted {
+            // (a monitor that failed unmounted it already; a start that lost a race to
+            // another leaves the winner's alone)
+            d.containers.unmount_premounted(e);
+        }
         d.reaper.adopt(e.snapshot().state.monitor_pid);
         release_network(d, &c.id).await;
         if c.auto_remove() {
@@ -1161,7 +1186,7 @@ pub async fn wait(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
         )));
     }
     let exits = e.snapshot().state.exits;
-    let (mut w, reply) = channel_body("application/json");
+    let (w, reply) = channel_body("application/json");
     tokio::spawn(async move {
         let s = match cond.as_str() {
             "next-exit" => wait_for(&e, |s| s.exits > exits).await,
@@ -1178,7 +1203,7 @@ pub async fn wait(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
             json!({"Message": s.error})
         };
         let body = json!({"StatusCode": s.exit_code, "Error": err});
-        let _ = tokio::task::spawn_blocking(move || w.json_line(&body)).await;
+        let _ = w.json_line_async(&body).await;
     });
     Ok(reply)
 }

@@ -612,6 +612,58 @@ impl Containers {
         Ok((status, monitor_pid))
     }
 
+    /// Mount the root filesystem of `e` ahead of its start, on a thread of its own while
+    /// the start makes the network and the monitor's config (the overlay's mount is
+    /// ~0.3-0.5 ms of the kernel's here); its monitor then finds it mounted. Not for a live
+    /// container, nor where the mount needs a working directory (a process-wide one: the
+    /// monitor does those). True when this call mounted it. Errors are left to the
+    /// monitor, which mounts (and reports) as before.
+    pub fn premount(&self, e: &Entry, overlay: &image_store::layers::OverlayMount) -> bool {
+        if overlay.chdir.is_some() {
+            return false;
+        }
+        let _fs = e.fs_busy.lock().unwrap_or_else(|p| p.into_inner());
+        let c = e.snapshot();
+        if c.state.status.is_live() || c.removed {
+            return false;
+        }
+        let target = monitor::rootfs(&self.run_dir_of(&c.id));
+        if monitor::is_mounted(&target) {
+            return false;
+        }
+        let lower: Vec<String> = overlay
+            .lowerdirs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let lowerdirs: Vec<&str> = lower.iter().map(String::as_str).collect();
+        let (upperdir, workdir) = (
+            overlay.upperdir.display().to_string(),
+            overlay.workdir.display().to_string(),
+        );
+        let mounted = monitor::RootOverlay {
+            lowerdirs: &lowerdirs,
+            upperdir: &upperdir,
+            workdir: &workdir,
+            chdir: None,
+            volatile: c.auto_remove(),
+        }
+        .mount(&target);
+        if let Err(err) = &mounted {
+            tracing::debug!("mounting the root filesystem of {} ahead: {err}", c.id);
+        }
+        mounted.is_ok()
+    }
+
+    /// Undo a [`Containers::premount`] whose start did not reach its monitor.
+    pub fn unmount_premounted(&self, e: &Entry) {
+        let _fs = e.fs_busy.lock().unwrap_or_else(|p| p.into_inner());
+        if !e.snapshot().state.status.is_live() {
+            let target = monitor::rootfs(&self.run_dir_of(&e.snapshot().id));
+            let _ = rustix::mount::unmount(&target, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+
     /// Start the container through a new monitor. Returns once the process runs (or failed).
     pub fn start(&self, e: &Arc<Entry>, mut cfg: MonitorConfig) -> Result<(), ApiError> {
         let _fs = e.fs_busy.lock().unwrap_or_else(|p| p.into_inner());
