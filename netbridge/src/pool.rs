@@ -30,7 +30,8 @@ pub struct NetnsPool {
     dir: PathBuf,
     netlink: Arc<dyn Netlink>,
     ready: Mutex<Vec<PathBuf>>,
-    /// Where taken namespaces were pinned in the pool: released by the refilling thread.
+    /// Where taken namespaces were pinned in the pool, and those of containers gone: unpinned
+    /// by the refilling thread.
     taken: Mutex<Vec<PathBuf>>,
     filling: AtomicBool,
     /// Shut down: no more are made (a refill waiting out its delay would otherwise pin one
@@ -101,6 +102,22 @@ impl NetnsPool {
         };
         self.refill_after(REFILL_DELAY);
         made
+    }
+
+    /// Unpin the namespace pinned at `path` soon, on the refilling thread (at once when
+    /// there is none, or the pool is closed).
+    pub fn release_later(&self, path: PathBuf) {
+        let queued = !self.closed.load(Ordering::Acquire)
+            && self.wake.as_ref().is_some_and(|tx| {
+                self.taken
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(path.clone());
+                tx.send(Duration::ZERO).is_ok()
+            });
+        if !queued {
+            let _ = self.netlink.release_netns(&path);
+        }
     }
 
     /// Unpin what starts took from the pool.

@@ -692,7 +692,13 @@ pub fn spawn_watch(d: Arc<Daemon>, e: Arc<Entry>) {
             &e,
             &|id| {
                 if let Some(nets) = &d.networks {
-                    if let Err(err) = nets.release(id) {
+                    // one removed as it exits never starts again: its namespace may go later
+                    let released = if e.snapshot().auto_remove() {
+                        nets.release_gone(id)
+                    } else {
+                        nets.release(id)
+                    };
+                    if let Err(err) = released {
                         tracing::warn!("releasing the network of {id}: {err}");
                     }
                 }

@@ -344,3 +344,32 @@ fn names_across_networks_and_links() {
     let front = records(&inner.nets, &inner.nets["front"]);
     assert!(!front.per_source.contains_key(&web.ip));
 }
+
+/// A container removed as it exits (`run --rm`): on no network, its namespace is unpinned
+/// on the pool's thread, off the exit; on a network, at once, with its endpoint.
+#[test]
+fn a_gone_container_on_no_network_is_unpinned_by_the_pool() {
+    let env = Env::new(&[]);
+    let nets = env.open();
+    nets.reconcile(&|_| true).unwrap();
+    nets.enable_netns_pool();
+    nets.create_netns("c1").unwrap();
+    nets.connect(&req("bridge", "c2", "two")).unwrap();
+    // (the pool's thread writes its record meanwhile: only what releases counts)
+    let released =
+        |id: &str, calls: &str| calls.lines().any(|l| l == format!("release_netns {id}"));
+    let mut calls = String::new();
+    nets.release_gone("c2").unwrap();
+    calls.push_str(&env.nl.take());
+    assert!(released("c2", &calls), "{calls}");
+    nets.release_gone("c1").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !released("c1", &calls) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        calls.push('\n');
+        calls.push_str(&env.nl.take());
+    }
+    assert!(released("c1", &calls), "{calls}");
+    assert!(nets.endpoints("c2").is_empty());
+    nets.release_netns_pool();
+}
