@@ -55,6 +55,10 @@ pub struct MonitorConfig {
     /// runtime takes over (the daemon removes it when the start does not say ok).
     #[serde(default)]
     pub cgroup_ahead: Option<PathBuf>,
+    /// The daemon mounted the root filesystem for this start (`Containers::premount`):
+    /// the monitor does not, and unmounts it when it ends as its own.
+    #[serde(default)]
+    pub premounted: bool,
 }
 
 /// The first line an attach client sends.
@@ -365,7 +369,9 @@ fn mount_rootfs(cfg: &MonitorConfig) -> Result<PathBuf, String> {
         chdir: cfg.mount_chdir.as_deref(),
         volatile: cfg.volatile_rootfs,
     };
-    overlay.mount(&target)?;
+    if !cfg.premounted {
+        overlay.mount(&target)?;
+    }
     let _ = std::env::set_current_dir("/");
     Ok(target)
 }
@@ -383,13 +389,9 @@ pub struct RootOverlay<'a> {
 }
 
 impl RootOverlay<'_> {
-    /// Mount it at `target`, unless it is there already: the daemon may mount it at the
-    /// start while it makes the network and the monitor's config (see
-    /// `Containers::premount`); the monitor then finds it mounted.
+    /// Mount it at `target` (by the monitor, or by the daemon ahead of the monitor: see
+    /// `Containers::premount`).
     pub fn mount(&self, target: &Path) -> Result<(), String> {
-        if is_mounted(target) {
-            return Ok(());
-        }
         std::fs::create_dir_all(target).map_err(|e| format!("create {}: {e}", target.display()))?;
         let opts = format!(
             "lowerdir={},upperdir={},workdir={}",
@@ -599,6 +601,9 @@ fn serve(
     let listener = UnixListener::bind(&short.path)
         .map_err(|e| format!("bind {}: {e}", sock_path.display()))?;
     report(&format!("ok {} {}", container.pid(), std::process::id()));
+    // what the spare faulted in for the start need not stay in a monitor's heap for the
+    // container's life
+    runtime::sys::prefault_done();
 
     // Clients being served: the monitor does not exit under one (it would lose its replay).
     let serving = Arc::new(crate::inflight::InFlight::default());

@@ -169,7 +169,14 @@ fn drive(
     crate::trace::mark("r forked");
     join_cgroup(inter).map_err(SpawnError::Cgroup)?;
     crate::trace::mark("r cgroup joined");
-    ch.send(&Msg::Proceed)?;
+    if let Err(e) = ch.send(&Msg::Proceed) {
+        // It failed meanwhile (a namespace it opens or makes before the cgroup): its
+        // reason waits in the channel.
+        return Err(match ch.recv() {
+            Ok(Msg::Error(reason)) => SpawnError::Setup(reason),
+            _ => e.into(),
+        });
+    }
     loop {
         match ch.recv()? {
             Msg::MapIds(pid) => {

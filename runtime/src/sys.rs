@@ -262,6 +262,17 @@ pub fn prefault(heap: usize, stack: usize) {
     touch_stack(stack);
 }
 
+/// After the start [`prefault`] served: malloc's heap trimmed as usual again, and what it
+/// kept given back.
+pub fn prefault_done() {
+    // SAFETY: mallopt sets a parameter of the allocator; malloc_trim only returns free
+    // memory to the kernel.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 10);
+        libc::malloc_trim(0);
+    }
+}
+
 /// `[start, len)` of each mapping in `maps` (the text of /proc/self/maps) that is backed
 /// by a file and not writable.
 fn readonly_file_mappings(maps: &str) -> Vec<(usize, usize)> {
@@ -462,5 +473,8 @@ garbage line
         assert_eq!(rss, size, "code resident after prefault (KiB)");
         let v = vec![7u8; 10_000];
         assert_eq!(v.iter().map(|&b| b as usize).sum::<usize>(), 70_000);
+        prefault_done();
+        let v = vec![8u8; 10_000];
+        assert_eq!(v.iter().map(|&b| b as usize).sum::<usize>(), 80_000);
     }
 }

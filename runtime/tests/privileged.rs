@@ -201,6 +201,26 @@ fn failed_create_tears_down_and_reports() {
     assert!(!b.root().join(&b.id).exists());
 }
 
+/// A namespace to join that is not there: the intermediate fails before the cgroup is
+/// joined (it opens and enters such namespaces first), and the caller reports its reason,
+/// not a broken channel; nothing is left.
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
+fn a_namespace_to_join_that_is_gone_fails_create_with_its_path() {
+    let mut b = Bundle::new(&["true"]);
+    let nss = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    nss.retain(|n| n["type"] != "network");
+    nss.push(json!({"type": "network", "path": "/nonexistent/berth-test-netns"}));
+    b.write();
+    let e = Container::create(&b.id, b.dir.path(), b.opts()).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("open namespace /nonexistent/berth-test-netns"),
+        "{msg}"
+    );
+    assert!(!b.root().join(&b.id).exists());
+}
+
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn missing_program_fails_create_with_field() {

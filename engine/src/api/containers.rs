@@ -445,6 +445,7 @@ fn monitor_config(
         volatile_rootfs: c.auto_remove(),
         // the store takes one at the start
         cgroup_ahead: None,
+        premounted: false,
     })
 }
 
@@ -567,6 +568,8 @@ pub async fn start_entry(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<(), ApiError
     };
     runtime::trace::mark("d monitor config");
     let premounted = premount.await.unwrap_or(false);
+    let mut cfg = cfg;
+    cfg.premounted = premounted;
     runtime::trace::mark("d premounted");
     let (d2, e2) = (d.clone(), e.clone());
     let started = tokio::task::spawn_blocking(move || d2.containers.start(&e2, cfg))
@@ -1550,9 +1553,14 @@ pub async fn attach(
                 let from_client = async {
                     if req.stdin && tty {
                         // As dockerd: a terminal's input is watched for the detach keys,
-                        // and its end (or the keys) ends the attachment, not the input.
-                        crate::detach::copy_until_detach(&mut cr, &mut mw, keys).await;
-                        return;
+                        // which end the attachment; its end does not end the input. Nor
+                        // does it cut the output on its way (dockerd's does): a terminal
+                        // that gave EOF before the program wrote (`script` without input)
+                        // still shows what it writes, and the output's end ends it.
+                        if crate::detach::copy_until_detach(&mut cr, &mut mw, keys).await {
+                            return;
+                        }
+                        std::future::pending::<()>().await;
                     }
                     if req.stdin {
                         let _ = tokio::io::copy(&mut cr, &mut mw).await;

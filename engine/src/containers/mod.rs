@@ -614,10 +614,11 @@ impl Containers {
 
     /// Mount the root filesystem of `e` ahead of its start, on a thread of its own while
     /// the start makes the network and the monitor's config (the overlay's mount is
-    /// ~0.3-0.5 ms of the kernel's here); its monitor then finds it mounted. Not for a live
-    /// container, nor where the mount needs a working directory (a process-wide one: the
-    /// monitor does those). True when this call mounted it. Errors are left to the
-    /// monitor, which mounts (and reports) as before.
+    /// ~0.3-0.5 ms of the kernel's here); its monitor is told (`premounted`) and unmounts
+    /// it as its own. Not for a live container, nor where the mount needs a working
+    /// directory (a process-wide one: the monitor does those), nor over a mount still
+    /// there (the last run's monitor still ending). True when this call mounted it. Errors
+    /// are left to the monitor, which mounts (and reports) as before.
     pub fn premount(&self, e: &Entry, overlay: &image_store::layers::OverlayMount) -> bool {
         if overlay.chdir.is_some() {
             return false;
