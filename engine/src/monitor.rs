@@ -289,6 +289,11 @@ pub fn readonly_exe(dir: &Path) -> Option<PathBuf> {
     Some(path)
 }
 
+/// The page record this spare found none of: saved once its container started (see
+/// [`runtime::sys::PageRecord`]).
+static TO_RECORD: std::sync::OnceLock<Option<runtime::sys::PageRecord>> =
+    std::sync::OnceLock::new();
+
 /// `berth monitor --spare`: a monitor started before it is needed (one exec of the berth
 /// binary costs milliseconds, now out of the container's start). It says its pid, waits for
 /// a container directory on stdin, then is that container's monitor, its stderr going to
@@ -299,8 +304,12 @@ pub fn spare() -> i32 {
         return 1;
     }
     report(&format!("pid {}", std::process::id()));
-    // While we wait: the code, heap and stack the start will touch (~0.3 ms of its faults).
-    runtime::sys::prefault(1 << 20, 128 << 10);
+    // While we wait: the code, heap and stack the start will touch (~0.3 ms of its faults);
+    // the code as the first monitor of this binary recorded it, or we record it.
+    let record = runtime::sys::PageRecord::for_exe();
+    if !runtime::sys::prefault(1 << 20, 128 << 10, record.as_ref()) {
+        let _ = TO_RECORD.set(record);
+    }
     let mut line = String::new();
     match io::stdin().read_line(&mut line) {
         Ok(n) if n > 0 && line.ends_with('\n') => {}
@@ -602,8 +611,11 @@ fn serve(
         .map_err(|e| format!("bind {}: {e}", sock_path.display()))?;
     report(&format!("ok {} {}", container.pid(), std::process::id()));
     // what the spare faulted in for the start need not stay in a monitor's heap for the
-    // container's life
+    // container's life; the code a start touches, recorded once per binary
     runtime::sys::prefault_done();
+    if let Some(Some(record)) = TO_RECORD.get() {
+        let _ = record.save();
+    }
 
     // Clients being served: the monitor does not exit under one (it would lose its replay).
     let serving = Arc::new(crate::inflight::InFlight::default());

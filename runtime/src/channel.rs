@@ -78,15 +78,48 @@ impl Channel {
 
     pub fn recv(&mut self) -> Result<Msg, ChannelError> {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut reset = None;
         let n = loop {
             match self.sock.read(&mut buf) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                other => break other?,
+                // The peer closed with a message of ours unread: the kernel reports that
+                // first, what it sent before it closed (its error) may still wait behind.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && reset.is_none() => {
+                    reset = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(reset.unwrap_or(e).into()),
+                Ok(0) if reset.is_some() => {
+                    return Err(reset.map_or(ChannelError::Closed, ChannelError::Io))
+                }
+                Ok(n) => break n,
             }
         };
         if n == 0 {
             return Err(ChannelError::Closed);
         }
         Ok(serde_json::from_slice(&buf[..n])?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The intermediate may fail and go while our message to it is unread: its report is
+    /// still read (the kernel's "connection reset" comes first), then the channel is closed.
+    #[test]
+    fn a_peer_that_left_our_message_unread_is_still_heard() {
+        let (mut main, mut child) = pair().unwrap();
+        child
+            .send(&Msg::Error("open namespace /x: ENOENT".into()))
+            .unwrap();
+        main.send(&Msg::Proceed).unwrap();
+        drop(child);
+        match main.recv() {
+            Ok(Msg::Error(e)) => assert_eq!(e, "open namespace /x: ENOENT"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(main.recv(), Err(ChannelError::Closed)));
     }
 }

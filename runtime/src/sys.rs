@@ -233,35 +233,124 @@ pub fn malloc_arena_max(n: i32) {
     }
 }
 
-/// Fault in now what a process that waits to create a container (a spare monitor) will
-/// touch then, so that the start does not pay for it: the pages of its read-only file
-/// mappings (the binary's code and constants, its libraries') that are in the page cache
-/// (what earlier processes of the binary used: nothing more is read in, so the cache,
-/// and the RSS of the other processes that map the binary, stay as they were), `heap`
-/// bytes of malloc's heap (kept: not trimmed back when freed) and `stack` bytes of the
-/// main thread's stack. Page by page, the start took ~140 faults at ~3 us each here;
-/// this costs well under a millisecond of CPU, while nothing waits for it. Best effort:
-/// a kernel without MADV_POPULATE_READ (< 5.14) just faults as before.
-pub fn prefault(heap: usize, stack: usize) {
-    if let Ok(maps) = std::fs::read_to_string("/proc/self/maps") {
-        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-            .ok()
-            .flatten()
-            .unwrap_or(4096) as usize;
-        for (start, len) in readonly_file_mappings(&maps) {
-            let mut cached = vec![0u8; len.div_ceil(page)];
-            // SAFETY: mincore only fills `cached` (one byte a page of a mapping of ours).
-            let r = unsafe { libc::mincore(start as *mut libc::c_void, len, cached.as_mut_ptr()) };
-            if r != 0 {
+/// Which pages of the running binary a monitor's start touched: kept beside the binary
+/// (`<exe>.pages`, keyed by the binary's identity) by the first monitor that started a
+/// container without one, so that the next spare monitors fault in just those ahead.
+/// All of the binary would do as well for the start, but would show in every monitor's
+/// RSS (19 MB instead of 7 here), shared code though it is.
+#[derive(Debug, Clone)]
+pub struct PageRecord {
+    path: std::path::PathBuf,
+    exe: std::path::PathBuf,
+    key: String,
+}
+
+impl PageRecord {
+    /// The record for the running binary; none when it is no file of a filesystem (a
+    /// sealed memfd copy).
+    pub fn for_exe() -> Option<PageRecord> {
+        use std::os::unix::fs::MetadataExt;
+        let exe = std::fs::read_link("/proc/self/exe").ok()?;
+        let m = std::fs::metadata("/proc/self/exe").ok()?;
+        if !exe.is_absolute() || !m.is_file() || exe.to_string_lossy().contains("(deleted)") {
+            return None;
+        }
+        let key = format!("{} {} {} {}", m.dev(), m.ino(), m.len(), m.mtime());
+        let mut path = exe.clone().into_os_string();
+        path.push(".pages");
+        Some(PageRecord {
+            path: path.into(),
+            exe,
+            key,
+        })
+    }
+
+    /// The runs (file offset, length) recorded for this binary, if any.
+    fn load(&self) -> Option<Vec<(u64, u64)>> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let mut lines = text.lines();
+        if lines.next()? != self.key {
+            return None; // another binary's (an upgrade)
+        }
+        Some(
+            lines
+                .filter_map(|l| {
+                    let (a, b) = l.split_once(' ')?;
+                    Some((a.parse().ok()?, b.parse().ok()?))
+                })
+                .collect(),
+        )
+    }
+
+    /// Record the pages of the binary this process has in its page tables now.
+    pub fn save(&self) -> std::io::Result<()> {
+        use std::io::{Read, Seek};
+        let maps = std::fs::read_to_string("/proc/self/maps")?;
+        let mut pagemap = std::fs::File::open("/proc/self/pagemap")?;
+        let page = page_size();
+        let mut out = format!("{}\n", self.key);
+        for m in readonly_file_mappings(&maps) {
+            if Path::new(m.path) != self.exe {
                 continue;
             }
-            for (first, pages) in runs(&cached) {
-                // SAFETY: advice on pages of a mapping of ours that are in the page cache;
+            let pages = m.len / page;
+            let mut entries = vec![0u8; pages * 8];
+            pagemap.seek(std::io::SeekFrom::Start((m.start / page * 8) as u64))?;
+            pagemap.read_exact(&mut entries)?;
+            let present: Vec<u8> = entries
+                .chunks_exact(8)
+                .map(|e| u8::from(e[7] & 0x80 != 0)) // bit 63: present
+                .collect();
+            for (first, n) in runs(&present) {
+                out.push_str(&format!(
+                    "{} {}\n",
+                    m.offset + (first * page) as u64,
+                    (n * page) as u64
+                ));
+            }
+        }
+        let tmp = self.path.with_extension("pages.tmp");
+        std::fs::write(&tmp, out)?;
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
+fn page_size() -> usize {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as usize
+}
+
+/// Fault in now what a process that waits to create a container (a spare monitor) will
+/// touch then, so that the start does not pay for it: the pages of the binary `record`
+/// lists (see [`PageRecord`]), `heap` bytes of malloc's heap (kept: not trimmed back when
+/// freed, until [`prefault_done`]) and `stack` bytes of the main thread's stack. Page by
+/// page, the start took ~140 faults at ~3 us each here; this costs well under a
+/// millisecond of CPU, while nothing waits for it. Returns whether there was a record to
+/// follow. Best effort: a kernel without MADV_POPULATE_READ (< 5.14) faults as before.
+pub fn prefault(heap: usize, stack: usize, record: Option<&PageRecord>) -> bool {
+    let runs = record.and_then(PageRecord::load);
+    if let (Some(runs), Some(record), Ok(maps)) =
+        (&runs, record, std::fs::read_to_string("/proc/self/maps"))
+    {
+        for m in readonly_file_mappings(&maps) {
+            if Path::new(m.path) != record.exe {
+                continue;
+            }
+            let end = m.offset + m.len as u64;
+            for &(off, len) in runs {
+                let (a, b) = (off.max(m.offset), (off + len).min(end));
+                if a >= b {
+                    continue;
+                }
+                let addr = m.start + (a - m.offset) as usize;
+                // SAFETY: advice on pages of a mapping of ours (clamped to it);
                 // POPULATE_READ only maps them.
                 unsafe {
                     libc::madvise(
-                        (start + first * page) as *mut libc::c_void,
-                        pages * page,
+                        addr as *mut libc::c_void,
+                        (b - a) as usize,
                         libc::MADV_POPULATE_READ,
                     );
                 }
@@ -279,6 +368,7 @@ pub fn prefault(heap: usize, stack: usize) {
     let blocks: Vec<Vec<u8>> = (0..heap / 4096).map(|_| vec![1u8; 4000]).collect();
     drop(std::hint::black_box(blocks));
     touch_stack(stack);
+    runs.is_some()
 }
 
 /// After the start [`prefault`] served: malloc's heap trimmed as usual again, and what it
@@ -292,10 +382,10 @@ pub fn prefault_done() {
     }
 }
 
-/// The runs of pages `mincore` says are resident: (first page, how many).
-fn runs(resident: &[u8]) -> Vec<(usize, usize)> {
+/// The runs of set entries: (first index, how many).
+fn runs(present: &[u8]) -> Vec<(usize, usize)> {
     let mut out: Vec<(usize, usize)> = Vec::new();
-    for (i, r) in resident.iter().enumerate() {
+    for (i, r) in present.iter().enumerate() {
         if r & 1 == 0 {
             continue;
         }
@@ -307,23 +397,36 @@ fn runs(resident: &[u8]) -> Vec<(usize, usize)> {
     out
 }
 
-/// `[start, len)` of each mapping in `maps` (the text of /proc/self/maps) that is backed
-/// by a file and not writable.
-fn readonly_file_mappings(maps: &str) -> Vec<(usize, usize)> {
+/// A mapping of /proc/self/maps backed by a file and not writable.
+#[derive(Debug, PartialEq)]
+struct Mapping<'a> {
+    start: usize,
+    len: usize,
+    offset: u64,
+    path: &'a str,
+}
+
+fn readonly_file_mappings(maps: &str) -> Vec<Mapping<'_>> {
     maps.lines()
         .filter_map(|line| {
             let mut f = line.split_ascii_whitespace();
-            let (range, perms) = (f.next()?, f.next()?);
-            let inode = f.nth(2)?;
+            let (range, perms, offset) = (f.next()?, f.next()?, f.next()?);
+            let inode = f.nth(1)?;
+            let path = f.next()?;
             if inode == "0" || !perms.starts_with('r') || perms.as_bytes().get(1) == Some(&b'w') {
                 return None;
             }
             let (a, b) = range.split_once('-')?;
-            let (a, b) = (
+            let (start, end) = (
                 usize::from_str_radix(a, 16).ok()?,
                 usize::from_str_radix(b, 16).ok()?,
             );
-            (b > a).then_some((a, b - a))
+            (end > start).then_some(Mapping {
+                start,
+                len: end - start,
+                offset: u64::from_str_radix(offset, 16).ok()?,
+                path,
+            })
         })
         .collect()
 }
@@ -458,7 +561,7 @@ mod prefault_tests {
     use super::*;
 
     #[test]
-    fn only_readonly_file_mappings_are_populated() {
+    fn only_readonly_file_mappings_count() {
         let maps = "\
 55d0c0000000-55d0c0100000 r--p 00000000 08:01 1234 /usr/bin/berthd
 55d0c0100000-55d0c0800000 r-xp 00100000 08:01 1234 /usr/bin/berthd
@@ -470,18 +573,23 @@ mod prefault_tests {
 7ffd00100000-7ffd00102000 r-xp 00000000 00:00 0 [vdso]
 garbage line
 ";
+        let m = readonly_file_mappings(maps);
+        let got: Vec<_> = m
+            .iter()
+            .map(|m| (m.start, m.len, m.offset, m.path))
+            .collect();
         assert_eq!(
-            readonly_file_mappings(maps),
+            got,
             vec![
-                (0x55d0c0000000, 0x100000),
-                (0x55d0c0100000, 0x700000),
-                (0x7f0000001000, 0x1000)
+                (0x55d0c0000000, 0x100000, 0, "/usr/bin/berthd"),
+                (0x55d0c0100000, 0x700000, 0x100000, "/usr/bin/berthd"),
+                (0x7f0000001000, 0x1000, 0x1000, "/usr/lib/libc.so.6")
             ]
         );
     }
 
     #[test]
-    fn runs_of_resident_pages() {
+    fn runs_of_set_entries() {
         assert_eq!(runs(&[]), vec![]);
         assert_eq!(
             runs(&[1, 1, 0, 1, 0, 0, 3, 1]),
@@ -490,38 +598,81 @@ garbage line
         assert_eq!(runs(&[0, 0]), vec![]);
     }
 
-    /// Afterwards the binary's code is all in our page tables (smaps: Rss = Size; read in
-    /// whole first, as the cache may hold only part of it), and the process goes on (the
-    /// heap and stack it touched are usable).
-    #[test]
-    fn prefault_maps_in_the_whole_code() {
-        let exe = std::fs::read(std::fs::read_link("/proc/self/exe").unwrap()).unwrap();
-        assert!(!exe.is_empty());
-        let code = || {
-            let exe = std::fs::read_link("/proc/self/exe").unwrap();
-            let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-            let mut lines = smaps.lines();
-            while let Some(l) = lines.next() {
-                if l.contains(" r-xp ") && l.ends_with(exe.to_str().unwrap()) {
-                    let mut field = |name: &str| {
-                        lines
-                            .find(|l| l.starts_with(name))
-                            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                            .unwrap()
-                    };
-                    let size = field("Size:");
-                    return (size, field("Rss:"));
-                }
+    /// The present pages of this test binary's code, in bytes.
+    fn code_rss_kib() -> u64 {
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut lines = smaps.lines();
+        let mut rss = 0;
+        while let Some(l) = lines.next() {
+            if l.contains(" r-xp ") && l.ends_with(exe.to_str().unwrap()) {
+                rss += lines
+                    .find(|l| l.starts_with("Rss:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .unwrap();
             }
-            panic!("no code mapping of {} in smaps", exe.display());
+        }
+        rss
+    }
+
+    /// A record of the pages a process has mapped, made in one place and followed in
+    /// another (here the same process, after those pages were dropped from its tables):
+    /// what it lists is mapped in again, and the heap and stack work on.
+    #[test]
+    fn a_page_record_is_saved_then_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        // our code's pages out of our page tables (r-xp: never written, so no private
+        // copies to lose; they fault back in from the page cache)
+        let drop_code = || {
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            for l in maps.lines().filter(|l| l.contains(" r-xp ")) {
+                if !l.ends_with(exe.to_str().unwrap()) {
+                    continue;
+                }
+                let (a, b) = l
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .split_once('-')
+                    .unwrap();
+                let (a, b) = (
+                    usize::from_str_radix(a, 16).unwrap(),
+                    usize::from_str_radix(b, 16).unwrap(),
+                );
+                // SAFETY: see above; this test's code faults back in as it runs.
+                unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+            }
         };
-        prefault(64 << 10, 64 << 10);
-        let (size, rss) = code();
-        assert_eq!(rss, size, "code resident after prefault (KiB)");
-        let v = vec![7u8; 10_000];
-        assert_eq!(v.iter().map(|&b| b as usize).sum::<usize>(), 70_000);
+        // a record for another binary is not followed
+        let mut rec = PageRecord::for_exe().unwrap();
+        rec.path = dir.path().join("exe.pages");
+        std::fs::write(&rec.path, "0 0 0 0\n0 4096\n").unwrap();
+        assert!(!prefault(64 << 10, 64 << 10, Some(&rec)));
+        // ours: saved, then followed
+        rec.save().unwrap();
+        let text = std::fs::read_to_string(&rec.path).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some(rec.key.as_str()));
+        assert!(lines.count() > 0, "{text}");
+        let recorded = code_rss_kib();
+        drop_code();
+        let dropped = code_rss_kib();
+        assert!(prefault(64 << 10, 64 << 10, Some(&rec)));
+        let followed = code_rss_kib();
+        assert!(
+            dropped < recorded && followed >= recorded,
+            "code RSS {recorded} KiB recorded, {dropped} dropped, {followed} followed"
+        );
         prefault_done();
         let v = vec![8u8; 10_000];
         assert_eq!(v.iter().map(|&b| b as usize).sum::<usize>(), 80_000);
+        // no record: nothing to follow, the rest still done
+        let none = PageRecord {
+            path: dir.path().join("missing.pages"),
+            ..rec.clone()
+        };
+        assert!(!prefault(64 << 10, 64 << 10, Some(&none)));
+        assert!(!prefault(64 << 10, 64 << 10, None));
     }
 }
