@@ -194,8 +194,16 @@ pub type Entry = (u8, String, Vec<u8>);
 /// Entries of one log file from byte `from`; returns them and the offset after the last
 /// whole line (a partial last line is left for the next read).
 pub fn read_from(path: &Path, from: u64) -> (Vec<Entry>, u64) {
+    match File::open(path) {
+        Ok(f) => read_file(&f, from),
+        Err(_) => (Vec::new(), from),
+    }
+}
+
+/// [`read_from`] an open file.
+fn read_file(f: &File, from: u64) -> (Vec<Entry>, u64) {
     let mut out = Vec::new();
-    let Ok(mut f) = File::open(path) else {
+    let Ok(mut f) = f.try_clone() else {
         return (out, from);
     };
     if f.seek(std::io::SeekFrom::Start(from)).is_err() {
@@ -227,8 +235,14 @@ pub fn read_from(path: &Path, from: u64) -> (Vec<Entry>, u64) {
 
 /// A reader that follows a log across rotations: everything kept first (oldest rotated
 /// file to the live one), then what is appended, also after the live file was rotated away.
+/// It reads files it holds open: what they held stays readable when the container (and
+/// its directory) is removed meanwhile (`docker-py`'s `run` reads its follow stream after
+/// its `remove`).
 pub struct Follower {
     path: PathBuf,
+    /// Rotated files, oldest first, until `read_all` reads them.
+    rotated: Vec<File>,
+    file: Option<File>,
     ino: u64,
     pos: u64,
 }
@@ -238,27 +252,42 @@ fn ino(p: &Path) -> u64 {
 }
 
 impl Follower {
-    /// All entries kept now, and a follower positioned after them.
-    pub fn read_all(path: &Path) -> (Vec<Entry>, Self) {
-        let mut out = Vec::new();
+    /// Open the log at `path`: its rotated files and the live one.
+    pub fn open(path: &Path) -> Self {
         let mut k = 1;
         while rotated(path, k).exists() {
             k += 1;
         }
-        for n in (1..k).rev() {
-            out.extend(read_from(&rotated(path, n), 0).0);
+        let rotated_files = (1..k)
+            .rev()
+            .filter_map(|n| File::open(rotated(path, n)).ok())
+            .collect();
+        let file = File::open(path).ok();
+        let ino = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.ino());
+        Self {
+            path: path.to_owned(),
+            rotated: rotated_files,
+            file,
+            ino,
+            pos: 0,
         }
-        let ino = ino(path);
-        let (live, pos) = read_from(path, 0);
-        out.extend(live);
-        (
-            out,
-            Self {
-                path: path.to_owned(),
-                ino,
-                pos,
-            },
-        )
+    }
+
+    /// All entries kept when it was opened; then it is positioned after them.
+    pub fn read_all(&mut self) -> Vec<Entry> {
+        let mut out = Vec::new();
+        for f in std::mem::take(&mut self.rotated) {
+            out.extend(read_file(&f, 0).0);
+        }
+        if let Some(f) = &self.file {
+            let (live, pos) = read_file(f, 0);
+            out.extend(live);
+            self.pos = pos;
+        }
+        out
     }
 
     /// What was appended since the last call.
@@ -266,19 +295,26 @@ impl Follower {
         let now = ino(&self.path);
         let mut out = Vec::new();
         if now != self.ino && now != 0 {
-            // rotated: finish the file we were reading (now LOG.1), then the new one
-            let old = rotated(&self.path, 1);
-            if ino(&old) == self.ino {
-                out.extend(read_from(&old, self.pos).0);
+            // rotated (or made since): finish the file we hold, then the new one
+            if let Some(f) = &self.file {
+                out.extend(read_file(f, self.pos).0);
             }
+            self.file = File::open(&self.path).ok();
             self.ino = now;
             self.pos = 0;
-        } else if std::fs::metadata(&self.path).is_ok_and(|m| m.len() < self.pos) {
+        } else if self
+            .file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .is_some_and(|m| m.len() < self.pos)
+        {
             self.pos = 0; // emptied (max-file 1)
         }
-        let (more, pos) = read_from(&self.path, self.pos);
-        self.pos = pos;
-        out.extend(more);
+        if let Some(f) = &self.file {
+            let (more, pos) = read_file(f, self.pos);
+            self.pos = pos;
+            out.extend(more);
+        }
         out
     }
 }
@@ -325,6 +361,34 @@ mod tests {
         }
     }
 
+    /// What the log held, and what was written after the follower opened it, still comes
+    /// when the container's directory was removed before the follower read it.
+    #[test]
+    fn a_follower_reads_a_log_removed_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cdir = dir.path().join("c");
+        std::fs::create_dir(&cdir).unwrap();
+        let path = cdir.join("c-json.log");
+        let mut w = LogWriter::open(&path, LogOpts::default()).unwrap();
+        w.write_entry(b"before\n", "stdout");
+        let mut f = Follower::open(&path);
+        w.write_entry(b"after\n", "stderr");
+        drop(w);
+        std::fs::rename(&cdir, dir.path().join("trash")).unwrap();
+        std::fs::remove_dir_all(dir.path().join("trash")).unwrap();
+        let got: Vec<(u8, Vec<u8>)> = f
+            .read_all()
+            .into_iter()
+            .chain(f.poll())
+            .map(|(s, _, d)| (s, d))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(1, b"before\n".to_vec()), (2, b"after\n".to_vec())]
+        );
+        assert!(f.poll().is_empty());
+    }
+
     #[test]
     fn rotates_and_follows_across_rotations() {
         let dir = tempfile::tempdir().unwrap();
@@ -335,7 +399,8 @@ mod tests {
             max_file: 3,
         };
         let mut w = LogWriter::open(&path, opts).unwrap();
-        let (first, mut f) = Follower::read_all(&path);
+        let mut f = Follower::open(&path);
+        let first = f.read_all();
         assert!(first.is_empty());
         let mut seen = Vec::new();
         for i in 0..40 {
@@ -358,7 +423,7 @@ mod tests {
         for p in [path.clone(), rotated(&path, 1), rotated(&path, 2)] {
             assert!(std::fs::metadata(&p).unwrap().len() < 200 + 80, "{p:?}");
         }
-        let (kept, _) = Follower::read_all(&path);
+        let kept = Follower::open(&path).read_all();
         let last: Vec<String> = kept
             .iter()
             .map(|e| String::from_utf8_lossy(&e.2).into_owned())

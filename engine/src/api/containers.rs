@@ -1420,6 +1420,9 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
     let raw = c.tty();
     let (mut w, mut reply) = channel_body("application/vnd.docker.raw-stream");
     *reply.status_mut() = StatusCode::OK;
+    // opened before the reply: a removal that comes next (docker-py's `run` removes the
+    // container, then reads its follow stream) cannot take what it holds away
+    let mut follower = crate::logfile::Follower::open(&path);
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
         let emit = |w: &mut crate::http::ChannelWriter,
@@ -1446,7 +1449,7 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, q: &Query) -> Result<Reply, ApiEr
             }
             true
         };
-        let (mut entries, mut follower) = crate::logfile::Follower::read_all(&path);
+        let mut entries = follower.read_all();
         entries.retain(|(_, time, _)| in_window(time));
         if let Some(n) = tail {
             let skip = entries.len().saturating_sub(n);
