@@ -61,6 +61,18 @@ pub struct MonitorConfig {
     pub premounted: bool,
 }
 
+impl MonitorConfig {
+    /// The root filesystem's overlay, as the daemon's image store described it.
+    pub fn overlay(&self) -> image_store::layers::OverlayMount {
+        image_store::layers::OverlayMount {
+            lowerdirs: self.lowerdirs.iter().map(PathBuf::from).collect(),
+            upperdir: PathBuf::from(&self.upperdir),
+            workdir: PathBuf::from(&self.workdir),
+            chdir: self.mount_chdir.as_ref().map(PathBuf::from),
+        }
+    }
+}
+
 /// The first line an attach client sends.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AttachRequest {
@@ -370,16 +382,12 @@ fn report(line: &str) {
 
 fn mount_rootfs(cfg: &MonitorConfig) -> Result<PathBuf, String> {
     let target = rootfs(&cfg.dir);
-    let lowerdirs: Vec<&str> = cfg.lowerdirs.iter().map(String::as_str).collect();
-    let overlay = RootOverlay {
-        lowerdirs: &lowerdirs,
-        upperdir: &cfg.upperdir,
-        workdir: &cfg.workdir,
-        chdir: cfg.mount_chdir.as_deref(),
-        volatile: cfg.volatile_rootfs,
-    };
     if !cfg.premounted {
-        overlay.mount(&target)?;
+        RootOverlay {
+            overlay: &cfg.overlay(),
+            volatile: cfg.volatile_rootfs,
+        }
+        .mount(&target)?;
     }
     let _ = std::env::set_current_dir("/");
     Ok(target)
@@ -387,12 +395,9 @@ fn mount_rootfs(cfg: &MonitorConfig) -> Result<PathBuf, String> {
 
 /// The overlay that is a container's root filesystem.
 pub struct RootOverlay<'a> {
-    pub lowerdirs: &'a [&'a str],
-    pub upperdir: &'a str,
-    pub workdir: &'a str,
-    /// The directory the lower dirs are relative to: the mount is made from there (this
-    /// process's working directory changes meanwhile: not for a multi-threaded caller).
-    pub chdir: Option<&'a str>,
+    /// With `chdir`, the mount is made from that directory (this process's working directory
+    /// changes meanwhile: not for a multi-threaded caller).
+    pub overlay: &'a image_store::layers::OverlayMount,
     /// See [`MonitorConfig::volatile_rootfs`].
     pub volatile: bool,
 }
@@ -402,14 +407,10 @@ impl RootOverlay<'_> {
     /// `Containers::premount`).
     pub fn mount(&self, target: &Path) -> Result<(), String> {
         std::fs::create_dir_all(target).map_err(|e| format!("create {}: {e}", target.display()))?;
-        let opts = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            self.lowerdirs.join(":"),
-            self.upperdir,
-            self.workdir
-        );
-        if let Some(d) = self.chdir {
-            std::env::set_current_dir(d).map_err(|e| format!("chdir {d}: {e}"))?;
+        let opts = self.overlay.options();
+        let chdir = self.overlay.chdir.as_deref();
+        if let Some(d) = chdir {
+            std::env::set_current_dir(d).map_err(|e| format!("chdir {}: {e}", d.display()))?;
         }
         let mount = |opts: String| {
             let data = std::ffi::CString::new(opts).map_err(|e| e.to_string())?;
@@ -426,12 +427,12 @@ impl RootOverlay<'_> {
             // A volatile mount leaves this mark, and overlayfs refuses to mount the upper
             // dir again while it is there (a started again --rm container): its writes are
             // ours to throw away, so the mark goes.
-            let _ = std::fs::remove_dir_all(Path::new(self.workdir).join("work/incompat"));
+            let _ = std::fs::remove_dir_all(self.overlay.workdir.join("work/incompat"));
         }
         // a kernel before 5.10 knows no `volatile`: then as any other container
         let volatile = self.volatile && mount(format!("{opts},volatile")).is_ok();
         let mounted = if volatile { Ok(()) } else { mount(opts) };
-        if self.chdir.is_some() {
+        if chdir.is_some() {
             let _ = std::env::set_current_dir("/");
         }
         mounted

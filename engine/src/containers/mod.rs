@@ -632,21 +632,8 @@ impl Containers {
         if monitor::is_mounted(&target) {
             return false;
         }
-        let lower: Vec<String> = overlay
-            .lowerdirs
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        let lowerdirs: Vec<&str> = lower.iter().map(String::as_str).collect();
-        let (upperdir, workdir) = (
-            overlay.upperdir.display().to_string(),
-            overlay.workdir.display().to_string(),
-        );
         let mounted = monitor::RootOverlay {
-            lowerdirs: &lowerdirs,
-            upperdir: &upperdir,
-            workdir: &workdir,
-            chdir: None,
+            overlay,
             volatile: c.auto_remove(),
         }
         .mount(&target);
@@ -659,8 +646,9 @@ impl Containers {
     /// Undo a [`Containers::premount`] whose start did not reach its monitor.
     pub fn unmount_premounted(&self, e: &Entry) {
         let _fs = e.fs_busy.lock().unwrap_or_else(|p| p.into_inner());
-        if !e.snapshot().state.status.is_live() {
-            let target = monitor::rootfs(&self.run_dir_of(&e.snapshot().id));
+        let c = e.snapshot();
+        if !c.state.status.is_live() {
+            let target = monitor::rootfs(&self.run_dir_of(&c.id));
             let _ = rustix::mount::unmount(&target, rustix::mount::UnmountFlags::DETACH);
         }
     }

@@ -498,31 +498,27 @@ impl Cgroup {
     /// possible: not v1, another parent, or not all there to take (this cgroup is then made
     /// as any other, and what was taken stays in use).
     pub fn adopt(&self, fs: &dyn CgroupFs, ahead: &Path) -> bool {
-        let dirs = self.dirs(fs);
-        let from = |c: Option<&'static str>| match c {
-            Some(c) => self.root.join(c).join(ahead),
-            None => self.root.join(ahead),
-        };
         let usable = self.version == Version::V1
             && ahead.parent().is_some()
             && ahead.parent() == self.path.parent()
             && ahead != self.path;
-        let mut all = usable;
-        for (c, d) in &dirs {
-            if all {
-                if fs.rename(&from(*c), d).is_ok() {
-                    continue;
-                }
+        let dirs = self.dirs(fs);
+        let taken = usable
+            && !dirs.is_empty()
+            && dirs.iter().all(|(c, d)| {
+                let from = match c {
+                    Some(c) => self.root.join(c).join(ahead),
+                    None => self.root.join(ahead),
+                };
                 // one hierarchy under two names (cpu and cpuacct, links to cpu,cpuacct on
                 // systemd hosts): moved already
-                if !fs.exists(&from(*c)) && fs.exists(d) {
-                    continue;
-                }
-            }
-            all = false;
-            let _ = fs.remove_dir(&from(*c));
+                fs.rename(&from, d).is_ok() || (!fs.exists(&from) && fs.exists(d))
+            });
+        if !taken {
+            // (what was renamed already is gone from `ahead`)
+            self.discard_ahead(fs, ahead);
         }
-        all && !dirs.is_empty()
+        taken
     }
 
     fn create_v1(&self, fs: &dyn CgroupFs) -> Result<(), CgroupError> {
