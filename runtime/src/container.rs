@@ -146,6 +146,11 @@ struct Prepared<'a> {
 pub struct Container {
     state: State,
     dir: PathBuf,
+    /// The init's mount namespace, held from its start until the container is deleted (or
+    /// this is dropped): then the namespace's teardown, unmounting its ~30 mounts (an RCU
+    /// grace period, each filesystem's shutdown: ~0.4 ms here), comes after the container's
+    /// end is known, not in the init's exit, before its parent can reap it.
+    mount_ns: Option<std::fs::File>,
 }
 
 fn check_id(id: &str) -> Result<(), RuntimeError> {
@@ -289,6 +294,7 @@ impl Container {
                 cgroup: Some(cg.clone()),
             },
             dir,
+            mount_ns: None,
         };
         let prepared = Prepared {
             plan: &plan,
@@ -393,6 +399,8 @@ impl Container {
             Err(e) => return Err(e.into()),
         };
         crate::trace::mark("r spawned");
+        // (a program that ended already took its namespace along)
+        self.mount_ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt")).ok();
         self.state.pid = pid;
         self.state.init_start_time = state::proc_stat(pid).map_or(0, |(_, t)| t);
         self.state.status = if gate {
@@ -435,7 +443,11 @@ impl Container {
         check_id(id)?;
         let dir = root.join(id);
         let state = State::load(&dir, id)?;
-        let mut c = Container { state, dir };
+        let mut c = Container {
+            state,
+            dir,
+            mount_ns: None,
+        };
         c.refresh();
         Ok(c)
     }
@@ -665,6 +677,13 @@ impl Container {
             Some(cg) => cg.pids(&RealCgroupFs),
             None => vec![self.state.pid],
         }
+    }
+
+    /// The init's mount namespace: held from the start (when the init had not ended by
+    /// then) until the container is deleted, so it outlives the init's exit.
+    pub fn mount_namespace(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.mount_ns.as_ref().map(|f| f.as_fd())
     }
 
     /// Wait for the init to exit; only possible from its parent or a subreaper.

@@ -40,6 +40,45 @@ fn run_sets_hostname_user_env_cwd_and_exit_code() {
 
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
+fn the_mount_namespace_outlives_the_init_until_delete() {
+    let b = Bundle::new(&["true"]);
+    b.write();
+    let c = Container::create_started(&b.id, b.dir.path(), b.opts()).unwrap();
+    assert_eq!(c.wait().unwrap(), 0);
+    // the init is gone; its namespace, with the container's mounts, is still there to enter
+    let ns = c.mount_namespace().expect("the mount namespace is held");
+    let ns = ns.try_clone_to_owned().unwrap();
+    let mounts = std::thread::spawn(move || {
+        // (the container's /proc is of its pid namespace: read through the host's)
+        let host_proc = std::fs::File::open("/proc/thread-self").unwrap();
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).unwrap();
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+        let f = nix::fcntl::openat(
+            &host_proc,
+            "mountinfo",
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .unwrap();
+        std::io::read_to_string(std::fs::File::from(f)).unwrap()
+    })
+    .join()
+    .unwrap();
+    let kinds: Vec<(&str, &str)> = mounts
+        .lines()
+        .filter_map(|l| {
+            let (fields, fs) = l.split_once(" - ")?;
+            Some((fields.split(' ').nth(4)?, fs.split(' ').next()?))
+        })
+        .collect();
+    for want in [("/proc", "proc"), ("/dev/pts", "devpts"), ("/sys", "sysfs")] {
+        assert!(kinds.contains(&want), "{want:?} not in {mounts}");
+    }
+    c.delete(false).unwrap();
+}
+
+#[test]
+#[ignore = "privileged: run by cargo xtask test as root"]
 fn proc_shows_only_the_containers_pids() {
     let b = Bundle::new(&["ls", "/proc"]);
     let (code, out) = b.run();
