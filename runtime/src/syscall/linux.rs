@@ -28,6 +28,23 @@ fn open_dir(path: &Path) -> Result<OwnedFd, SysError> {
     .map_err(|e| SysError::errno("open", path.display(), e))
 }
 
+/// What `fd`, found for the container's `shown` path, is.
+fn resolved(shown: &Path, fd: OwnedFd) -> Result<Resolved, SysError> {
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| SysError::errno("stat", shown.display(), e))?;
+    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    Ok(Resolved {
+        shown: shown.to_path_buf(),
+        fd: Some(fd),
+        is_dir: kind == SFlag::S_IFDIR,
+        char_dev: (kind == SFlag::S_IFCHR).then(|| {
+            (
+                nix::sys::stat::major(st.st_rdev),
+                nix::sys::stat::minor(st.st_rdev),
+            )
+        }),
+    })
+}
+
 /// The parts of an absolute in-container path, refusing `..`.
 fn parts(path: &Path) -> Result<Vec<&std::ffi::OsStr>, SysError> {
     let mut out = Vec::new();
@@ -113,14 +130,22 @@ impl Syscall for LinuxSyscall {
         path: &Path,
         create: Create,
     ) -> Result<Resolved, SysError> {
+        let names = parts(path)?;
         let root_fd = open_dir(root)?;
+        // Most paths are there whole (the image's directories, the mounts' own): one lookup,
+        // as the walk below would end with, instead of one per component.
+        let whole: PathBuf = std::iter::once(std::ffi::OsStr::new("/"))
+            .chain(names.iter().copied())
+            .collect();
+        if let Ok(fd) = crate::sys::openat2(root_fd.as_fd(), &whole, libc::O_PATH, RESOLVE) {
+            return resolved(path, fd);
+        }
         let dup = |fd: &OwnedFd| {
             fd.try_clone()
                 .map_err(|e| SysError::new("dup", root.display(), e))
         };
         // Components still to walk, last one first; a dangling symlink pushes its target.
-        let mut todo: Vec<std::ffi::OsString> =
-            parts(path)?.into_iter().rev().map(Into::into).collect();
+        let mut todo: Vec<std::ffi::OsString> = names.into_iter().rev().map(Into::into).collect();
         let mut done = PathBuf::from("/");
         let mut cur = dup(&root_fd)?;
         let mut links = 0;
@@ -198,21 +223,7 @@ impl Syscall for LinuxSyscall {
             cur = fd;
             done = next;
         }
-        let st =
-            nix::sys::stat::fstat(&cur).map_err(|e| SysError::errno("stat", path.display(), e))?;
-        Ok(Resolved {
-            shown: path.to_path_buf(),
-            fd: Some(cur),
-            is_dir: SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR,
-            char_dev: (SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
-                == SFlag::S_IFCHR)
-                .then(|| {
-                    (
-                        nix::sys::stat::major(st.st_rdev),
-                        nix::sys::stat::minor(st.st_rdev),
-                    )
-                }),
-        })
+        resolved(path, cur)
     }
 
     fn is_dir(&self, path: &Path) -> Result<bool, SysError> {
