@@ -295,9 +295,23 @@ impl Follower {
         let now = ino(&self.path);
         let mut out = Vec::new();
         if now != self.ino && now != 0 {
-            // rotated (or made since): finish the file we hold, then the new one
+            // rotated (or made since): finish the file we hold, then the files rotated after
+            // it that we never held (rotations quicker than our polls), then the new one
             if let Some(f) = &self.file {
                 out.extend(read_file(f, self.pos).0);
+            }
+            let mut missed = Vec::new();
+            for k in 1.. {
+                let Ok(f) = File::open(rotated(&self.path, k)) else {
+                    break;
+                };
+                if f.metadata().map_or(true, |m| m.ino() == self.ino) {
+                    break;
+                }
+                missed.push(f);
+            }
+            for f in missed.iter().rev() {
+                out.extend(read_file(f, 0).0);
             }
             self.file = File::open(&self.path).ok();
             self.ino = now;
@@ -386,6 +400,36 @@ mod tests {
             got,
             vec![(1, b"before\n".to_vec()), (2, b"after\n".to_vec())]
         );
+        assert!(f.poll().is_empty());
+    }
+
+    /// The container wrote faster than the follower polled: a whole file was rotated out
+    /// of the live place between two polls; the follower still reads it, in order.
+    #[test]
+    fn a_follower_reads_files_rotated_between_its_polls() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let opts = LogOpts {
+            none: false,
+            max_size: 100,
+            max_file: 3,
+        };
+        let mut w = LogWriter::open(&path, opts).unwrap();
+        let mut f = Follower::open(&path);
+        let mut seen = f.read_all();
+        // each entry is over 100 bytes: every write rotates, three times before the poll
+        let lines: Vec<String> = (0..3)
+            .map(|i| format!("{i} {}\n", "x".repeat(90)))
+            .collect();
+        for l in &lines {
+            w.write_entry(l.as_bytes(), "stdout");
+        }
+        seen.extend(f.poll());
+        let text: Vec<String> = seen
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.2).into_owned())
+            .collect();
+        assert_eq!(text, lines);
         assert!(f.poll().is_empty());
     }
 
