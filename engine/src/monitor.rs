@@ -16,11 +16,13 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
-/// What the daemon hands the monitor (`DIR/monitor.json`).
+/// What the daemon hands the monitor (`DIR/monitor.json`). The daemon builds the spec as
+/// JSON; the monitor reads it as the runtime's type at once (one parse of it per start).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MonitorConfig {
+pub struct MonitorConfig<S = serde_json::Value> {
     pub id: String,
     pub dir: PathBuf,
     pub lowerdirs: Vec<String>,
@@ -28,7 +30,7 @@ pub struct MonitorConfig {
     pub workdir: String,
     pub mount_chdir: Option<String>,
     /// The OCI spec, with `process.user` still to resolve from `user`.
-    pub spec: serde_json::Value,
+    pub spec: S,
     pub user: String,
     pub runtime_root: PathBuf,
     pub log_path: PathBuf,
@@ -61,7 +63,7 @@ pub struct MonitorConfig {
     pub premounted: bool,
 }
 
-impl MonitorConfig {
+impl<S> MonitorConfig<S> {
     /// The root filesystem's overlay, as the daemon's image store described it.
     pub fn overlay(&self) -> image_store::layers::OverlayMount {
         image_store::layers::OverlayMount {
@@ -354,7 +356,7 @@ pub fn stage2(dir: &Path) -> i32 {
 }
 
 fn monitor(dir: &Path) -> i32 {
-    let cfg: MonitorConfig = match std::fs::read(dir.join("monitor.json"))
+    let cfg: MonitorConfig<Spec> = match std::fs::read(dir.join("monitor.json"))
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
     {
@@ -380,7 +382,7 @@ fn report(line: &str) {
     let _ = out.flush();
 }
 
-fn mount_rootfs(cfg: &MonitorConfig) -> Result<PathBuf, String> {
+fn mount_rootfs(cfg: &MonitorConfig<Spec>) -> Result<PathBuf, String> {
     let target = rootfs(&cfg.dir);
     if !cfg.premounted {
         RootOverlay {
@@ -457,7 +459,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
-fn run(cfg: &MonitorConfig) -> Result<(), String> {
+fn run(cfg: &MonitorConfig<Spec>) -> Result<(), String> {
     runtime::trace::mark("m config read");
     let root = mount_rootfs(cfg)?;
     runtime::trace::mark("m mounted");
@@ -466,15 +468,32 @@ fn run(cfg: &MonitorConfig) -> Result<(), String> {
     result
 }
 
-fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
+fn run_mounted(cfg: &MonitorConfig<Spec>, root: &Path) -> Result<(), String> {
     let (uid, gid, mut groups) = crate::containers::user::resolve(root, &cfg.user)?;
     crate::containers::user::add_groups(root, &cfg.group_add, &mut groups)?;
     let mut spec = cfg.spec.clone();
-    spec["process"]["user"] = serde_json::json!({"uid": uid, "gid": gid, "additionalGids": groups});
-    spec["root"]["path"] = serde_json::json!(root);
+    let process = spec
+        .process_mut()
+        .as_mut()
+        .ok_or("the container's spec has no process")?;
+    let mut user = oci_spec::runtime::User::default();
+    user.set_uid(uid);
+    user.set_gid(gid);
+    user.set_additional_gids(Some(groups));
+    process.set_user(user);
     if let (true, Some((h, w))) = (cfg.tty, cfg.console_size) {
-        spec["process"]["consoleSize"] = serde_json::json!({"height": h, "width": w});
+        let size = oci_spec::runtime::BoxBuilder::default()
+            .height(u64::from(h))
+            .width(u64::from(w))
+            .build()
+            .map_err(|e| e.to_string())?;
+        process.set_console_size(Some(size));
     }
+    spec.root_mut()
+        .as_mut()
+        .ok_or("the container's spec has no root")?
+        .set_path(root.to_path_buf());
+    // (for the runtime's later readers: an exec, the hooks at delete)
     let bundle = cfg.dir.join("bundle");
     std::fs::create_dir_all(&bundle).map_err(|e| e.to_string())?;
     std::fs::write(
@@ -524,9 +543,9 @@ fn run_mounted(cfg: &MonitorConfig, root: &Path) -> Result<(), String> {
     // then the program waits on the runtime's start until we hold the master.
     let gated = console.is_some();
     let mut container = if gated {
-        runtime::Container::create(&cfg.id, &bundle, opts)
+        runtime::Container::create_from(&cfg.id, &bundle, spec, opts)
     } else {
-        runtime::Container::create_started(&cfg.id, &bundle, opts)
+        runtime::Container::create_started_from(&cfg.id, &bundle, spec, opts)
     }
     .map_err(|e| e.to_string())?;
     if let Some(sock) = &console {
@@ -582,7 +601,7 @@ struct Pipes {
 
 /// Log, attach and wait for a started container; returns when it has exited.
 fn serve(
-    cfg: &MonitorConfig,
+    cfg: &MonitorConfig<Spec>,
     container: &mut runtime::Container,
     stdio: Pipes,
 ) -> Result<(), String> {

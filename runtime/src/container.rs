@@ -15,6 +15,7 @@ use crate::cgroup::{self, Cgroup, CgroupError, CgroupFs, RealCgroupFs};
 use crate::plan::{self, HostLimits, SpecError};
 use crate::process::{self, SpawnError, SpawnOpts, Stdio};
 use crate::state::{self, State, StateError, Status};
+use oci_spec::runtime::Spec;
 
 /// Everything that can go wrong with a container, by what failed.
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +180,18 @@ impl Container {
     /// Set the container up from `bundle` (its `config.json` and rootfs) and leave its
     /// init waiting for [`start`](Self::start).
     pub fn create(id: &str, bundle: &Path, opts: CreateOpts) -> Result<Container, RuntimeError> {
-        Self::create_inner(id, bundle, opts, true)
+        Self::create_inner(id, bundle, None, opts, true)
+    }
+
+    /// [`create`](Self::create) with the bundle's spec given (its `config.json` as the
+    /// caller just wrote it: not read and parsed again).
+    pub fn create_from(
+        id: &str,
+        bundle: &Path,
+        spec: Spec,
+        opts: CreateOpts,
+    ) -> Result<Container, RuntimeError> {
+        Self::create_inner(id, bundle, Some(spec), opts, true)
     }
 
     /// Create and start at once: the init executes its program as soon as it is set up,
@@ -191,12 +203,24 @@ impl Container {
         bundle: &Path,
         opts: CreateOpts,
     ) -> Result<Container, RuntimeError> {
-        Self::create_inner(id, bundle, opts, false)
+        Self::create_inner(id, bundle, None, opts, false)
+    }
+
+    /// [`create_started`](Self::create_started) with the bundle's spec given (see
+    /// [`create_from`](Self::create_from)).
+    pub fn create_started_from(
+        id: &str,
+        bundle: &Path,
+        spec: Spec,
+        opts: CreateOpts,
+    ) -> Result<Container, RuntimeError> {
+        Self::create_inner(id, bundle, Some(spec), opts, false)
     }
 
     fn create_inner(
         id: &str,
         bundle: &Path,
+        spec: Option<Spec>,
         opts: CreateOpts,
         gate: bool,
     ) -> Result<Container, RuntimeError> {
@@ -205,11 +229,16 @@ impl Container {
             path: bundle.to_path_buf(),
             source,
         })?;
-        let config = bundle.join("config.json");
-        let spec = crate::spec::load(&config).map_err(|source| SpecError::Load {
-            path: config.clone(),
-            source,
-        })?;
+        let spec = match spec {
+            Some(s) => s,
+            None => {
+                let config = bundle.join("config.json");
+                crate::spec::load(&config).map_err(|source| SpecError::Load {
+                    path: config.clone(),
+                    source,
+                })?
+            }
+        };
         let mut plan = plan::plan(&spec, &bundle, &HostLimits::current())?;
         let fs = RealCgroupFs;
         let linux = spec.linux().as_ref();
