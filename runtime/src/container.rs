@@ -418,7 +418,10 @@ impl Container {
             &mut join,
         );
         let pid = match spawned {
-            Ok(pid) => pid,
+            Ok(process::Spawned { pid, mount_ns }) => {
+                self.mount_ns = mount_ns;
+                pid
+            }
             Err(SpawnError::Cgroup(_)) if cgroup_err.is_some() => {
                 return Err(cgroup_err
                     .take()
@@ -428,8 +431,6 @@ impl Container {
             Err(e) => return Err(e.into()),
         };
         crate::trace::mark("r spawned");
-        // (a program that ended already took its namespace along)
-        self.mount_ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt")).ok();
         self.state.pid = pid;
         self.state.init_start_time = state::proc_stat(pid).map_or(0, |(_, t)| t);
         self.state.status = if gate {
@@ -708,8 +709,8 @@ impl Container {
         }
     }
 
-    /// The init's mount namespace: held from the start (when the init had not ended by
-    /// then) until the container is deleted, so it outlives the init's exit.
+    /// The init's mount namespace: held from the init's making until the container is
+    /// deleted, so it outlives the init's exit.
     pub fn mount_namespace(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         use std::os::fd::AsFd;
         self.mount_ns.as_ref().map(|f| f.as_fd())

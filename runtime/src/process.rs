@@ -98,7 +98,7 @@ impl SpawnOpts<'_> {
 pub fn spawn(
     opts: SpawnOpts<'_>,
     join_cgroup: &mut dyn FnMut(i32) -> Result<(), String>,
-) -> Result<i32, SpawnError> {
+) -> Result<Spawned, SpawnError> {
     let (mut main_ch, child_ch) = channel::pair()?;
     let fifo = match opts.exec_fifo {
         Some(p) => Some(
@@ -147,7 +147,15 @@ pub fn spawn(
     drop(fifo);
     let inter = Pid::from_raw(pid);
     let mut init_pid = None;
-    let result = drive(&mut main_ch, pid, &opts, join_cgroup, &mut init_pid);
+    let mut mount_ns = None;
+    let result = drive(
+        &mut main_ch,
+        pid,
+        &opts,
+        join_cgroup,
+        &mut init_pid,
+        &mut mount_ns,
+    );
     if result.is_err() {
         let _ = nix::sys::signal::kill(inter, nix::sys::signal::Signal::SIGKILL);
         if let Some(p) = init_pid {
@@ -156,7 +164,30 @@ pub fn spawn(
         }
     }
     let _ = waitpid(inter, None);
-    result
+    result.map(|pid| Spawned { pid, mount_ns })
+}
+
+/// A spawned init.
+#[derive(Debug)]
+pub struct Spawned {
+    pub pid: i32,
+    /// Its mount namespace, opened as soon as its pid was known (before it could have run
+    /// its program and ended): none for an exec (it joined the container's).
+    pub mount_ns: Option<std::fs::File>,
+}
+
+/// The intermediate said the init's pid: keep it, and (but for an exec) hold its mount
+/// namespace while it is surely alive, setting up (see `Container::mount_namespace`).
+fn init_known(
+    pid: i32,
+    opts: &SpawnOpts<'_>,
+    init_pid: &mut Option<i32>,
+    mount_ns: &mut Option<std::fs::File>,
+) {
+    *init_pid = Some(pid);
+    if !opts.exec {
+        *mount_ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt")).ok();
+    }
 }
 
 fn drive(
@@ -165,6 +196,7 @@ fn drive(
     opts: &SpawnOpts<'_>,
     join_cgroup: &mut dyn FnMut(i32) -> Result<(), String>,
     init_pid: &mut Option<i32>,
+    mount_ns: &mut Option<std::fs::File>,
 ) -> Result<i32, SpawnError> {
     crate::trace::mark("r forked");
     join_cgroup(inter).map_err(SpawnError::Cgroup)?;
@@ -183,14 +215,14 @@ fn drive(
                 write_id_maps(pid, &opts.plan.uid_map, &opts.plan.gid_map)?;
                 ch.send(&Msg::Proceed)?;
             }
-            Msg::InitPid(pid) => *init_pid = Some(pid),
+            Msg::InitPid(pid) => init_known(pid, opts, init_pid, mount_ns),
             Msg::Hooks => {
                 // The init may ask before the intermediate reported its pid.
                 let pid = match *init_pid {
                     Some(p) => p,
                     None => match ch.recv()? {
                         Msg::InitPid(p) => {
-                            *init_pid = Some(p);
+                            init_known(p, opts, init_pid, mount_ns);
                             p
                         }
                         Msg::Error(e) => return Err(SpawnError::Setup(e)),
@@ -220,7 +252,7 @@ fn drive(
                 // has reported its pid.
                 if init_pid.is_none() {
                     match ch.recv()? {
-                        Msg::InitPid(p) => *init_pid = Some(p),
+                        Msg::InitPid(p) => init_known(p, opts, init_pid, mount_ns),
                         other => return Err(SpawnError::Protocol(other)),
                     }
                 }

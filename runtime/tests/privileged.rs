@@ -41,10 +41,11 @@ fn run_sets_hostname_user_env_cwd_and_exit_code() {
 #[test]
 #[ignore = "privileged: run by cargo xtask test as root"]
 fn the_mount_namespace_outlives_the_init_until_delete() {
-    let b = Bundle::new(&["true"]);
+    let b = Bundle::new(&["sleep", "100"]);
     b.write();
-    let c = Container::create_started(&b.id, b.dir.path(), b.opts()).unwrap();
-    assert_eq!(c.wait().unwrap(), 0);
+    let mut c = Container::create_started(&b.id, b.dir.path(), b.opts()).unwrap();
+    c.kill(nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert_eq!(c.wait().unwrap(), 128 + 9);
     // the init is gone; its namespace, with the container's mounts, is still there to enter
     let ns = c.mount_namespace().expect("the mount namespace is held");
     let ns = ns.try_clone_to_owned().unwrap();
@@ -74,7 +75,7 @@ fn the_mount_namespace_outlives_the_init_until_delete() {
     for want in [("/proc", "proc"), ("/dev/pts", "devpts"), ("/sys", "sysfs")] {
         assert!(kinds.contains(&want), "{want:?} not in {mounts}");
     }
-    c.delete(false).unwrap();
+    c.delete(true).unwrap();
 }
 
 #[test]

@@ -91,7 +91,8 @@ impl Container {
                 self_join: &self_join,
             },
             &mut join_cgroup,
-        )?;
+        )?
+        .pid;
         if let Some(p) = &opts.pid_file {
             let tmp = p.with_extension("tmp");
             std::fs::write(&tmp, child.to_string()).map_err(io_err("write", &tmp))?;
