@@ -258,13 +258,16 @@ impl Follower {
         while rotated(path, k).exists() {
             k += 1;
         }
-        let rotated_files = (1..k)
+        let rotated_files: Vec<File> = (1..k)
             .rev()
             .filter_map(|n| File::open(rotated(path, n)).ok())
             .collect();
         let file = File::open(path).ok();
+        // (the newest file read: the live one, or, caught between a rotation's rename and
+        // its new file, the one rotated last, which `poll` must not read again)
         let ino = file
             .as_ref()
+            .or(rotated_files.last())
             .and_then(|f| f.metadata().ok())
             .map_or(0, |m| m.ino());
         Self {
@@ -431,6 +434,24 @@ mod tests {
             .collect();
         assert_eq!(text, lines);
         assert!(f.poll().is_empty());
+    }
+
+    /// Opened between a rotation's rename and its new file: the rotated file is read once.
+    #[test]
+    fn a_follower_opened_mid_rotation_reads_each_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let mut w = LogWriter::open(&path, LogOpts::default()).unwrap();
+        w.write_entry(b"old\n", "stdout");
+        drop(w);
+        std::fs::rename(&path, rotated(&path, 1)).unwrap();
+        let mut f = Follower::open(&path);
+        let mut seen = f.read_all();
+        let mut w = LogWriter::open(&path, LogOpts::default()).unwrap();
+        w.write_entry(b"new\n", "stdout");
+        seen.extend(f.poll());
+        let text: Vec<&[u8]> = seen.iter().map(|e| e.2.as_slice()).collect();
+        assert_eq!(text, [b"old\n".as_slice(), b"new\n".as_slice()]);
     }
 
     #[test]
