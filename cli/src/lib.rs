@@ -176,13 +176,7 @@ enum Cmd {
     /// Fetch the logs of a container
     Logs(commands::containers::LogsArgs),
     /// Stop one or more running containers
-    Stop {
-        /// Seconds to wait before killing the container
-        #[arg(short, long)]
-        time: Option<u64>,
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
+    Stop(commands::containers::StopArgs),
     /// Kill one or more running containers
     Kill {
         /// Signal to send to the container
@@ -200,16 +194,7 @@ enum Cmd {
         containers: Vec<String>,
     },
     /// Remove one or more containers
-    Rm {
-        /// Force the removal of a running container (uses SIGKILL)
-        #[arg(short, long)]
-        force: bool,
-        /// Remove anonymous volumes associated with the container
-        #[arg(short, long)]
-        volumes: bool,
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
+    Rm(commands::containers::RmArgs),
     /// Display the running processes of a container
     Top {
         container: String,
@@ -291,22 +276,9 @@ enum ContainerCmd {
     /// Create and run a new container from an image
     Run(Box<commands::containers::RunArgs>),
     /// Stop one or more running containers
-    Stop {
-        #[arg(short, long)]
-        time: Option<u64>,
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
+    Stop(commands::containers::StopArgs),
     /// Remove one or more containers
-    Rm {
-        #[arg(short, long)]
-        force: bool,
-        /// Remove anonymous volumes associated with the container
-        #[arg(short, long)]
-        volumes: bool,
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
+    Rm(commands::containers::RmArgs),
     /// Fetch the logs of a container
     Logs(commands::containers::LogsArgs),
     /// Copy files/folders between a container and the local filesystem
@@ -403,9 +375,7 @@ async fn run(host: Vec<String>, tls: connect::TlsArgs, cmd: Cmd) -> anyhow::Resu
         Cmd::Attach(a) => ct::attach(&c, a).await,
         Cmd::Ps(a) => done(ct::ps(&c, a).await),
         Cmd::Logs(a) => done(ct::logs(&c, a).await),
-        Cmd::Stop { time, containers } => {
-            done(ct::each(&c, Method::POST, &containers, &format!("stop{}", t(time))).await)
-        }
+        Cmd::Stop(a) => done(ct::stop(&c, a).await),
         Cmd::Kill { signal, containers } => done(
             ct::each(
                 &c,
@@ -424,11 +394,7 @@ async fn run(host: Vec<String>, tls: connect::TlsArgs, cmd: Cmd) -> anyhow::Resu
             )
             .await,
         ),
-        Cmd::Rm {
-            force,
-            volumes,
-            containers,
-        } => done(ct::each(&c, Method::DELETE, &containers, &rm_query(force, volumes)).await),
+        Cmd::Rm(a) => done(ct::rm(&c, a).await),
         Cmd::Wait { containers } => ct::wait(&c, &containers).await,
         Cmd::Update(a) => done(ct::update(&c, a).await),
         Cmd::Port { container, private } => {
@@ -462,14 +428,8 @@ async fn run(host: Vec<String>, tls: connect::TlsArgs, cmd: Cmd) -> anyhow::Resu
             ContainerCmd::Ls(a) => done(ct::ps(&c, a).await),
             ContainerCmd::Inspect { containers } => done(ct::inspect(&c, &containers).await),
             ContainerCmd::Run(a) => ct::run(&c, *a).await,
-            ContainerCmd::Stop { time, containers } => {
-                done(ct::each(&c, Method::POST, &containers, &format!("stop{}", t(time))).await)
-            }
-            ContainerCmd::Rm {
-                force,
-                volumes,
-                containers,
-            } => done(ct::each(&c, Method::DELETE, &containers, &rm_query(force, volumes)).await),
+            ContainerCmd::Stop(a) => done(ct::stop(&c, a).await),
+            ContainerCmd::Rm(a) => done(ct::rm(&c, a).await),
             ContainerCmd::Logs(a) => done(ct::logs(&c, a).await),
             ContainerCmd::Cp(a) => done(commands::cp::cp(&c, a).await),
             ContainerCmd::Prune { .. } => done(ct::prune(&c).await),
@@ -509,10 +469,6 @@ async fn run_images(c: &client::Client, cmd: Cmd) -> anyhow::Result<()> {
 }
 
 /// `DELETE /containers/{id}`'s query for `rm [-f] [-v]`.
-fn rm_query(force: bool, volumes: bool) -> String {
-    format!("?force={}&v={}", u8::from(force), u8::from(volumes))
-}
-
 fn unreachable_daemon() -> anyhow::Result<()> {
     anyhow::bail!("the daemon command is handled before connecting")
 }

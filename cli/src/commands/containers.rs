@@ -767,6 +767,39 @@ pub async fn start(c: &Client, containers: &[String], attach: bool) -> Result<i3
     Ok(code)
 }
 
+/// `stop` and `container stop`.
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container
+    #[arg(short, long)]
+    pub time: Option<u64>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub async fn stop(c: &Client, a: StopArgs) -> Result<()> {
+    let t = a.time.map(|t| format!("?t={t}")).unwrap_or_default();
+    each(c, Method::POST, &a.containers, &format!("stop{t}")).await
+}
+
+/// `rm` and `container rm`.
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short, long)]
+    pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short, long)]
+    pub volumes: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub async fn rm(c: &Client, a: RmArgs) -> Result<()> {
+    let q = format!("?force={}&v={}", u8::from(a.force), u8::from(a.volumes));
+    each(c, Method::DELETE, &a.containers, &q).await
+}
+
 #[derive(Args, Debug)]
 pub struct PsArgs {
     /// Show all containers (default shows just running)
